@@ -1,0 +1,173 @@
+"""The one manifest schema every corpus loader returns (a pandas DataFrame).
+
+Columns (`MANIFEST_COLUMNS`):
+    utterance_id: str, unique within the manifest.
+    path: str, absolute path of the audio file.
+    corpus: str, e.g. "emodb".
+    speaker: str, unique across corpora (prefixed with the corpus name).
+    gender: "m", "f" or None.
+    emotion: canonical emotion name (see `EMOTIONS`), or None when unlabelled.
+    intensity: "normal", "strong", a corpus-specific level, or None.
+    strength: float emotion strength in [0, 1] where known (synthetic corpus), else NaN.
+    text: str transcript, or None.
+    annotations: list of per-annotator label lists (`[["neutral"], ["sad", "neutral"], ...]`,
+        canonical names), or None where the corpus has only one label.
+    words: list of `(word, start_s, end_s)` tuples where known, else None.
+    duration: float seconds, or NaN when not read.
+    session: str recording session (IEMOCAP), or the speaker where the corpus has none.
+    language: str ISO code.
+    extra columns are allowed (e.g. `emotion_segments`, `improvised`, `statement`).
+
+Loaders return a `LoadResult(manifest, skipped)`: `skipped` is a DataFrame of the files found
+that did not fit the layout, with a reason each. Nothing is dropped silently.
+"""
+
+import collections
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from keras_ser.errors import CorpusError
+
+MANIFEST_COLUMNS = [
+    "utterance_id", "path", "corpus", "speaker", "gender", "emotion", "intensity", "strength",
+    "text", "annotations", "words", "duration", "session", "language",
+]
+
+EMOTIONS = (
+    "neutral", "happy", "sad", "angry", "surprise", "fear", "disgust", "calm", "boredom",
+    "excited", "frustrated", "other",
+)
+"""Canonical emotion names. Corpus codes map onto these."""
+
+
+class LoadResult(collections.namedtuple("LoadResult", ["manifest", "skipped"])):
+    """What a corpus loader returns: the manifest and the files it could not use (with reasons)."""
+
+    def summary(self):
+        m, s = self.manifest, self.skipped
+        lines = [f"{len(m)} utterances, {m['speaker'].nunique() if len(m) else 0} speakers"]
+        if len(s):
+            lines.append(f"{len(s)} files skipped:")
+            for reason, n in s["reason"].value_counts().items():
+                lines.append(f"  {n} x {reason}")
+        return "\n".join(lines)
+
+
+class SkipCollector:
+    """Collects (path, reason) rows for files that do not fit a corpus layout."""
+
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, path, reason):
+        self.rows.append({"path": str(path), "reason": reason})
+
+    def frame(self):
+        return pd.DataFrame(self.rows, columns=["path", "reason"])
+
+
+def make_manifest(rows, skipped=None):
+    """Build a validated manifest DataFrame from a list of dicts (missing columns filled)."""
+    df = pd.DataFrame(rows)
+    for col in MANIFEST_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan if col in ("strength", "duration") else None
+    extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
+    df = _normalize(df[MANIFEST_COLUMNS + extra].copy())
+    if len(df):
+        df = df.sort_values("utterance_id", kind="stable").reset_index(drop=True)
+    validate_manifest(df)
+    skipped = skipped.frame() if isinstance(skipped, SkipCollector) else skipped
+    if skipped is None:
+        skipped = pd.DataFrame(columns=["path", "reason"])
+    return LoadResult(df, skipped)
+
+
+_TEXT_COLUMNS = ("utterance_id", "path", "corpus", "speaker", "gender", "emotion", "intensity",
+                 "text", "session", "language")
+
+
+def _normalize(df):
+    """Object dtype with None for missing values in text columns (pandas 3 would use NaN)."""
+    for col in _TEXT_COLUMNS:
+        if col in df.columns:
+            s = df[col].astype(object)
+            df[col] = s.where(s.notna(), None)
+    return df
+
+
+def validate_manifest(df, source="manifest"):
+    """Check the schema; raise `CorpusError` naming the problem."""
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise CorpusError(f"{source}: missing columns {missing}")
+    dup = df["utterance_id"][df["utterance_id"].duplicated()]
+    if len(dup):
+        raise CorpusError(f"{source}: duplicate utterance_id {dup.iloc[0]!r}")
+    bad = set(df["emotion"].dropna()) - set(EMOTIONS)
+    if bad:
+        raise CorpusError(f"{source}: unknown emotion names {sorted(bad)}; known: {EMOTIONS}")
+    for ann in df["annotations"]:
+        if ann is None or (isinstance(ann, float) and np.isnan(ann)):
+            continue
+        if not all(isinstance(a, (list, tuple)) for a in ann):
+            raise CorpusError(f"{source}: annotations must be a list of per-annotator label lists")
+    return df
+
+
+def emotion_counts(df):
+    """Utterances per emotion, sorted by name."""
+    return df["emotion"].value_counts().sort_index().to_dict()
+
+
+# ---------------------------------------------------------------------------------------------
+# Persistence: JSON lines keep the nested columns (annotations, words) exact.
+# ---------------------------------------------------------------------------------------------
+def _jsonable(v):
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if isinstance(v, (np.floating,)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def save_manifest(df, path):
+    """Write a manifest as JSON lines, atomically."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for rec in df.to_dict(orient="records"):
+            f.write(json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def read_manifest(path):
+    """Read a manifest written by `save_manifest`; relative paths resolve against its folder."""
+    rows = []
+    base = os.path.dirname(os.path.abspath(path))
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
+            if rec.get("words") is not None:
+                rec["words"] = [tuple(w) for w in rec["words"]]
+            if rec.get("path") and not os.path.isabs(rec["path"]):
+                rec["path"] = os.path.join(base, rec["path"])
+            rows.append(rec)
+    df = pd.DataFrame(rows)
+    for col in ("strength", "duration"):
+        if col in df.columns:
+            df[col] = df[col].astype(float)
+    return validate_manifest(_normalize(df), source=str(path))

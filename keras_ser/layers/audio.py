@@ -1,0 +1,106 @@
+"""Thin Keras layers over the audio frontends, so exported models can take raw waveforms."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_ser.audio.frontends import compute_features, frontend_matrix, get_frontend_config
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class AudioFrontend(keras.layers.Layer):
+    """Waveforms `(batch, samples)` + lengths `(batch,)` → features `(batch, frames, dim)` + `num_frames`.
+
+    Wraps `keras_ser.audio.compute_features`; frames past `num_frames` are exactly 0.
+
+    Args:
+        frontend: str or dict. A preset name from `keras_ser.audio.PRESETS` or a `FrontendConfig`
+            as a dict. Defaults to "mlee".
+
+    Example:
+    >>> import numpy as np
+    >>> layer = AudioFrontend("epr")
+    >>> feats, n = layer(np.zeros((2, 16000), "float32"), np.array([16000, 8000]))
+    >>> tuple(feats.shape), n.numpy().tolist()
+    ((2, 98, 64), [98, 48])
+    """
+
+    def __init__(self, frontend="mlee", **kwargs):
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        self.frontend = frontend if isinstance(frontend, str) else dict(frontend)
+        self.frontend_config = get_frontend_config(frontend)
+        self._matrix = frontend_matrix(self.frontend_config)
+
+    def call(self, waveforms, num_samples):
+        return compute_features(waveforms, num_samples, self.frontend_config, matrix=self._matrix)
+
+    def compute_output_shape(self, waveforms_shape, num_samples_shape=None):
+        return (waveforms_shape[0], None, self.frontend_config.feature_dim), (waveforms_shape[0],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"frontend": self.frontend})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class MaskedNormalization(keras.layers.Layer):
+    """z-normalise features with fixed statistics, keeping padded frames at exactly 0.
+
+    The mean and standard deviation come from the training split (see
+    `keras_ser.audio.FeatureStats`) and are stored as non-trainable weights, so they are saved
+    with the model and exported with it.
+
+    Args:
+        mean: array-like `(dim,)`. Defaults to zeros.
+        std: array-like `(dim,)`. Defaults to ones.
+        dim: int. Feature dimension, when `mean`/`std` are not given.
+
+    Call args:
+        features: `(batch, frames, dim)`.
+        num_frames: `(batch,)` int.
+    """
+
+    def __init__(self, mean=None, std=None, dim=None, **kwargs):
+        super().__init__(**kwargs)
+        if mean is None and dim is None:
+            raise ValueError("MaskedNormalization needs mean/std or dim")
+        self.dim = int(dim if dim is not None else len(mean))
+        self._init_mean = np.zeros(self.dim, "float32") if mean is None else np.asarray(mean, "float32")
+        self._init_std = np.ones(self.dim, "float32") if std is None else np.asarray(std, "float32")
+        if self._init_mean.shape != (self.dim,) or self._init_std.shape != (self.dim,):
+            raise ValueError(f"mean/std must have shape ({self.dim},)")
+        if np.any(self._init_std <= 0):
+            raise ValueError("std must be positive")
+
+    def build(self, features_shape=None, num_frames_shape=None):
+        self.mean = self.add_weight(
+            shape=(self.dim,), initializer=keras.initializers.Constant(self._init_mean),
+            trainable=False, name="mean",
+        )
+        self.std = self.add_weight(
+            shape=(self.dim,), initializer=keras.initializers.Constant(self._init_std),
+            trainable=False, name="std",
+        )
+
+    def set_statistics(self, mean, std):
+        self.mean.assign(np.asarray(mean, "float32"))
+        self.std.assign(np.asarray(std, "float32"))
+
+    def call(self, features, num_frames):
+        mask = tf.sequence_mask(num_frames, tf.shape(features)[1], dtype=features.dtype)
+        return (features - self.mean) / self.std * mask[..., tf.newaxis]
+
+    def compute_output_shape(self, features_shape, num_frames_shape=None):
+        return features_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"dim": self.dim})
+        return config
+
+
+def sequence_mask(num_frames, maxlen, dtype="float32"):
+    """`(batch, maxlen)` mask from lengths."""
+    return tf.sequence_mask(num_frames, maxlen, dtype=dtype)

@@ -1,0 +1,190 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from keras_ser.audio import (
+    PRESETS,
+    FeatureStats,
+    compute_features,
+    features_numpy,
+    load_audio,
+    mel_filterbank,
+    spec_augment,
+    speed_perturb,
+)
+from keras_ser.errors import AudioError
+
+
+def _tone(sr=16000, seconds=0.5, f=220.0):
+    t = np.arange(int(sr * seconds)) / sr
+    return (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+
+
+# --- loading ---------------------------------------------------------------------------------
+def test_load_resamples_and_downmixes(tmp_path):
+    t = np.arange(44100) / 44100
+    left = 0.5 * np.sin(2 * np.pi * 440 * t)
+    stereo = np.stack([left, -left * 0.0 + left], axis=1)
+    for ext in ("wav", "flac", "ogg"):
+        p = tmp_path / f"x.{ext}"
+        sf.write(p, stereo, 44100)
+        wav = load_audio(p)
+        assert wav.dtype == np.float32 and wav.ndim == 1
+        assert abs(len(wav) - 16000) <= 1
+        # 440 Hz survives resampling: the spectrum peaks there.
+        peak = np.argmax(np.abs(np.fft.rfft(wav))) * 16000 / len(wav)
+        assert abs(peak - 440) < 3
+
+
+@pytest.mark.parametrize("problem, make", [
+    ("does not exist", lambda p: None),
+    ("cannot decode", lambda p: p.write_bytes(b"RIFF....not really a wav file")),
+    ("no audio samples", lambda p: sf.write(p, np.zeros((0,)), 16000)),
+    ("NaN or infinite", lambda p: sf.write(p, np.array([0.1, np.nan] * 1000), 16000, subtype="FLOAT")),
+    ("too short", lambda p: sf.write(p, np.zeros(100), 16000)),
+])
+def test_load_errors_name_the_file(tmp_path, problem, make):
+    p = tmp_path / "bad.wav"
+    make(p)
+    with pytest.raises(AudioError) as info:
+        load_audio(p)
+    assert str(p) in str(info.value) and problem in str(info.value)
+
+
+# --- frontends -------------------------------------------------------------------------------
+@pytest.mark.parametrize("htk, norm", [(False, "slaney"), (True, None)])
+def test_mel_filterbank_matches_librosa(htk, norm):
+    import librosa
+
+    ours = mel_filterbank(16000, 512, 40, fmin=20, fmax=None, htk=htk, norm=norm)
+    ref = librosa.filters.mel(sr=16000, n_fft=512, n_mels=40, fmin=20, htk=htk, norm=norm)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_frontend_parity_with_librosa(name):
+    """Each preset equals librosa on the same frames; tolerance: 1e-3 absolute on log values
+    (float32 FFT vs float64), 1e-4 relative on linear magnitudes."""
+    import librosa
+
+    c = PRESETS[name]
+    rng = np.random.default_rng(1)
+    y = (rng.standard_normal(12000) * 0.1).astype(np.float32)
+    ours = features_numpy(y, c)
+    # librosa centres a win_length window inside an n_fft frame; shift the signal to match.
+    off = (c.n_fft - c.win_length) // 2
+    yp = np.concatenate([np.zeros(off, np.float32), y])
+    S = np.abs(librosa.stft(yp, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length,
+                            window=c.window, center=False)) ** c.power
+    if c.n_mels:
+        S = librosa.feature.melspectrogram(S=S, sr=16000, n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax,
+                                           htk=c.mel_scale == "htk", norm=c.mel_norm)
+    elif c.max_freq_bins:
+        S = S[: c.max_freq_bins]
+    if c.log:
+        S = np.log(S + c.log_offset)
+    ref = S.T
+    n = min(len(ref), len(ours))
+    assert n >= len(ours) - (off // c.hop_length + 1)
+    assert ours.shape[1] == c.feature_dim
+    if c.log:
+        np.testing.assert_allclose(ours[:n], ref[:n], atol=1e-3)
+    else:
+        np.testing.assert_allclose(ours[:n], ref[:n], rtol=1e-4, atol=1e-6)
+
+
+def test_preset_dimensions():
+    assert {k: v.feature_dim for k, v in PRESETS.items()} == {
+        "strengthnet": 80, "strengthnet_original": 257, "mlee": 400, "epr": 64, "fg_cme": 40,
+    }
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_padded_and_unpadded_features_are_equal(name):
+    c = PRESETS[name]
+    a, b = _tone(seconds=0.7), _tone(seconds=0.4, f=330)
+    batch = np.zeros((2, len(a) + 3000), np.float32)
+    batch[0, : len(a)] = a
+    batch[1, : len(b)] = b
+    feats, n = compute_features(batch, [len(a), len(b)], c)
+    feats, n = feats.numpy(), n.numpy()
+    np.testing.assert_allclose(feats[0, : n[0]], features_numpy(a, c), atol=1e-5)
+    np.testing.assert_allclose(feats[1, : n[1]], features_numpy(b, c), atol=1e-5)
+    assert n.tolist() == c.num_frames([len(a), len(b)]).tolist()
+    assert np.all(feats[1, n[1]:] == 0) and np.all(feats[0, n[0]:] == 0)
+
+
+def test_frontend_layer_round_trips():
+    import keras
+
+    from keras_ser.layers import AudioFrontend
+
+    wav = keras.Input((None,), name="waveform")
+    ns = keras.Input((), dtype="int32", name="num_samples")
+    feats, n = AudioFrontend("fg_cme")(wav, ns)
+    model = keras.Model({"waveform": wav, "num_samples": ns}, {"features": feats, "num_frames": n})
+    x = {"waveform": np.stack([_tone(), _tone(f=500)]), "num_samples": np.array([8000, 6000])}
+    out = model(x)
+    clone = keras.Model.from_config(model.get_config())
+    np.testing.assert_allclose(clone(x)["features"], out["features"])
+    assert out["features"].shape[-1] == 40
+
+
+def test_masked_normalization_keeps_padding_zero():
+    from keras_ser.layers import MaskedNormalization
+
+    layer = MaskedNormalization(mean=np.ones(3), std=2 * np.ones(3))
+    x = np.ones((2, 4, 3), np.float32) * 5
+    y = layer(x, np.array([4, 2])).numpy()
+    assert np.allclose(y[0], 2.0) and np.allclose(y[1, :2], 2.0) and np.all(y[1, 2:] == 0)
+
+
+def test_feature_stats_merge_equals_whole():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(3, 2, (50, 4)), rng.normal(-1, 1, (70, 4))
+    merged = FeatureStats.from_features(a).merge(FeatureStats.from_features(b))
+    whole = np.concatenate([a, b])
+    np.testing.assert_allclose(merged.mean, whole.mean(0))
+    np.testing.assert_allclose(merged.std(), whole.std(0))
+    back = FeatureStats.from_dict(merged.to_dict())
+    np.testing.assert_allclose(back.mean, merged.mean)
+
+
+# --- augmentation ----------------------------------------------------------------------------
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_perturb_changes_duration_and_pitch(factor):
+    y = _tone(seconds=1.0, f=200.0)
+    z = speed_perturb(y, factor)
+    assert abs(len(z) - len(y) / factor) <= 2
+    peak = np.argmax(np.abs(np.fft.rfft(z))) * 16000 / len(z)
+    assert abs(peak - 200 * factor) < 3
+
+
+def test_spec_augment_masks_inside_real_frames_only():
+    x = np.ones((3, 50, 20), np.float32)
+    n = np.array([50, 30, 10])
+    x[1, 30:] = 0
+    x[2, 10:] = 0
+    y = spec_augment(x, n, freq_mask_param=5, time_mask_param=8, seed=3).numpy()
+    assert np.all(y[1, 30:] == 0) and np.all(y[2, 10:] == 0)
+    assert (y == 0).sum() > (x == 0).sum()  # something was masked
+    assert set(np.unique(y)) <= {0.0, 1.0}
+
+
+def test_importing_audio_imports_neither_tensorflow_nor_tfio():
+    code = "import sys, keras_ser.audio, keras_ser.corpora, tfrecords_tools; " \
+           "print('tensorflow' in sys.modules, 'tensorflow_io' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_tfio_import_is_quiet():
+    code = "import warnings; warnings.simplefilter('always'); " \
+           "from keras_ser.audio.augment import _quiet_tfio; _quiet_tfio()"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert "libtensorflow_io" not in out.stderr

@@ -1,0 +1,105 @@
+"""openSMILE functionals (IS09, 384-d by default), extracted in worker processes.
+
+openSMILE and TensorFlow in one process crash (`malloc(): corrupted ...`) when TensorFlow was
+imported first. So extraction always runs in `spawn`-context worker processes that import only
+NumPy, soundfile, soxr and opensmile, never TensorFlow; this module itself imports none of them
+at import time. The workers also parallelise the extraction. Results are cached in a `.npz` file
+keyed by the file paths and the feature set.
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
+import os
+
+import numpy as np
+
+_SMILE = None
+
+
+def _init_worker(feature_set):
+    global _SMILE
+    import sys
+
+    if "tensorflow" in sys.modules:  # pragma: no cover - a guard, never expected
+        raise RuntimeError("openSMILE worker has TensorFlow loaded; refusing to run")
+    import opensmile
+
+    _SMILE = opensmile.Smile(
+        feature_set=getattr(opensmile.FeatureSet, feature_set),
+        feature_level=opensmile.FeatureLevel.Functionals,
+    )
+
+
+def _extract_one(path):
+    from keras_ser.audio.io import load_audio
+    from keras_ser.errors import AudioError
+
+    try:
+        wav = load_audio(path)
+    except AudioError as exc:
+        return None, exc.problem, None
+    df = _SMILE.process_signal(wav, 16000)
+    values = df.to_numpy(dtype=np.float64)[0]
+    if not np.all(np.isfinite(values)):
+        return None, "openSMILE returned non-finite functionals", None
+    return values, None, list(df.columns)
+
+
+def _worker_has_tensorflow():
+    import sys
+
+    return "tensorflow" in sys.modules
+
+
+def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=None):
+    """openSMILE functionals of each file, computed in TensorFlow-free worker processes.
+
+    Args:
+        paths: list of audio file paths.
+        feature_set: str. An `opensmile.FeatureSet` name. Defaults to "IS09" (384 functionals).
+        num_workers: int. Worker processes (at least 1: extraction never runs in this process).
+        cache_path: str or None. A `.npz` cache; reused when it holds the same paths and set.
+
+    Returns:
+        `(features, names, errors)`: float64 `(len(paths), dim)` with NaN rows for files that
+        failed, the functional names, and `{path: reason}` for the failures.
+    """
+    paths = [os.fspath(p) for p in paths]
+    key = hashlib.sha256(json.dumps([feature_set, paths]).encode()).hexdigest()
+    if cache_path and os.path.exists(cache_path):
+        with np.load(cache_path, allow_pickle=False) as z:
+            if str(z["key"]) == key:
+                return z["features"], list(z["names"]), json.loads(str(z["errors"]))
+    ctx = multiprocessing.get_context("spawn")
+    results = []
+    with concurrent.futures.ProcessPoolExecutor(
+        max(1, int(num_workers)), mp_context=ctx, initializer=_init_worker, initargs=(feature_set,)
+    ) as pool:
+        results = list(pool.map(_extract_one, paths, chunksize=max(1, len(paths) // (8 * max(1, num_workers)))))
+    names = next((r[2] for r in results if r[2] is not None), None)
+    if names is None:
+        raise ValueError(f"openSMILE could not process any of {len(paths)} files: {results[0][1] if results else 'none given'}")
+    dim = len(names)
+    feats = np.full((len(paths), dim), np.nan)
+    errors = {}
+    for i, (values, err, _) in enumerate(results):
+        if values is None:
+            errors[paths[i]] = err
+        else:
+            feats[i] = values
+    if cache_path:
+        os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
+        tmp = f"{cache_path}.tmp-{os.getpid()}.npz"
+        np.savez(tmp, key=key, features=feats, names=np.array(names), errors=json.dumps(errors))
+        os.replace(tmp, cache_path)
+    return feats, names, errors
+
+
+def workers_import_tensorflow(num_workers=1):
+    """True when a worker of this module would have TensorFlow loaded (for tests)."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=_init_worker,
+                                                initargs=("IS09",)) as pool:
+        return pool.submit(_worker_has_tensorflow).result()

@@ -1,0 +1,204 @@
+"""Sharded, atomic TFRecord writer with a manifest and feature statistics beside the shards.
+
+Layout written to `out_dir`:
+
+    shards/<key>.tfrecord              one shard per speaker (or session): folds are file globs
+    shards/<key>.sp0.9.tfrecord        speed-perturbed copies (training only), when asked for
+    stats/<shard>.json                 FeatureStats (count, sum, sumsq) of that shard's frames
+    manifest.jsonl                     the rows written, with `shard` and `num_frames`
+    skipped.csv                        files that could not be used, with the reason
+    dataset.json                       frontend, label names, shards and counts; written last
+
+Every file is written under a temporary name and renamed, and `dataset.json` is written only when
+everything else is complete, so an interrupted run never leaves a dataset that looks valid.
+Feature extraction runs in a process pool (spawn context) over shards.
+"""
+
+import concurrent.futures
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import time
+
+import numpy as np
+import pandas as pd
+
+from keras_ser.audio.augment import speed_perturb
+from keras_ser.audio.frontends import get_frontend_config
+from keras_ser.audio.io import load_audio
+from keras_ser.audio.normalization import FeatureStats
+from keras_ser.corpora.manifest import save_manifest, validate_manifest
+from keras_ser.errors import AudioError, RecordError
+from tfrecords_tools.schema import SCHEMA_VERSION, make_example
+
+DATASET_FILE = "dataset.json"
+
+
+def shard_name(key, speed=1.0):
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(key))
+    return f"{safe}.tfrecord" if speed == 1.0 else f"{safe}.sp{speed:g}.tfrecord"
+
+
+def _fingerprint(manifest, frontend, label_names, shard_by, speed_factors, include_waveform):
+    h = hashlib.sha256()
+    h.update(json.dumps([frontend.to_dict(), list(label_names), shard_by, list(speed_factors),
+                         include_waveform, SCHEMA_VERSION]).encode())
+    for uid, path in zip(manifest["utterance_id"], manifest["path"]):
+        h.update(f"{uid}\t{path}\n".encode())
+    return h.hexdigest()
+
+
+def _write_shard(task):
+    """Worker: load audio, compute features, write one shard atomically. Returns its summary."""
+    import tensorflow as tf
+
+    from keras_ser.audio.frontends import compute_features, frontend_matrix
+
+    rows, path, frontend, label_names, speed, include_waveform = task
+    frontend = get_frontend_config(frontend)
+    matrix = frontend_matrix(frontend)
+    stats = FeatureStats.zeros(frontend.feature_dim)
+    written, skipped = [], []
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.TFRecordWriter(tmp) as writer:
+        for row in rows:
+            try:
+                wav = load_audio(row["path"])
+            except AudioError as exc:
+                skipped.append({"path": row["path"], "reason": exc.problem})
+                continue
+            if speed != 1.0:
+                wav = speed_perturb(wav, speed)
+            if len(wav) < frontend.min_samples():
+                skipped.append({"path": row["path"], "reason": f"shorter than one analysis window "
+                                f"({len(wav)} < {frontend.min_samples()} samples)"})
+                continue
+            feats, n = compute_features(wav[None], None, frontend, matrix=matrix)
+            feats = feats[0, : int(n[0])].numpy()
+            if not np.all(np.isfinite(feats)):
+                skipped.append({"path": row["path"], "reason": "features are not finite"})
+                continue
+            r = dict(row)
+            if speed != 1.0:
+                r["utterance_id"] = f"{row['utterance_id']}_sp{speed:g}"
+                r["words"] = [(w, s / speed, e / speed) for w, s, e in (row.get("words") or [])] or None
+                segs = row.get("emotion_segments")
+                if isinstance(segs, list):
+                    r["emotion_segments"] = [(a / speed, b / speed, e, st) for a, b, e, st in segs]
+            writer.write(make_example(r, feats, label_names, wav if include_waveform else None))
+            stats.update(feats)
+            written.append({"utterance_id": r["utterance_id"], "num_frames": int(feats.shape[0]),
+                            "duration": len(wav) / 16000.0, "speed": speed})
+    os.replace(tmp, path)
+    return {"path": path, "written": written, "skipped": skipped, "stats": stats.to_dict()}
+
+
+def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by="speaker",
+                  speed_factors=(), include_waveform=False, num_workers=0, overwrite=False,
+                  progress=True):
+    """Write a manifest's utterances as sharded TFRecords with features.
+
+    Args:
+        manifest: pandas DataFrame in the keras_ser manifest schema.
+        out_dir: str. Output folder.
+        frontend: preset name, dict or `FrontendConfig`.
+        label_names: list of str. Emotion labels; defaults to the sorted emotions in the manifest.
+            Utterances whose emotion is not among them get `label = -1` (kept: MLEE's *all* set).
+        shard_by: str. "speaker" or "session": one shard per value.
+        speed_factors: tuple of float. Extra speed-perturbed copies (e.g. (0.9, 1.1)), each in its
+            own shards so that only training folds read them.
+        include_waveform: bool. Also store the 16 kHz waveform.
+        num_workers: int. Processes for feature extraction (0 or 1: in this process).
+        overwrite: bool. Rewrite even when an identical dataset exists.
+        progress: bool. Show a tqdm progress bar.
+
+    Returns:
+        `RecordSet` for `out_dir`. Idempotent: an identical complete dataset is reused.
+    """
+    from tfrecords_tools.reader import RecordSet
+
+    validate_manifest(manifest)
+    if shard_by not in ("speaker", "session"):
+        raise ValueError(f"shard_by must be 'speaker' or 'session', got {shard_by!r}")
+    frontend = get_frontend_config(frontend)
+    if label_names is None:
+        label_names = sorted(manifest["emotion"].dropna().unique())
+    label_names = list(label_names)
+    fp = _fingerprint(manifest, frontend, label_names, shard_by, speed_factors, include_waveform)
+    meta_path = os.path.join(out_dir, DATASET_FILE)
+    if os.path.exists(meta_path) and not overwrite:
+        with open(meta_path) as f:
+            if json.load(f).get("fingerprint") == fp:
+                return RecordSet(out_dir)
+    if os.path.exists(meta_path):
+        os.remove(meta_path)  # the dataset is invalid until it is complete again
+    os.makedirs(os.path.join(out_dir, "shards"), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, "stats"), exist_ok=True)
+
+    records = manifest.to_dict(orient="records")
+    tasks, task_keys = [], []
+    keys = manifest[shard_by].astype(str).to_numpy()
+    for key in sorted(set(keys)):
+        rows = [r for r, k in zip(records, keys) if k == key]
+        for speed in (1.0,) + tuple(float(s) for s in speed_factors if float(s) != 1.0):
+            path = os.path.join(out_dir, "shards", shard_name(key, speed))
+            tasks.append((rows, path, frontend.to_dict(), label_names, speed, include_waveform))
+            task_keys.append(key)
+
+    start = time.time()
+    results = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(tasks), desc=f"writing {out_dir}", unit="shard")
+    if num_workers and num_workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
+            for res in pool.map(_write_shard, tasks):
+                results.append(res)
+                bar and bar.update()
+    else:
+        for task in tasks:
+            results.append(_write_shard(task))
+            bar and bar.update()
+    bar and bar.close()
+
+    by_id = {r["utterance_id"]: r for r in records}
+    rows_out, skipped, shards = [], [], []
+    for task, key, res in zip(tasks, task_keys, results):
+        shard = os.path.basename(res["path"])
+        speed = task[4]
+        FeatureStats.from_dict(res["stats"]).save(os.path.join(out_dir, "stats", shard + ".json"))
+        shards.append({"file": shard, "key": key,
+                       "speed": speed, "count": len(res["written"]),
+                       "frames": int(res["stats"]["count"])})
+        skipped += res["skipped"] if speed == 1.0 else []
+        for w in res["written"]:
+            base_id = w["utterance_id"] if speed == 1.0 else w["utterance_id"].rsplit("_sp", 1)[0]
+            row = dict(by_id[base_id])
+            row.update(w, shard=shard)
+            rows_out.append(row)
+    if not rows_out:
+        raise RecordError(f"{out_dir}: no utterance could be written ({len(skipped)} skipped)")
+    out = pd.DataFrame(rows_out)
+    out["path"] = out["path"].astype(str)
+    save_manifest(out, os.path.join(out_dir, "manifest.jsonl"))
+    skipped_df = pd.DataFrame(skipped, columns=["path", "reason"])
+    tmp = os.path.join(out_dir, f"skipped.csv.tmp-{os.getpid()}")
+    skipped_df.to_csv(tmp, index=False)
+    os.replace(tmp, os.path.join(out_dir, "skipped.csv"))
+    meta = {
+        "schema_version": SCHEMA_VERSION, "fingerprint": fp, "frontend": frontend.to_dict(),
+        "feature_dim": frontend.feature_dim, "label_names": label_names, "shard_by": shard_by,
+        "speed_factors": [float(s) for s in speed_factors], "include_waveform": include_waveform,
+        "num_examples": len(rows_out), "num_skipped": len(skipped), "shards": shards,
+        "write_seconds": round(time.time() - start, 3),
+    }
+    tmp = f"{meta_path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=1)
+    os.replace(tmp, meta_path)
+    return RecordSet(out_dir)
