@@ -100,9 +100,9 @@ class RecordSet:
             m = m[m["shard"].isin({os.path.basename(f) for f in files})]
         return m["num_frames"].to_numpy()
 
-    def dataset(self, files, batch_size=16, shuffle=False, seed=0, bucket=True, num_buckets=8,
+    def dataset(self, files, batch_size=16, shuffle=False, seed=0, bucket=True, num_buckets="auto",
                 cache=False, repeat=False, drop_remainder=False, with_waveform=False,
-                max_frames=None, map_fn=None, shuffle_buffer=2048):
+                max_frames=None, map_fn=None, filter_fn=None, shuffle_buffer=2048):
         """A tf.data pipeline over `files`: interleave, parse, cache, shuffle, bucket, pad, prefetch.
 
         Args:
@@ -112,13 +112,14 @@ class RecordSet:
             seed: int.
             bucket: bool. Bucket by `num_frames` (boundaries at length quantiles) so that
                 batches hold similar lengths; otherwise plain padded batches.
-            num_buckets: int.
+            num_buckets: int or "auto" (about two batches per bucket, at most 32).
             cache: bool or str. Cache parsed examples in memory (True) or in a file (str).
             repeat: bool. Repeat forever.
             drop_remainder: bool.
             with_waveform: bool. Parse the stored waveform (the dataset must include it).
             max_frames: int or None. Crop features to at most this many frames (from the start).
             map_fn: optional function applied to each parsed example before batching.
+            filter_fn: optional predicate on parsed examples (e.g. a fold's utterance ids).
 
         Returns:
             `tf.data.Dataset` of dicts; `features` is `(batch, frames, dim)` zero-padded,
@@ -145,6 +146,8 @@ class RecordSet:
                 ex["num_frames"] = tf.minimum(ex["num_frames"], max_frames)
                 return ex
             ds = ds.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
+        if filter_fn is not None:
+            ds = ds.filter(filter_fn)
         if cache:
             ds = ds.cache(cache if isinstance(cache, str) else "")
         if shuffle:
@@ -154,7 +157,10 @@ class RecordSet:
         if map_fn is not None:
             ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE)
         if bucket:
-            bounds = bucket_boundaries_for(np.minimum(self.lengths(files), max_frames or np.inf), num_buckets)
+            lengths = np.minimum(self.lengths(files), max_frames or np.inf)
+            if num_buckets == "auto":
+                num_buckets = int(np.clip(len(lengths) // (2 * batch_size), 1, 32))
+            bounds = bucket_boundaries_for(lengths, num_buckets)
             ds = ds.bucket_by_sequence_length(
                 lambda ex: ex["num_frames"], bucket_boundaries=bounds,
                 bucket_batch_sizes=[batch_size] * (len(bounds) + 1), drop_remainder=drop_remainder,

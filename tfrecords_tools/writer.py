@@ -52,9 +52,7 @@ def _fingerprint(manifest, frontend, label_names, shard_by, speed_factors, inclu
 
 def _write_shard(task):
     """Worker: load audio, compute features, write one shard atomically. Returns its summary."""
-    import tensorflow as tf
-
-    from keras_ser.audio.frontends import compute_features, frontend_matrix
+    from keras_ser.audio.frontends import frontend_matrix
 
     rows, path, frontend, label_names, speed, include_waveform = task
     frontend = get_frontend_config(frontend)
@@ -62,6 +60,21 @@ def _write_shard(task):
     stats = FeatureStats.zeros(frontend.feature_dim)
     written, skipped = [], []
     tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    os.replace(tmp, path)
+    return {"path": path, "written": written, "skipped": skipped, "stats": stats.to_dict()}
+
+
+def _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped):
+    import tensorflow as tf
+
+    from keras_ser.audio.frontends import compute_features
+
     with tf.io.TFRecordWriter(tmp) as writer:
         for row in rows:
             try:
@@ -91,8 +104,6 @@ def _write_shard(task):
             stats.update(feats)
             written.append({"utterance_id": r["utterance_id"], "num_frames": int(feats.shape[0]),
                             "duration": len(wav) / 16000.0, "speed": speed})
-    os.replace(tmp, path)
-    return {"path": path, "written": written, "skipped": skipped, "stats": stats.to_dict()}
 
 
 def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by="speaker",

@@ -245,7 +245,7 @@ def compute_features(waveforms, num_samples=None, config="mlee", matrix=None):
     if config.n_mels:
         if matrix is None:
             matrix = frontend_matrix(config)
-        spec = tf.tensordot(spec, tf.constant(matrix), axes=1)
+        spec = tf.tensordot(spec, tf.convert_to_tensor(matrix, tf.float32), axes=1)
     elif config.max_freq_bins:
         spec = spec[..., : config.max_freq_bins]
     if config.log:

@@ -1,5 +1,8 @@
-"""Small custom Keras layers: frontends, masked normalisation, pooling, attention, excitation."""
+"""Small custom Keras layers: frontends, masks, normalisation, pooling, attention, excitation."""
 
+from keras_ser.layers.attention import StructuredSelfAttention
 from keras_ser.layers.audio import AudioFrontend, MaskedNormalization, sequence_mask
+from keras_ser.layers.masking import ApplyTimeMask, DownsampleLengths, LengthMask
 
-__all__ = ["AudioFrontend", "MaskedNormalization", "sequence_mask"]
+__all__ = ["ApplyTimeMask", "AudioFrontend", "DownsampleLengths", "LengthMask", "MaskedNormalization",
+           "StructuredSelfAttention", "sequence_mask"]

@@ -1,0 +1,1 @@
+"""Console scripts. Nothing here imports TensorFlow at module level: `--help` stays fast."""

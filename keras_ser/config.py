@@ -1,0 +1,244 @@
+"""Typed run configuration shared by the CLI, the notebooks and saved runs.
+
+A run config is nested dataclasses; YAML presets live in `keras_ser/configs/<system>/<corpus>.yaml`.
+`load_config("mlee/synthetic", ["train.epochs=3"])` resolves a preset (or a YAML path), applies
+`key=value` overrides (values parsed as YAML), and validates: unknown keys and missing required
+values raise `ConfigError` naming the key. `save_config` writes the resolved config beside a run.
+This module does not import TensorFlow.
+"""
+
+import dataclasses
+import os
+import typing
+
+import yaml
+
+from keras_ser.errors import ConfigError
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """corpus: one of keras_ser.corpora.LOADERS. root: its folder (not needed for "synthetic").
+    synthetic_size: "tiny" or "default". emotions: the label set (others are excluded from
+    training on dominant targets). frontend: a feature preset. speed_perturb: extra training
+    copies (e.g. [0.9, 1.1]). records_dir: where the records go (default: a cache folder).
+    max_frames: crop training utterances to this many frames (None: no crop).
+    num_workers: processes for feature extraction."""
+
+    corpus: str = "synthetic"
+    root: typing.Optional[str] = None
+    synthetic_size: str = "default"
+    seed: int = 0
+    emotions: typing.List[str] = dataclasses.field(default_factory=lambda: ["neutral", "happy", "sad", "angry"])
+    frontend: str = "mlee"
+    speed_perturb: typing.List[float] = dataclasses.field(default_factory=list)
+    records_dir: typing.Optional[str] = None
+    max_frames: typing.Optional[int] = 1000
+    num_workers: int = 2
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """name: model builder ("mlee"). params: keyword arguments of that builder."""
+
+    name: str = "mlee"
+    params: typing.Dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation. strategy: "default", "mirrored" or "multi_worker" (tf.distribute).
+    class_weights: inverse class frequency on the training fold. resume: continue an interrupted
+    run from its last epoch checkpoint."""
+
+    batch_size: int = 16
+    epochs: int = 50
+    learning_rate: float = 5e-4
+    patience: int = 5
+    class_weights: bool = True
+    strategy: str = "default"
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    resume: bool = True
+    verbose: int = 1
+
+
+@dataclasses.dataclass
+class ProtocolConfig:
+    """name: "split", "loso", "loso_session" or "kfold". k: folds for kfold. max_folds: run only
+    the first N folds (quick runs). group: for kfold/split, split by this column
+    (speaker-independent). fractions: for split. dev: for loso, "next" or a fraction."""
+
+    name: str = "loso"
+    k: int = 10
+    max_folds: typing.Optional[int] = None
+    group: typing.Optional[str] = None
+    fractions: typing.List[float] = dataclasses.field(default_factory=lambda: [0.8, 0.1, 0.1])
+    dev: typing.Any = "next"
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """Export the first fold's best model to `<output_dir>/export/<name>/<version>/`."""
+
+    enabled: bool = True
+    name: typing.Optional[str] = None
+    version: int = 1
+
+
+@dataclasses.dataclass
+class RunConfig:
+    system: str = "mlee"
+    output_dir: typing.Optional[str] = None
+    seed: int = 0
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    protocol: ProtocolConfig = dataclasses.field(default_factory=ProtocolConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _check_type(key, value, tp):
+    origin = typing.get_origin(tp)
+    if tp is typing.Any or value is None and (origin is typing.Union and type(None) in typing.get_args(tp)):
+        return value
+    if origin is typing.Union:
+        for t in typing.get_args(tp):
+            if t is type(None):
+                continue
+            try:
+                return _check_type(key, value, t)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {tp}, got {value!r}")
+    if origin in (list, typing.List):
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (inner,) = typing.get_args(tp) or (typing.Any,)
+        return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+    if origin in (dict, typing.Dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool) or tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
+    if tp in (str, float) and not isinstance(value, tp):
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _from_dict(cls, d, prefix=""):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {d!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix}{unknown[0]!s} (known in {prefix or 'the top level'}: "
+                          f"{', '.join(sorted(fields))})")
+    kwargs = {}
+    hints = typing.get_type_hints(cls)
+    for name, value in d.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _from_dict(tp, value, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_type(f"{prefix}{name}", value, tp)
+    return cls(**kwargs)
+
+
+def preset_path(name):
+    """Path of a preset "system/corpus" (or a YAML file path)."""
+    if name.endswith((".yaml", ".yml")) or os.path.sep in name and os.path.exists(name):
+        if not os.path.exists(name):
+            raise ConfigError(f"{name}: config file does not exist")
+        return name
+    path = os.path.join(CONFIG_DIR, *name.split("/")) + ".yaml"
+    if not os.path.exists(path):
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(list_presets())}")
+    return path
+
+
+def list_presets():
+    out = []
+    for system in sorted(os.listdir(CONFIG_DIR)):
+        d = os.path.join(CONFIG_DIR, system)
+        if os.path.isdir(d):
+            out += [f"{system}/{f[:-5]}" for f in sorted(os.listdir(d)) if f.endswith(".yaml")]
+    return out
+
+
+def apply_override(d, item):
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" as a string; a number is meant
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
+    parts = key.strip().split(".")
+    cur = d
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+        if not isinstance(cur, dict):
+            raise ConfigError(f"override {key}: {p} is not a section")
+    cur[parts[-1]] = value
+
+
+def load_config(preset_or_path, overrides=()):
+    """Resolve a preset or YAML file plus `key=value` overrides into a validated `RunConfig`."""
+    path = preset_path(preset_or_path)
+    with open(path) as f:
+        try:
+            d = yaml.safe_load(f) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    for item in overrides:
+        apply_override(d, item)
+    cfg = _from_dict(RunConfig, d)
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(d):
+    cfg = _from_dict(RunConfig, d)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg):
+    from keras_ser.audio.frontends import PRESETS
+    from keras_ser.corpora import LOADERS
+
+    if cfg.data.corpus not in LOADERS:
+        raise ConfigError(f"data.corpus: unknown corpus {cfg.data.corpus!r}; known: {', '.join(LOADERS)}")
+    if cfg.data.corpus != "synthetic" and not cfg.data.root:
+        raise ConfigError(f"data.root is required for corpus {cfg.data.corpus!r} (the folder holding it)")
+    if cfg.data.frontend not in PRESETS:
+        raise ConfigError(f"data.frontend: unknown preset {cfg.data.frontend!r}; known: {', '.join(PRESETS)}")
+    if cfg.protocol.name not in ("split", "loso", "loso_session", "kfold"):
+        raise ConfigError(f"protocol.name: unknown protocol {cfg.protocol.name!r}")
+    if cfg.train.strategy not in ("default", "mirrored", "multi_worker"):
+        raise ConfigError(f"train.strategy: {cfg.train.strategy!r} is not default, mirrored or multi_worker")
+    if len(cfg.data.emotions) < 2:
+        raise ConfigError("data.emotions: need at least two labels")
+    return cfg
+
+
+def save_config(cfg, path):
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+    os.replace(tmp, path)

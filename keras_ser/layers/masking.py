@@ -1,0 +1,46 @@
+"""Masks from explicit lengths. Conv layers drop Keras masks, so models carry `num_frames`."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class ApplyTimeMask(keras.layers.Layer):
+    """Zero every frame at or past `num_frames`: `(batch, frames, ...)` × lengths `(batch,)`."""
+
+    def call(self, x, num_frames):
+        mask = tf.sequence_mask(num_frames, tf.shape(x)[1], dtype=x.dtype)
+        return x * tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([x.shape.rank - 2], tf.int32)], 0))
+
+    def compute_output_shape(self, x_shape, num_frames_shape=None):
+        return x_shape
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class DownsampleLengths(keras.layers.Layer):
+    """Lengths after a time stride: `ceil(num_frames / stride)` (matches 'same' padding)."""
+
+    def __init__(self, stride=2, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = int(stride)
+
+    def call(self, num_frames):
+        n = tf.cast(num_frames, tf.int32)
+        return (n + self.stride - 1) // self.stride
+
+    def compute_output_shape(self, num_frames_shape):
+        return num_frames_shape
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class LengthMask(keras.layers.Layer):
+    """Boolean `(batch, frames)` mask for `x` from lengths."""
+
+    def call(self, x, num_frames):
+        return tf.sequence_mask(num_frames, tf.shape(x)[1])
+
+    def compute_output_shape(self, x_shape, num_frames_shape=None):
+        return (x_shape[0], x_shape[1])

@@ -1,0 +1,1 @@
+"""Export to SavedModel for TF Serving, and request helpers."""

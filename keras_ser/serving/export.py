@@ -1,0 +1,87 @@
+"""Export a trained model as a SavedModel that TF Serving loads.
+
+Two signatures:
+    serving_default   waveform (batch, samples) float32 16 kHz, zero-padded
+                      + num_samples (batch,) int32
+                      → the model's named heads (features and normalisation run in the graph)
+    features          features (batch, frames, dim) float32 + num_frames (batch,) int32
+                      → the same heads, for precomputed features
+
+Layout `<base>/<version>/` as TF Serving expects; `keras_ser.json` beside `saved_model.pb` records
+the frontend, the label names and the signatures. Written to a temporary folder and renamed,
+so an interrupted export never leaves a version folder that looks valid.
+"""
+
+import json
+import os
+import shutil
+
+
+def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, overwrite=True):
+    """Export `model` (inputs `features`, `num_frames`; dict outputs) to `base_dir/version`.
+
+    Args:
+        model: Keras model with dict inputs {"features", "num_frames"} and dict outputs.
+        base_dir: str. The model's folder (TF Serving's `model_base_path`).
+        version: int. Version number (a sub-folder).
+        frontend: preset name or dict of the features the model was trained on.
+        label_names: list of str, written to keras_ser.json.
+
+    Returns:
+        str, the version folder.
+    """
+    import keras
+    import tensorflow as tf
+
+    from keras_ser.audio.frontends import compute_features, frontend_matrix, get_frontend_config
+
+    fcfg = get_frontend_config(frontend)
+    matrix = frontend_matrix(fcfg)
+    out_dir = os.path.join(base_dir, str(int(version)))
+    if os.path.exists(out_dir):
+        if not overwrite:
+            raise FileExistsError(f"{out_dir} exists")
+    os.makedirs(base_dir, exist_ok=True)
+    tmp = os.path.join(base_dir, f".tmp-{int(version)}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    head_names = sorted(model.output.keys() if isinstance(model.output, dict) else ["output"])
+
+    def heads(features, num_frames):
+        out = model({"features": features, "num_frames": num_frames}, training=False)
+        return {k: tf.identity(tf.cast(v, tf.float32), name=k) for k, v in out.items()}
+
+    def from_waveform(waveform, num_samples):
+        feats, n = compute_features(waveform, num_samples, fcfg, matrix=matrix)
+        out = heads(feats, n)
+        out["num_frames"] = n
+        return out
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        name="serving_default", fn=from_waveform,
+        input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform"),
+                         tf.TensorSpec([None], tf.int32, name="num_samples")],
+    )
+    archive.add_endpoint(
+        name="features", fn=heads,
+        input_signature=[tf.TensorSpec([None, None, fcfg.feature_dim], tf.float32, name="features"),
+                         tf.TensorSpec([None], tf.int32, name="num_frames")],
+    )
+    archive.write_out(tmp, verbose=False)
+    with open(os.path.join(tmp, "keras_ser.json"), "w") as f:
+        json.dump({"frontend": fcfg.to_dict(), "label_names": list(label_names or []), "heads": head_names,
+                   "signatures": {"serving_default": ["waveform", "num_samples"],
+                                  "features": ["features", "num_frames"]},
+                   "sample_rate": fcfg.sample_rate}, f, indent=1)
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+def latest_version(base_dir):
+    versions = [int(d) for d in os.listdir(base_dir) if d.isdigit()]
+    if not versions:
+        raise FileNotFoundError(f"{base_dir}: no numbered version folder")
+    return os.path.join(base_dir, str(max(versions)))

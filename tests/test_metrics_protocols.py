@@ -1,0 +1,100 @@
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from sklearn.metrics import confusion_matrix as sk_confusion
+
+from keras_ser.training import metrics as M
+from keras_ser.training.protocols import check_fold, kfold, leave_one_group_out, make_folds, seeded_split
+
+
+def test_classification_metrics_match_sklearn():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 300)
+    p = np.where(rng.random(300) < 0.6, y, rng.integers(0, 4, 300))
+    assert M.weighted_accuracy(y, p) == pytest.approx(accuracy_score(y, p))
+    assert M.unweighted_accuracy(y, p) == pytest.approx(balanced_accuracy_score(y, p))
+    assert M.macro_f1(y, p, 4) == pytest.approx(f1_score(y, p, average="macro"))
+    np.testing.assert_array_equal(M.confusion_matrix(y, p, 4), sk_confusion(y, p, labels=range(4)))
+
+
+def test_regression_metrics_match_scipy():
+    rng = np.random.default_rng(1)
+    x = rng.random(200)
+    y = 0.7 * x + 0.2 * rng.random(200)
+    y[::10] = y[5]  # ties for the rank correlation
+    assert M.pearson(x, y) == pytest.approx(scipy.stats.pearsonr(x, y)[0])
+    assert M.spearman(x, y) == pytest.approx(scipy.stats.spearmanr(x, y)[0])
+    assert M.mae(x, y) == pytest.approx(np.mean(np.abs(x - y)))
+    # CCC by its definition; equals 1 only for identical series, < LCC under a bias.
+    cov = np.cov(x, y, bias=True)[0, 1]
+    assert M.ccc(x, y) == pytest.approx(2 * cov / (x.var() + y.var() + (x.mean() - y.mean()) ** 2))
+    assert M.ccc(x, x) == pytest.approx(1.0) and M.ccc(x, x + 0.5) < M.pearson(x, x + 0.5)
+
+
+def _manifest(n_speakers=6, per=10):
+    rows = []
+    for s in range(n_speakers):
+        for i in range(per):
+            rows.append({"utterance_id": f"s{s}_{i}", "speaker": f"s{s}", "session": f"sess{s // 2}",
+                         "emotion": ["neutral", "happy", "sad", "angry"][i % 4]})
+    return pd.DataFrame(rows)
+
+
+def test_loso_is_speaker_disjoint_with_a_dev_speaker():
+    m = _manifest()
+    folds = leave_one_group_out(m, "speaker")
+    assert len(folds) == 6
+    for f in folds:
+        check_fold(f, m, "speaker")
+        assert len(f.test) == 10 and len(f.dev) == 10 and len(f.train) == 40
+    assert sorted(u for f in folds for u in f.test) == sorted(m["utterance_id"])
+
+
+def test_leave_one_session_out():
+    m = _manifest()
+    folds = make_folds(m, "loso_session")
+    assert len(folds) == 3
+    for f in folds:
+        check_fold(f, m, "session")
+
+
+def test_kfold_stratified_covers_everything_once():
+    m = _manifest(4, 25)
+    folds = kfold(m, k=5, seed=3)
+    tests = [u for f in folds for u in f.test]
+    assert sorted(tests) == sorted(m["utterance_id"])
+    for f in folds:
+        check_fold(f, m)
+        assert len(f.dev) > 0
+
+
+def test_kfold_by_speaker_is_speaker_independent():
+    m = _manifest(10, 4)
+    for f in kfold(m, k=5, group="speaker"):
+        check_fold(f, m, "speaker")
+
+
+def test_seeded_split_is_reproducible():
+    m = _manifest()
+    a, b = seeded_split(m, seed=1)[0], seeded_split(m, seed=1)[0]
+    c = seeded_split(m, seed=2)[0]
+    assert a.train == b.train and a.train != c.train
+    assert (len(a.train), len(a.dev), len(a.test)) == (48, 6, 6)
+    check_fold(seeded_split(m, seed=1, group="speaker")[0], m, "speaker")
+
+
+def test_check_fold_catches_leaks():
+    m = _manifest()
+    f = leave_one_group_out(m, "speaker")[0]
+    f.dev.append(f.test[0])
+    with pytest.raises(ValueError, match="dev/test share"):
+        check_fold(f, m)
+    g = leave_one_group_out(m, "speaker")[0]
+    moved = [u for u in g.train if u.startswith("s2_")][:1]
+    g.test += ["s2_999"]
+    m2 = pd.concat([m, pd.DataFrame([{"utterance_id": "s2_999", "speaker": "s2", "session": "x", "emotion": "sad"}])])
+    with pytest.raises(ValueError, match="share speakers"):
+        check_fold(g, m2, "speaker")
+    assert moved

@@ -1,0 +1,165 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_ser.audio import features_numpy, load_audio
+from keras_ser.errors import RecordError
+from tfrecords_tools import RecordSet, write_records
+from tfrecords_tools import writer as writer_module
+
+
+def test_round_trip_gives_identical_features(tiny_corpus, tiny_records):
+    rs = tiny_records
+    m = tiny_corpus.manifest.set_index("utterance_id")
+    seen = 0
+    for batch in rs.dataset(rs.files(), batch_size=7, bucket=True):
+        for i, uid in enumerate(batch["utterance_id"].numpy()):
+            uid = uid.decode()
+            n = int(batch["num_frames"][i])
+            expected = features_numpy(load_audio(m.loc[uid, "path"]), "epr")
+            np.testing.assert_allclose(batch["features"][i, :n].numpy(), expected, rtol=1e-6, atol=1e-6)
+            assert np.all(batch["features"][i, n:].numpy() == 0)
+            assert rs.label_names[int(batch["label"][i])] == m.loc[uid, "emotion"]
+            words = [w.decode() for w in batch["words"][i, : int(batch["num_words"][i])].numpy()]
+            assert words == m.loc[uid, "text"].split()
+            seen += 1
+    assert seen == len(m)
+
+
+def test_shards_are_per_speaker_and_stats_match(tiny_corpus, tiny_records):
+    rs = tiny_records
+    assert rs.keys == sorted(tiny_corpus.manifest["speaker"].unique())
+    files = rs.files(keys=rs.keys[:2])
+    speakers = set()
+    frames = []
+    for batch in rs.dataset(files, batch_size=16, bucket=False):
+        speakers |= {s.decode() for s in batch["speaker"].numpy()}
+        for i in range(len(batch["num_frames"])):
+            frames.append(batch["features"][i, : int(batch["num_frames"][i])].numpy())
+    assert speakers == set(rs.keys[:2])
+    stats = rs.feature_stats(files)
+    whole = np.concatenate(frames)
+    np.testing.assert_allclose(stats.mean, whole.mean(0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(stats.std(), whole.std(0), rtol=1e-3, atol=1e-4)
+
+
+def test_annotation_counts_and_segments(tiny_corpus, tiny_records):
+    rs = tiny_records
+    m = tiny_corpus.manifest.set_index("utterance_id")
+    batch = next(iter(rs.dataset(rs.files(), batch_size=80, bucket=False)))
+    for i, uid in enumerate(batch["utterance_id"].numpy()[:20]):
+        row = m.loc[uid.decode()]
+        counts = batch["annotation_counts"][i].numpy()
+        expect = [sum(lab in set(a) for a in row["annotations"]) for lab in rs.label_names]
+        assert counts.tolist() == expect
+        assert int(batch["num_annotators"][i]) == 3
+        np.testing.assert_allclose(float(batch["strength"][i]), row["strength"], atol=1e-6)
+
+
+def test_speed_perturbed_shards_are_separate(tiny_corpus, tmp_path):
+    m = tiny_corpus.manifest
+    m = m[m["speaker"].isin(["synth_s01", "synth_s02"])].iloc[::4]
+    rs = write_records(m, str(tmp_path / "sp"), frontend="fg_cme", speed_factors=(0.9, 1.1),
+                       include_waveform=True, progress=False)
+    plain = rs.files()
+    both = rs.files(with_perturbed=True)
+    assert len(plain) == 2 and len(both) == 6
+    ids = [u.decode() for b in rs.dataset(both, 32, bucket=False) for u in b["utterance_id"].numpy()]
+    assert sum(u.endswith("_sp0.9") for u in ids) == len(m) and len(ids) == 3 * len(m)
+    b = next(iter(rs.dataset(rs.files(keys=["synth_s01"], with_perturbed=True), 64, bucket=False,
+                             with_waveform=True)))
+    n = b["num_samples"].numpy()
+    assert len(set(n)) == len(n)  # three speeds, three lengths per utterance
+
+
+def test_interrupted_write_leaves_no_valid_dataset(tiny_corpus, tmp_path, monkeypatch):
+    out = str(tmp_path / "broken")
+    m = tiny_corpus.manifest.iloc[::4]
+    calls = {"n": 0}
+    real = writer_module.make_example
+
+    def crash_mid_shard(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 8:  # inside the second speaker's shard
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "make_example", crash_mid_shard)
+    with pytest.raises(KeyboardInterrupt):
+        write_records(m, out, frontend="epr", progress=False)
+    assert not os.path.exists(os.path.join(out, "dataset.json"))
+    assert not any(".tmp-" in f for f in os.listdir(os.path.join(out, "shards")))
+    with pytest.raises(RecordError, match="did not finish"):
+        RecordSet(out)
+    monkeypatch.setattr(writer_module, "make_example", real)
+    rs = write_records(m, out, frontend="epr", progress=False)
+    assert rs.meta["num_examples"] == 20
+
+
+def test_unreadable_audio_is_reported_not_dropped(tiny_corpus, tmp_path):
+    m = tiny_corpus.manifest.iloc[:3].copy()
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio")
+    m.loc[m.index[1], "path"] = str(bad)
+    rs = write_records(m, str(tmp_path / "r"), frontend="epr", progress=False)
+    assert rs.meta["num_examples"] == 2 and rs.meta["num_skipped"] == 1
+    skipped = open(tmp_path / "r" / "skipped.csv").read()
+    assert "bad.wav" in skipped and "cannot decode" in skipped
+
+
+def test_missing_shard_is_a_clear_error(tiny_records, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_records.root, copy)
+    meta = json.load(open(copy / "dataset.json"))
+    os.remove(copy / "shards" / meta["shards"][0]["file"])
+    with pytest.raises(RecordError, match="missing"):
+        RecordSet(str(copy))
+
+
+def test_bucketing_pads_less_than_plain_batches(tiny_records):
+    rs = tiny_records
+
+    def padded_fraction(ds):
+        real = total = 0
+        for b in ds:
+            n = b["num_frames"].numpy()
+            real += n.sum()
+            total += len(n) * b["features"].shape[1]
+        return 1 - real / total
+
+    plain = padded_fraction(rs.dataset(rs.files(), 8, shuffle=True, bucket=False))
+    bucketed = padded_fraction(rs.dataset(rs.files(), 8, shuffle=True, bucket=True, num_buckets=6))
+    assert bucketed < plain
+
+
+def test_inspect_command(tiny_records):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-m", "tfrecords_tools.inspect", tiny_records.root],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "80 examples in 4 shards, 4 speakers" in out.stdout
+    assert "neutral" in out.stdout and "dim 64" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "tfrecords_tools.inspect", "/nonexistent"],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 2 and "/nonexistent" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_opensmile_runs_in_tensorflow_free_workers(tiny_corpus, tmp_path):
+    import tensorflow  # noqa: F401  (TF is loaded here; the workers must still be clean)
+
+    from tfrecords_tools.opensmile_features import extract_functionals, workers_import_tensorflow
+
+    assert workers_import_tensorflow() is False
+    paths = list(tiny_corpus.manifest["path"].iloc[:3]) + [str(tmp_path / "missing.wav")]
+    feats, names, errors = extract_functionals(paths, num_workers=2, cache_path=str(tmp_path / "c.npz"))
+    assert feats.shape == (4, 384) and len(names) == 384
+    assert np.isfinite(feats[:3]).all() and np.isnan(feats[3]).all()
+    assert list(errors) == [paths[3]] and "does not exist" in errors[paths[3]]
+    again, _, _ = extract_functionals(paths, cache_path=str(tmp_path / "c.npz"))
+    np.testing.assert_array_equal(again, feats)

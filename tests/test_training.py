@@ -1,0 +1,191 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_ser.config import load_config
+
+
+def _cfg(tmp, tiny_corpus, *extra):
+    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+    return load_config("mlee/synthetic", [
+        f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp}/records",
+        "data.num_workers=0", "train.epochs=2", "train.verbose=0", "protocol.max_folds=1",
+        "model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 16, attention_units: 8}",
+        f"output_dir={tmp}/run", *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_corpus, tmp_path_factory):
+    from keras_ser.training.trainer import run
+
+    tmp = tmp_path_factory.mktemp("train")
+    cfg = _cfg(tmp, tiny_corpus)
+    return cfg, run(cfg)
+
+
+def test_run_writes_the_promised_artefacts(tiny_run):
+    cfg, summary = tiny_run
+    out = cfg.output_dir
+    for f in ("config.yaml", "metrics.json", "plots/confusion_all.png"):
+        assert os.path.exists(os.path.join(out, f)), f
+    m = json.load(open(os.path.join(out, "metrics.json")))
+    assert m["protocol"] == "loso" and m["corpus"] == "synthetic" and m["seed"] == 0
+    assert set(m["mean"]["wa"]) == {"mean", "sd", "n"} and m["folds_run"] == 1
+    fold = m["folds"][0]
+    assert np.sum(fold["confusion"]) == fold["n"] == fold["test"]
+    assert os.path.exists(os.path.join(out, "export", "mlee", "1", "saved_model.pb"))
+    assert os.path.exists(os.path.join(out, "folds", fold["fold"], "best.keras"))
+
+
+def test_model_padded_and_unpadded_outputs_are_equal():
+    from keras_ser.models import build_mlee_classifier
+
+    m = build_mlee_classifier(4, 400, return_attention=True, lstm_units=16)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1, 150, 400)).astype("float32")
+    b = rng.standard_normal((1, 90, 400)).astype("float32")
+    x = np.zeros((2, 173, 400), "float32")
+    x[0, :150], x[1, :90] = a[0], b[0]
+    both = m({"features": x, "num_frames": np.array([150, 90])})
+    one_a = m({"features": a, "num_frames": np.array([150])})
+    one_b = m({"features": b, "num_frames": np.array([90])})
+    np.testing.assert_allclose(both["emotion"][0], one_a["emotion"][0], atol=1e-5)
+    np.testing.assert_allclose(both["emotion"][1], one_b["emotion"][0], atol=1e-5)
+    att = both["attention"].numpy()
+    assert np.allclose(att.sum(-1), 1.0, atol=1e-5) and np.all(att[1, :, 6:] == 0)  # ceil(90/16) = 6
+
+
+def test_keras_save_load_round_trip(tiny_run, tmp_path):
+    import keras
+
+    cfg, summary = tiny_run
+    fold = summary["folds"][0]["fold"]
+    model = keras.saving.load_model(os.path.join(cfg.output_dir, "folds", fold, "best.keras"))
+    x = {"features": np.random.default_rng(0).standard_normal((2, 80, 400)).astype("float32"),
+         "num_frames": np.array([80, 50], "int32")}
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(model(x)["emotion"], again(x)["emotion"], atol=1e-6)
+    clone = keras.Model.from_config(model.get_config())
+    assert clone.count_params() == model.count_params()
+
+
+RELOAD = r"""
+import json, sys
+import numpy as np, tensorflow as tf
+assert "keras_ser" not in sys.modules
+path, npz = sys.argv[1], sys.argv[2]
+d = np.load(npz)
+m = tf.saved_model.load(path)
+wav = m.signatures["serving_default"](waveform=tf.constant(d["wav"]), num_samples=tf.constant(d["ns"]))
+feat = m.signatures["features"](features=tf.constant(d["feats"]), num_frames=tf.constant(d["nf"]))
+print(json.dumps({"wav": wav["emotion"].numpy().tolist(), "feat": feat["emotion"].numpy().tolist(),
+                  "nf": wav["num_frames"].numpy().tolist(), "keras_ser": "keras_ser" in sys.modules}))
+"""
+
+
+def test_export_reloads_without_keras_ser_and_matches(tiny_run, tiny_corpus, tmp_path):
+    import keras
+
+    from keras_ser.audio import compute_features, load_audio
+
+    cfg, summary = tiny_run
+    export = summary["export"]
+    fold = summary["folds"][0]["fold"]
+    model = keras.saving.load_model(os.path.join(cfg.output_dir, "folds", fold, "best.keras"))
+    wavs = [load_audio(p) for p in tiny_corpus.manifest["path"].iloc[:3]]
+    ns = np.array([len(w) for w in wavs], "int32")
+    batch = np.zeros((3, ns.max()), "float32")
+    for i, w in enumerate(wavs):
+        batch[i, : len(w)] = w
+    feats, nf = compute_features(batch, ns, "mlee")
+    expected = model({"features": feats, "num_frames": nf})["emotion"].numpy()
+    np.savez(tmp_path / "in.npz", wav=batch, ns=ns, feats=feats.numpy(), nf=nf.numpy())
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", RELOAD, export, str(tmp_path / "in.npz")],
+                         capture_output=True, text=True, env=env, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["keras_ser"] is False
+    np.testing.assert_allclose(got["wav"], expected, atol=1e-5)
+    np.testing.assert_allclose(got["feat"], expected, atol=1e-5)
+    assert got["nf"] == nf.numpy().tolist()
+    meta = json.load(open(os.path.join(export, "keras_ser.json")))
+    assert meta["label_names"] == ["neutral", "happy", "sad", "angry"] and meta["frontend"]["name"] == "mlee"
+
+
+def test_saved_model_cli_lists_both_signatures(tiny_run):
+    _, summary = tiny_run
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    if not os.path.exists(cli):
+        pytest.skip("saved_model_cli is not installed beside this Python")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([cli, "show", "--dir", summary["export"], "--all"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in ("signature_def['serving_default']", "signature_def['features']", "inputs['waveform']",
+                 "inputs['num_samples']", "outputs['emotion']", "inputs['num_frames']"):
+        assert name in out.stdout, name
+
+
+def test_predict_cli(tiny_run, tiny_corpus, tmp_path):
+    _, summary = tiny_run
+    path = tiny_corpus.manifest["path"].iloc[0]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    base = os.path.dirname(summary["export"])
+    out = subprocess.run([sys.executable, "-m", "keras_ser.cli.predict", base, path, "--json"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rec = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rec["emotion"] in ("neutral", "happy", "sad", "angry")
+    assert abs(sum(rec["probabilities"].values()) - 1) < 1e-3
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"nope")
+    out = subprocess.run([sys.executable, "-m", "keras_ser.cli.predict", base, str(bad)],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "bad.wav" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_interrupted_run_resumes_from_last_checkpoint(tiny_corpus, tmp_path):
+    import keras
+
+    from keras_ser.training.trainer import run
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    cfg = _cfg(tmp_path, tiny_corpus, "train.epochs=4", "train.patience=10", "export.enabled=false")
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, callbacks=[Interrupt()])
+    assert not os.path.exists(os.path.join(cfg.output_dir, "metrics.json"))
+    run(cfg)
+    fold_dir = os.path.join(cfg.output_dir, "folds")
+    (fold,) = os.listdir(fold_dir)
+    with open(os.path.join(fold_dir, fold, "history.csv")) as f:
+        epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
+    # Epochs 0 and 1 ran before the interruption; the second run continued at 2, not at 0.
+    assert epochs == [0, 1, 2, 3], epochs
+    assert json.load(open(os.path.join(cfg.output_dir, "metrics.json")))["folds_run"] == 1
+
+
+@pytest.mark.parametrize("preset", ["mlee/synthetic", "mlee/emodb", "mlee/iemocap"])
+def test_every_preset_smoke_runs_on_the_tiny_corpus(preset, tiny_corpus, tmp_path):
+    """Each recipe runs through keras_ser-train on the tiny synthetic corpus (SpeechBrain-style)."""
+    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    args = [sys.executable, "-m", "keras_ser.cli.train", preset, "data.corpus=synthetic", f"data.root={root}",
+            "data.synthetic_size=tiny", f"data.records_dir={tmp_path}/rec", "data.num_workers=0",
+            "data.speed_perturb=[]", "train.epochs=1", "train.verbose=0", "protocol.max_folds=1",
+            "model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 8}",
+            f"output_dir={tmp_path}/run"]
+    out = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert os.path.exists(tmp_path / "run" / "config.yaml") and os.path.exists(tmp_path / "run" / "metrics.json")
+    assert os.path.exists(tmp_path / "run" / "export" / "mlee" / "1" / "saved_model.pb")
