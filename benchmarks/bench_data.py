@@ -81,16 +81,10 @@ def bench_records(manifest, workdir, num_workers):
         frames += int(b["num_frames"].numpy().sum())
     read_s = time.perf_counter() - t
 
-    def padded(ds):
-        real = total = 0
-        for b in ds:
-            nf = b["num_frames"].numpy()
-            real += nf.sum()
-            total += len(nf) * b["features"].shape[1]
-        return 1 - real / total
+    from tfrecords_tools import padded_fraction
 
-    plain = padded(rs.dataset(files, 16, shuffle=True, bucket=False))
-    bucketed = padded(rs.dataset(files, 16, shuffle=True, bucket=True, num_buckets=8))
+    plain = padded_fraction(rs.dataset(files, 16, shuffle=True, bucket=False))
+    bucketed = padded_fraction(rs.dataset(files, 16, shuffle=True, bucket=True))
     out = {"examples": n, "workers": num_workers, "write_utt_per_s": round(n / write_s, 1),
            "read_utt_per_s": round(n / read_s, 1), "read_frames_per_s": round(frames / read_s),
            "padded_fraction_plain": round(float(plain), 4), "padded_fraction_bucketed": round(float(bucketed), 4)}

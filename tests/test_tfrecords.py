@@ -123,16 +123,9 @@ def test_missing_shard_is_a_clear_error(tiny_records, tmp_path):
 
 
 def test_bucketing_pads_less_than_plain_batches(tiny_records):
+    from tfrecords_tools import padded_fraction
+
     rs = tiny_records
-
-    def padded_fraction(ds):
-        real = total = 0
-        for b in ds:
-            n = b["num_frames"].numpy()
-            real += n.sum()
-            total += len(n) * b["features"].shape[1]
-        return 1 - real / total
-
     plain = padded_fraction(rs.dataset(rs.files(), 8, shuffle=True, bucket=False))
     bucketed = padded_fraction(rs.dataset(rs.files(), 8, shuffle=True, bucket=True, num_buckets=6))
     assert bucketed < plain

@@ -3,7 +3,7 @@
 Importing this package does not import TensorFlow.
 """
 
-from tfrecords_tools.reader import RecordSet, bucket_boundaries_for
+from tfrecords_tools.reader import RecordSet, bucket_boundaries_for, padded_fraction
 from tfrecords_tools.writer import write_records
 
-__all__ = ["RecordSet", "bucket_boundaries_for", "write_records"]
+__all__ = ["RecordSet", "bucket_boundaries_for", "padded_fraction", "write_records"]

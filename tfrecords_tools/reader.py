@@ -28,6 +28,16 @@ def bucket_boundaries_for(lengths, num_buckets=8):
     return sorted({int(q) + 1 for q in qs if q > 0})
 
 
+def padded_fraction(dataset):
+    """Fraction of feature frames in a batched dataset that are padding (0 = none)."""
+    real = total = 0
+    for batch in dataset:
+        n = batch["num_frames"].numpy()
+        real += int(n.sum())
+        total += len(n) * int(batch["features"].shape[1])
+    return 1.0 - real / total if total else 0.0
+
+
 class RecordSet:
     """A complete record dataset folder (see `tfrecords_tools.writer` for the layout).
 
