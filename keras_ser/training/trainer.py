@@ -216,7 +216,7 @@ def train_fold(cfg, rs, fold, fold_dir, callbacks=()):
 
     os.makedirs(fold_dir, exist_ok=True)
     train_ds, dev_ds, test_ds, weights = make_datasets(rs, fold, cfg)
-    train_files = sorted({f for f in train_ds_files(rs, fold)})
+    train_files = train_ds_files(rs, fold)
     stats = rs.feature_stats(train_files)
     keras.utils.set_random_seed(cfg.seed)
     strategy = _strategy(cfg.train.strategy)
