@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from keras_ser.corpora import MANIFEST_COLUMNS, load_corpus, read_manifest, save_manifest
-from keras_ser.corpora import emodb
+from keras_ser.corpora import MANIFEST_COLUMNS, emodb, load_corpus, read_manifest, save_manifest
 from tests.conftest import shared_corpus
 
 

@@ -6,7 +6,13 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.metrics import confusion_matrix as sk_confusion
 
 from keras_ser.training import metrics as M
-from keras_ser.training.protocols import check_fold, kfold, leave_one_group_out, make_folds, seeded_split
+from keras_ser.training.protocols import (
+    check_fold,
+    kfold,
+    leave_one_group_out,
+    make_folds,
+    seeded_split,
+)
 
 
 def test_classification_metrics_match_sklearn():

@@ -70,7 +70,7 @@ def test_emotion_changes_inside_some_utterances(tmp_path):
 def _utterance_features(paths):
     import librosa
 
-    feats, energy, f0 = [], [], []
+    feats, energy = [], []
     for p in paths:
         y, sr = sf.read(p)
         S = np.log(librosa.feature.melspectrogram(y=y, sr=sr, n_mels=40) + 1e-6)

@@ -255,7 +255,7 @@ def synthesize(words, word_params, speaker, rng, sr=SAMPLE_RATE):
     out = np.zeros(total)
     xf = int(0.008 * sr)
     bws = (80, 110, 160)
-    for ph, a, b, wi in segs:
+    for ph, a, b, _word in segs:
         lo, hi = max(0, a - xf), min(total, b + xf)
         n = hi - lo
         env = np.ones(n)

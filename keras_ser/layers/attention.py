@@ -25,8 +25,10 @@ class StructuredSelfAttention(keras.layers.Layer):
     def __init__(self, units=64, heads=1, penalty=0.0, **kwargs):
         super().__init__(**kwargs)
         self.units, self.heads, self.penalty = int(units), int(heads), float(penalty)
-        self.w1 = keras.layers.Dense(self.units, use_bias=False, activation="tanh", name="w_s1")
-        self.w2 = keras.layers.Dense(self.heads, use_bias=False, name="w_s2")
+        # Sub-layers share this layer's dtype policy (also when a mixed-precision model is loaded
+        # under a float32 global policy).
+        self.w1 = keras.layers.Dense(self.units, use_bias=False, activation="tanh", name="w_s1", dtype=self.dtype_policy)
+        self.w2 = keras.layers.Dense(self.heads, use_bias=False, name="w_s2", dtype=self.dtype_policy)
         self.supports_masking = True
 
     def compute_mask(self, hidden, mask=None):
