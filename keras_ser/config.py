@@ -25,7 +25,9 @@ class DataConfig:
     training on dominant targets). frontend: a feature preset. speed_perturb: extra training
     copies (e.g. [0.9, 1.1]). records_dir: where the records go (default: a cache folder).
     max_frames: crop training utterances to this many frames (None: no crop).
-    num_workers: processes for feature extraction."""
+    num_workers: processes for feature extraction. fuse: more training corpora, each
+    `{corpus: NAME, root: DIR}` (domain fusion: the union is trained on; each corpus is split on
+    its own). eval_corpora: unseen corpora `{corpus, root}`, used for testing only."""
 
     corpus: str = "synthetic"
     root: typing.Optional[str] = None
@@ -37,6 +39,8 @@ class DataConfig:
     records_dir: typing.Optional[str] = None
     max_frames: typing.Optional[int] = 1000
     num_workers: int = 2
+    fuse: typing.List[typing.Dict[str, typing.Any]] = dataclasses.field(default_factory=list)
+    eval_corpora: typing.List[typing.Dict[str, typing.Any]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -49,7 +53,10 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Optimisation. strategy: "default", "mirrored" or "multi_worker" (tf.distribute).
+    """Optimisation. strategy: "default", "mirrored" or "multi_worker" (tf.distribute; batch_size
+    is the global batch, split over the replicas). mixed_precision: compute in float16 on a GPU
+    (bfloat16 on a CPU) with float32 variables and heads, and loss scaling for float16.
+    jit_compile: XLA; helps on GPUs when the bucketed shapes are few, slows the first steps.
     class_weights: inverse class frequency on the training fold. resume: continue an interrupted
     run from its last epoch checkpoint."""
 
@@ -63,6 +70,51 @@ class TrainConfig:
     jit_compile: bool = False
     resume: bool = True
     verbose: int = 1
+
+
+TASK_VARIANTS = ("hard", "soft", "mlee_only", "pretrain_hard", "pretrain_soft", "fusion_hard", "fusion_soft")
+
+
+@dataclasses.dataclass
+class TaskConfig:
+    """What a classifier learns (MLEE paper, Table 3). variant, one switch per row of the table:
+    "hard" / "soft" (dominant-emotion classifier, softmax), "mlee_only" (sigmoid existence, the
+    decision is the argmax of the existence probabilities), "pretrain_hard" / "pretrain_soft"
+    (train MLEE, freeze its encoder, new classifier), "fusion_hard" / "fusion_soft" (dominant and
+    MLEE encoders, both frozen, concatenated, new classifier). train_set: "dominant" (utterances
+    with a majority label) or "all" (hard targets always use the dominant set). soft_alpha: the
+    soft-target smoothing α. learning_rates: the recipe's stages other than the dominant one,
+    which uses train.learning_rate (paper: 5e-4 dominant, 2e-4 MLEE flat start, 1e-4 fine-tuning,
+    5e-5 fusion fine-tuning)."""
+
+    variant: str = "hard"
+    train_set: str = "dominant"
+    soft_alpha: float = 0.75
+    learning_rates: typing.Dict[str, float] = dataclasses.field(
+        default_factory=lambda: {"mlee": 2e-4, "finetune": 1e-4, "fusion": 5e-5})
+
+
+@dataclasses.dataclass
+class StrengthConfig:
+    """Emotion-strength labels and losses (StrengthNet, PAPERS.md §1). labels: "ranking"
+    (rank-SVMs on openSMILE functionals, the paper) or "manifest" (the corpus's own `strength`
+    column, e.g. the synthetic corpus's truth). C, per ("speaker_emotion", original; or
+    "emotion"), similar, normalise ("group", original; or "corpus"): see
+    `keras_ser.labels.ranking.StrengthLabeler`. feature_set: openSMILE set. neutral: the reference
+    category of the ranking pairs (not a StrengthNet class). loss_weights: per head; 0 drops a
+    loss (the paper's ablations "w/o L_frame", "w/o L_cat"). intensity_threshold: predicted
+    strength at or above it means "strong" (RAVDESS intensity agreement)."""
+
+    labels: str = "ranking"
+    C: float = 0.1
+    per: str = "speaker_emotion"
+    similar: bool = False
+    normalise: str = "group"
+    feature_set: str = "IS09"
+    neutral: str = "neutral"
+    loss_weights: typing.Dict[str, float] = dataclasses.field(
+        default_factory=lambda: {"frame_strength": 1.0, "strength": 1.0, "emotion": 1.0})
+    intensity_threshold: float = 0.5
 
 
 @dataclasses.dataclass
@@ -97,6 +149,8 @@ class RunConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+    strength: StrengthConfig = dataclasses.field(default_factory=StrengthConfig)
     protocol: ProtocolConfig = dataclasses.field(default_factory=ProtocolConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
@@ -232,6 +286,31 @@ def validate(cfg):
         raise ConfigError(f"protocol.name: unknown protocol {cfg.protocol.name!r}")
     if cfg.train.strategy not in ("default", "mirrored", "multi_worker"):
         raise ConfigError(f"train.strategy: {cfg.train.strategy!r} is not default, mirrored or multi_worker")
+    if cfg.task.variant not in TASK_VARIANTS:
+        raise ConfigError(f"task.variant: {cfg.task.variant!r} is not one of {', '.join(TASK_VARIANTS)}")
+    if cfg.task.train_set not in ("dominant", "all"):
+        raise ConfigError(f"task.train_set: {cfg.task.train_set!r} is not dominant or all")
+    if cfg.task.soft_alpha < 0:
+        raise ConfigError(f"task.soft_alpha: must be >= 0, got {cfg.task.soft_alpha}")
+    missing = {"mlee", "finetune", "fusion"} - set(cfg.task.learning_rates)
+    if missing:
+        raise ConfigError(f"task.learning_rates: missing {', '.join(sorted(missing))}")
+    if cfg.system not in ("mlee", "strengthnet"):
+        raise ConfigError(f"system: unknown system {cfg.system!r}; known: mlee, strengthnet")
+    st = cfg.strength
+    for key, value, allowed in (("labels", st.labels, ("ranking", "manifest")), ("per", st.per, ("speaker_emotion", "emotion")),
+                                ("normalise", st.normalise, ("group", "corpus"))):
+        if value not in allowed:
+            raise ConfigError(f"strength.{key}: {value!r} is not one of {', '.join(allowed)}")
+    unknown = set(st.loss_weights) - {"frame_strength", "strength", "emotion"}
+    if unknown:
+        raise ConfigError(f"strength.loss_weights: unknown head {sorted(unknown)[0]!r} (frame_strength, strength, emotion)")
+    for key in ("fuse", "eval_corpora"):
+        for i, entry in enumerate(getattr(cfg.data, key)):
+            if set(entry) - {"corpus", "root"} or "corpus" not in entry:
+                raise ConfigError(f"data.{key}[{i}]: expected {{corpus: NAME, root: DIR}}, got {entry!r}")
+            if entry["corpus"] not in LOADERS:
+                raise ConfigError(f"data.{key}[{i}].corpus: unknown corpus {entry['corpus']!r}")
     if len(cfg.data.emotions) < 2:
         raise ConfigError("data.emotions: need at least two labels")
     return cfg

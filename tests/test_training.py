@@ -38,7 +38,8 @@ def test_run_writes_the_promised_artefacts(tiny_run):
     assert m["protocol"] == "loso" and m["corpus"] == "synthetic" and m["seed"] == 0
     assert set(m["mean"]["wa"]) == {"mean", "sd", "n"} and m["folds_run"] == 1
     fold = m["folds"][0]
-    assert np.sum(fold["confusion"]) == fold["n"] == fold["test"]
+    # The test speaker's utterances with a dominant (majority) annotator label are evaluated.
+    assert np.sum(fold["confusion"]) == fold["n"] == fold["test_dominant"] <= fold["test"]
     assert os.path.exists(os.path.join(out, "export", "mlee", "1", "saved_model.pb"))
     assert os.path.exists(os.path.join(out, "folds", fold["fold"], "best.keras"))
 
@@ -168,11 +169,59 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_corpus, tmp_path):
     run(cfg)
     fold_dir = os.path.join(cfg.output_dir, "folds")
     (fold,) = os.listdir(fold_dir)
-    with open(os.path.join(fold_dir, fold, "history.csv")) as f:
+    with open(os.path.join(fold_dir, fold, "dominant", "history.csv")) as f:
         epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
     # Epochs 0 and 1 ran before the interruption; the second run continued at 2, not at 0.
     assert epochs == [0, 1, 2, 3], epochs
     assert json.load(open(os.path.join(cfg.output_dir, "metrics.json")))["folds_run"] == 1
+
+
+class _Probe:
+    """A callback that records what the model looks like while it trains."""
+
+    @staticmethod
+    def make(seen):
+        import keras
+
+        class _Cb(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                from keras_ser.models.mlee import find_encoders
+
+                conv = find_encoders(self.model)[0].get_layer("conv1")
+                seen.update(strategy=type(self.model.distribute_strategy).__name__,
+                            compute=conv.compute_dtype, variables=conv.kernel.dtype,
+                            head=self.model.get_layer("emotion").compute_dtype,
+                            optimizer=type(self.model.optimizer).__name__)
+
+        return _Cb()
+
+
+def test_mirrored_strategy_trains_and_evaluates(tiny_corpus, tmp_path):
+    from keras_ser.training.trainer import run
+
+    seen = {}
+    cfg = _cfg(tmp_path, tiny_corpus, "train.epochs=1", "train.strategy=mirrored", "export.enabled=false")
+    summary = run(cfg, callbacks=[_Probe.make(seen)])
+    assert seen["strategy"] == "MirroredStrategy"
+    assert summary["folds"][0]["n"] == summary["folds"][0]["test_dominant"] > 0
+
+
+def test_mixed_precision_keeps_variables_and_heads_float32(tiny_corpus, tmp_path):
+    import keras
+
+    from keras_ser.training.trainer import run
+
+    seen = {}
+    before = keras.config.dtype_policy().name
+    cfg = _cfg(tmp_path, tiny_corpus, "train.epochs=1", "train.mixed_precision=true")
+    summary = run(cfg, callbacks=[_Probe.make(seen)])
+    # No GPU here: bfloat16 compute (float16 on a GPU, with a loss-scale optimizer).
+    assert seen["compute"] == "bfloat16" and seen["variables"] == "float32" and seen["head"] == "float32"
+    assert keras.config.dtype_policy().name == before, "run() must restore the global dtype policy"
+    assert np.isfinite(summary["mean"]["wa"]["mean"])
+    x = {"features": np.zeros((1, 64, 400), "float32"), "num_frames": np.array([64], "int32")}
+    model = keras.saving.load_model(os.path.join(cfg.output_dir, "folds", summary["folds"][0]["fold"], "best.keras"))
+    assert model(x)["emotion"].dtype == "float32"
 
 
 @pytest.mark.parametrize("preset", ["mlee/synthetic", "mlee/emodb", "mlee/iemocap"])

@@ -6,9 +6,19 @@ import tensorflow as tf
 
 @keras.saving.register_keras_serializable(package="keras_ser")
 class ApplyTimeMask(keras.layers.Layer):
-    """Zero every frame at or past `num_frames`: `(batch, frames, ...)` × lengths `(batch,)`."""
+    """Zero every frame at or past `num_frames`: `(batch, frames, ...)` × lengths `(batch,)`.
 
-    def call(self, x, num_frames):
+    Accepts an incoming Keras mask and drops it: the padding is zero from here on.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, x, num_frames=None, mask=None):
+        return None
+
+    def call(self, x, num_frames, mask=None):
         mask = tf.sequence_mask(num_frames, tf.shape(x)[1], dtype=x.dtype)
         return x * tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([x.shape.rank - 2], tf.int32)], 0))
 
@@ -44,3 +54,18 @@ class LengthMask(keras.layers.Layer):
 
     def compute_output_shape(self, x_shape, num_frames_shape=None):
         return (x_shape[0], x_shape[1])
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class MaskedTimeAverage(keras.layers.Layer):
+    """Mean of `(batch, frames[, ...])` over its first `num_frames` frames (0 for an empty one)."""
+
+    def call(self, x, num_frames):
+        mask = tf.sequence_mask(num_frames, tf.shape(x)[1], dtype=x.dtype)
+        mask = tf.reshape(mask, tf.concat([tf.shape(mask), tf.ones([x.shape.rank - 2], tf.int32)], 0))
+        total = tf.reduce_sum(x * mask, axis=1)
+        count = tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+        return total / count
+
+    def compute_output_shape(self, x_shape, num_frames_shape=None):
+        return (x_shape[0],) + tuple(x_shape[2:])

@@ -17,7 +17,7 @@ import os
 import shutil
 
 
-def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, overwrite=True):
+def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, overwrite=True, metadata=None):
     """Export `model` (inputs `features`, `num_frames`; dict outputs) to `base_dir/version`.
 
     Args:
@@ -26,6 +26,7 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
         version: int. Version number (a sub-folder).
         frontend: preset name or dict of the features the model was trained on.
         label_names: list of str, written to keras_ser.json.
+        metadata: optional dict, added to keras_ser.json (e.g. what each head means).
 
     Returns:
         str, the version folder.
@@ -73,7 +74,7 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
         json.dump({"frontend": fcfg.to_dict(), "label_names": list(label_names or []), "heads": head_names,
                    "signatures": {"serving_default": ["waveform", "num_samples"],
                                   "features": ["features", "num_frames"]},
-                   "sample_rate": fcfg.sample_rate}, f, indent=1)
+                   "sample_rate": fcfg.sample_rate, **(metadata or {})}, f, indent=1)
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)

@@ -14,7 +14,9 @@ Output folder (`cfg.output_dir`):
     export/<name>/<version>/    SavedModel for TF Serving (first fold's best model)
 """
 
+import dataclasses
 import json
+import logging
 import os
 import time
 import warnings
@@ -24,6 +26,19 @@ import numpy as np
 from keras_ser.config import save_config
 from keras_ser.training import metrics as M
 from keras_ser.training.protocols import check_fold, make_folds
+
+
+class _NoRetracingWarning(logging.Filter):
+    """Length buckets give a handful of batch shapes by design; each traces once."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_retracing():
+    log = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _NoRetracingWarning) for f in log.filters):
+        log.addFilter(_NoRetracingWarning())
 
 
 def _atomic_json(obj, path):
@@ -37,31 +52,54 @@ def default_output_dir(cfg):
     return os.path.join("runs", f"{cfg.system}-{cfg.data.corpus}")
 
 
-def load_manifest(cfg):
-    """The corpus manifest for `cfg.data` (generating the synthetic corpus when needed)."""
+def _load_one(cfg, corpus, root):
     from keras_ser.corpora import load_corpus, synthetic
 
-    if cfg.data.corpus == "synthetic":
-        root = cfg.data.root or synthetic.default_root(cfg.data.synthetic_size, cfg.data.seed)
+    if corpus == "synthetic":
+        root = root or synthetic.default_root(cfg.data.synthetic_size, cfg.data.seed)
         return synthetic.generate(root, size=cfg.data.synthetic_size, seed=cfg.data.seed).manifest
-    result = load_corpus(cfg.data.corpus, cfg.data.root)
+    result = load_corpus(corpus, root)
     if len(result.skipped):
-        print(f"{cfg.data.corpus}: {len(result.skipped)} files skipped (see skipped.csv in the records folder)")
+        print(f"{corpus}: {len(result.skipped)} files skipped (see skipped.csv in the records folder)")
     return result.manifest
+
+
+def load_manifest(cfg):
+    """The corpus manifest for `cfg.data` (generating the synthetic corpus when needed); with
+    `data.fuse`, the union of the corpora (utterance ids must not collide)."""
+    import pandas as pd
+
+    from keras_ser.errors import CorpusError
+
+    parts = [_load_one(cfg, cfg.data.corpus, cfg.data.root)]
+    parts += [_load_one(cfg, e["corpus"], e.get("root")) for e in cfg.data.fuse]
+    if len(parts) == 1:
+        return parts[0]
+    manifest = pd.concat(parts, ignore_index=True)
+    dup = manifest["utterance_id"].duplicated()
+    if dup.any():
+        raise CorpusError(f"data.fuse: utterance id {manifest['utterance_id'][dup].iloc[0]!r} occurs in two corpora")
+    return manifest
+
+
+def records_dir(cfg):
+    """Where the records of `cfg.data` go (`data.records_dir`, or a cache folder)."""
+    from keras_ser.corpora import synthetic
+
+    if cfg.data.records_dir:
+        return cfg.data.records_dir
+    base = os.path.dirname(os.path.dirname(synthetic.default_root()))
+    corpora = "+".join([cfg.data.corpus] + [e["corpus"] for e in cfg.data.fuse])
+    tag = cfg.data.synthetic_size if "synthetic" in corpora else "full"
+    return os.path.join(base, "records", f"{corpora}-{tag}-seed{cfg.data.seed}-{cfg.data.frontend}")
 
 
 def prepare_records(cfg, manifest):
     """Write (or reuse) the records for this config; returns a `RecordSet`."""
-    from keras_ser.corpora import synthetic
     from tfrecords_tools import write_records
 
-    records_dir = cfg.data.records_dir
-    if not records_dir:
-        base = os.path.dirname(os.path.dirname(synthetic.default_root()))
-        tag = cfg.data.synthetic_size if cfg.data.corpus == "synthetic" else "full"
-        records_dir = os.path.join(base, "records", f"{cfg.data.corpus}-{tag}-seed{cfg.data.seed}-{cfg.data.frontend}")
     shard_by = "session" if cfg.protocol.name == "loso_session" else "speaker"
-    return write_records(manifest, records_dir, frontend=cfg.data.frontend, label_names=cfg.data.emotions,
+    return write_records(manifest, records_dir(cfg), frontend=cfg.data.frontend, label_names=cfg.data.emotions,
                          shard_by=shard_by, speed_factors=tuple(cfg.data.speed_perturb),
                          num_workers=cfg.data.num_workers, progress=cfg.train.verbose > 0)
 
@@ -81,13 +119,6 @@ def fold_list(cfg, manifest):
     return folds[: p.max_folds] if p.max_folds else folds
 
 
-def class_weights(labels, num_classes):
-    """Inverse class frequency, normalised to mean 1 over the classes present."""
-    counts = np.bincount(labels, minlength=num_classes).astype(float)
-    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max((counts > 0).sum(), 1), 0.0)
-    return w
-
-
 def _strategy(name):
     import tensorflow as tf
 
@@ -98,59 +129,164 @@ def _strategy(name):
     return tf.distribute.get_strategy()
 
 
-def make_datasets(rs, fold, cfg, train=True):
-    """tf.data pipelines (x, y, sample_weight) for one fold, filtered to the fold's utterances."""
+@dataclasses.dataclass
+class Stage:
+    """One training stage of a recipe: what it learns, its learning rate, the stages it builds on."""
+
+    name: str
+    kind: str  # "hard", "soft" or "existence"
+    learning_rate: float
+    frozen: tuple = ()  # earlier stages whose encoders are reused, frozen
+
+    @property
+    def activation(self):
+        return "sigmoid" if self.kind == "existence" else "softmax"
+
+
+def recipe(cfg):
+    """The stages of `cfg.task.variant` (MLEE paper §2; a single stage for "hard"/"soft")."""
+    lrs, base = cfg.task.learning_rates, cfg.train.learning_rate
+    v = cfg.task.variant
+    target = v.rsplit("_", 1)[-1]  # hard or soft
+    if v in ("hard", "soft"):
+        return [Stage("dominant", v, base)]
+    if v == "mlee_only":
+        return [Stage("mlee", "existence", lrs["mlee"])]
+    if v.startswith("pretrain_"):
+        return [Stage("mlee", "existence", lrs["mlee"]), Stage("finetune", target, lrs["finetune"], ("mlee",))]
+    if v.startswith("fusion_"):
+        return [Stage("dominant", target, base), Stage("mlee", "existence", lrs["mlee"]),
+                Stage("fusion", target, lrs["fusion"], ("dominant", "mlee"))]
+    raise ValueError(f"task.variant: unknown variant {v!r}")
+
+
+def stage_targets(cfg, manifest, label_names, kind):
+    """`TargetSet` for a stage: hard targets always on the dominant set, others on task.train_set."""
+    from keras_ser.labels.emotion_targets import make_targets
+
+    train_set = "dominant" if kind == "hard" else cfg.task.train_set
+    return make_targets(manifest, label_names, kind, train_set, cfg.task.soft_alpha)
+
+
+def fold_shards(rs, ids):
+    """Shard files holding the utterances `ids`."""
+    man = rs.manifest
+    shards = sorted(set(man.loc[man["utterance_id"].isin(set(ids)), "shard"]))
+    return [os.path.join(rs.root, "shards", s) for s in shards]
+
+
+def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False):
+    """tf.data pipeline over the utterances `ids`, with per-utterance values looked up by id.
+
+    Args:
+        rs: RecordSet.
+        cfg: RunConfig.
+        ids: utterance ids to keep.
+        columns: dict name → array with one row per id (targets, weights, ...): looked up in the
+            graph through a hash table from utterance id (and speed-perturbed copy id) to row.
+        to_xy: function `(batch, rows) → (x, y, sample_weight)`; `batch` is the parsed record
+            batch, `rows` maps each column name to its gathered `(batch, ...)` values.
+        shuffle: bool. Shuffle, and crop to `data.max_frames` (training).
+        perturbed: bool. Also read the speed-perturbed copies of `ids` (training).
+    """
     import tensorflow as tf
 
-    ids = {"train": fold.train, "dev": fold.dev, "test": fold.test}
-    man = rs.manifest
-    k = len(rs.label_names)
-    out = {}
-    for part, part_ids in ids.items():
-        part_ids = set(part_ids)
-        shards = sorted(set(man.loc[man["utterance_id"].isin(part_ids), "shard"]))
-        perturbed = part == "train" and bool(cfg.data.speed_perturb)
-        files = [os.path.join(rs.root, "shards", s) for s in shards]
-        if perturbed:
-            keys = {s["key"] for s in rs.meta["shards"] if s["file"] in shards}
-            files = rs.files(keys=keys, with_perturbed=True)
-        allowed = sorted(part_ids | ({f"{u}_sp{s:g}" for u in part_ids for s in cfg.data.speed_perturb} if perturbed else set()))
-        table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(allowed), tf.ones(len(allowed), tf.int32)), 0)
-        out[part] = (files, table)
-    weights = None
+    ids = list(ids)
+    if not ids:
+        raise ValueError("make_dataset: no utterances")
+    files = fold_shards(rs, ids)
+    keys, rows = list(ids), list(range(len(ids)))
+    if perturbed and cfg.data.speed_perturb:
+        shard_keys = {s["key"] for s in rs.meta["shards"] if os.path.join(rs.root, "shards", s["file"]) in files}
+        files = rs.files(keys=shard_keys, with_perturbed=True)
+        for factor in cfg.data.speed_perturb:
+            keys += [f"{u}_sp{factor:g}" for u in ids]
+            rows += list(range(len(ids)))
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(rows, tf.int64)), -1)
+    consts = {k: tf.constant(np.asarray(v, np.float32)) for k, v in columns.items()}
+
+    def keep(ex):
+        return table.lookup(ex["utterance_id"]) >= 0
+
+    def map_batch(b):
+        row = table.lookup(b["utterance_id"])
+        return to_xy(b, {k: tf.gather(v, row) for k, v in consts.items()})
+
+    ds = rs.dataset(files, batch_size=cfg.train.batch_size, shuffle=shuffle, seed=cfg.seed,
+                    max_frames=cfg.data.max_frames if shuffle else None, filter_fn=keep)
+    return ds.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _emotion_xy(b, rows):
+    return ({"features": b["features"], "num_frames": b["num_frames"]},
+            {"emotion": rows["targets"]}, {"emotion": rows["weights"]})
+
+
+def _class_dataset(rs, cfg, ids, targets, weights=None, shuffle=False, perturbed=False):
+    w = np.ones(len(ids), np.float32) if weights is None else weights
+    return make_dataset(rs, cfg, ids, {"targets": targets, "weights": w}, _emotion_xy, shuffle, perturbed)
+
+
+def make_datasets(rs, fold, cfg, targets):
+    """Train, dev and test pipelines of one fold for a stage's `TargetSet`.
+
+    Train and dev hold the fold's usable utterances (the stage's training set); test holds the
+    test utterances with a dominant label and one-hot targets of it, whatever the stage learns.
+    Returns `(train, dev, test, weights)`; weights are the class weights (see
+    `keras_ser.labels.emotion_targets.class_weights`) or None.
+    """
+    from keras_ser.labels.emotion_targets import class_weights
+
+    train, dev = targets.subset(fold.train), targets.subset(fold.dev)
+    train_ids = [u for u, ok in zip(train.ids, train.usable) if ok]
+    dev_ids = [u for u, ok in zip(dev.ids, dev.usable) if ok]
+    train_t = train.targets[train.usable]
+    weights, sw = None, None
     if cfg.train.class_weights:
-        lab = man[man["utterance_id"].isin(set(fold.train))]["emotion"]
-        weights = class_weights(np.array([rs.label_names.index(e) for e in lab]), k)
-
-    def build(part, shuffle):
-        files, table = out[part]
-        w = tf.constant(weights if weights is not None else np.ones(k), tf.float32)
-
-        def keep(ex):
-            return (table.lookup(ex["utterance_id"]) > 0) & (ex["label"] >= 0)
-
-        ds = rs.dataset(files, batch_size=cfg.train.batch_size, shuffle=shuffle, seed=cfg.seed,
-                        max_frames=cfg.data.max_frames, filter_fn=keep)
-
-        def to_xy(b):
-            x = {"features": b["features"], "num_frames": b["num_frames"]}
-            y = {"emotion": tf.one_hot(b["label"], k)}
-            sw = {"emotion": tf.gather(w, b["label"]) if part == "train" else tf.ones_like(b["strength"])}
-            return x, y, sw
-
-        return ds.map(to_xy, num_parallel_calls=tf.data.AUTOTUNE)
-
-    return build("train", True), build("dev", False), build("test", False), weights
+        weights = class_weights(train_t, targets.kind)
+        if targets.kind != "existence":  # existence weights live in the loss
+            sw = train_t @ weights
+    test = targets.subset(fold.test)
+    has_label = test.dominant >= 0
+    test_ids = [u for u, ok in zip(test.ids, has_label) if ok]
+    onehot = np.eye(targets.targets.shape[1], dtype=np.float32)[test.dominant[has_label]]
+    return (_class_dataset(rs, cfg, train_ids, train_t, sw, shuffle=True, perturbed=True),
+            _class_dataset(rs, cfg, dev_ids, dev.targets[dev.usable]),
+            _class_dataset(rs, cfg, test_ids, onehot), weights)
 
 
-def build_model(cfg, rs, stats):
+def build_model(cfg, rs, stats, stage=None, encoders=None):
+    """The model of a stage: a fresh MLEE classifier, or a new classifier on frozen encoders."""
+    stage = stage or recipe(cfg)[-1]
     if cfg.model.name == "mlee":
         from keras_ser.models.mlee import build_mlee_classifier
 
+        params = dict(cfg.model.params)
+        if encoders:
+            params = {k: v for k, v in params.items() if k in ("hidden_units",)}
         return build_mlee_classifier(num_classes=len(rs.label_names), feature_dim=rs.feature_dim,
-                                     mean=stats.mean, std=stats.std(), **cfg.model.params)
+                                     mean=stats.mean, std=stats.std(), activation=stage.activation,
+                                     encoder=encoders or None, encoder_name=f"{stage.name}_encoder",
+                                     name=f"mlee_{stage.name}", **params)
     raise ValueError(f"model.name: unknown model {cfg.model.name!r}")
+
+
+def compile_stage(model, stage, weights, cfg):
+    import keras
+
+    from keras_ser.losses import WeightedBinaryCrossentropy
+
+    if stage.kind == "existence":
+        pos, neg = weights if weights is not None else (None, None)
+        loss = WeightedBinaryCrossentropy(pos, neg)
+        metrics = [keras.metrics.BinaryAccuracy(name="acc", threshold=0.5)]
+    else:
+        loss = keras.losses.CategoricalCrossentropy()
+        metrics = [keras.metrics.CategoricalAccuracy(name="wa")]
+    model.compile(optimizer=keras.optimizers.Adam(stage.learning_rate), loss={"emotion": loss},
+                  metrics={"emotion": metrics}, jit_compile=cfg.train.jit_compile)
+    return model
 
 
 class AtomicBestCheckpoint:
@@ -210,50 +346,85 @@ def plot_confusion(cm, labels, path, title):
     os.replace(tmp, path)
 
 
-def train_fold(cfg, rs, fold, fold_dir, callbacks=()):
-    """Train one fold (resuming if interrupted); returns (best model, test metrics)."""
+def train_stage(cfg, rs, fold, stage, stage_dir, targets, stats, encoders=None, callbacks=()):
+    """Train one stage of one fold (resuming if interrupted); returns its best model."""
     import keras
 
-    os.makedirs(fold_dir, exist_ok=True)
-    train_ds, dev_ds, test_ds, weights = make_datasets(rs, fold, cfg)
-    train_files = train_ds_files(rs, fold)
-    stats = rs.feature_stats(train_files)
+    os.makedirs(stage_dir, exist_ok=True)
+    best = os.path.join(stage_dir, "best.keras")
+    done = os.path.join(stage_dir, "done")
+    if cfg.train.resume and os.path.exists(done) and os.path.exists(best):
+        return keras.saving.load_model(best, compile=False), None
+    train_ds, dev_ds, _, weights = make_datasets(rs, fold, cfg, targets)
     keras.utils.set_random_seed(cfg.seed)
-    strategy = _strategy(cfg.train.strategy)
-    with strategy.scope():
-        model = build_model(cfg, rs, stats)
-        model.compile(
-            optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
-            loss={"emotion": keras.losses.CategoricalCrossentropy()},
-            metrics={"emotion": [keras.metrics.CategoricalAccuracy(name="wa")]},
-            jit_compile=cfg.train.jit_compile,
-        )
-    best = os.path.join(fold_dir, "best.keras")
+    with _strategy(cfg.train.strategy).scope():
+        model = compile_stage(build_model(cfg, rs, stats, stage, encoders), stage, weights, cfg)
+    return fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks), weights
+
+
+def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss"):
+    """`model.fit` that resumes after an interruption and keeps the best epoch on `monitor`.
+
+    Writes `stage_dir/backup/` (BackupAndRestore), `stage_dir/best.keras` (atomic),
+    `stage_dir/history.csv`, and `stage_dir/done` when finished; returns the best model.
+    """
+    import keras
+
+    best = os.path.join(stage_dir, "best.keras")
     cbs = [
-        keras.callbacks.BackupAndRestore(os.path.join(fold_dir, "backup")),
-        AtomicBestCheckpoint.make(best),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.train.patience, restore_best_weights=False),
-        keras.callbacks.CSVLogger(os.path.join(fold_dir, "history.csv"), append=True),
+        keras.callbacks.BackupAndRestore(os.path.join(stage_dir, "backup")),
+        AtomicBestCheckpoint.make(best, monitor),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=cfg.train.patience, restore_best_weights=False),
+        keras.callbacks.CSVLogger(os.path.join(stage_dir, "history.csv"), append=True),
         keras.callbacks.TerminateOnNaN(),
         *callbacks,
     ]
     if not cfg.train.resume:
         import shutil
 
-        shutil.rmtree(os.path.join(fold_dir, "backup"), ignore_errors=True)
+        shutil.rmtree(os.path.join(stage_dir, "backup"), ignore_errors=True)
     model.fit(train_ds, validation_data=dev_ds, epochs=cfg.train.epochs, callbacks=cbs, verbose=cfg.train.verbose)
     if os.path.exists(best):
-        model = keras.saving.load_model(best)
+        model = keras.saving.load_model(best, compile=False)
+    open(os.path.join(stage_dir, "done"), "w").close()
+    return model
+
+
+def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=()):
+    """Run the recipe's stages on one fold; returns (final model, test metrics).
+
+    Stage `s` lives in `fold_dir/<s>/` (best.keras, history.csv, backup/); the final model is
+    also saved as `fold_dir/best.keras`. Test metrics use the test fold's dominant labels; an
+    existence model decides by the argmax of its existence probabilities.
+    """
+    from keras_ser.models.mlee import find_encoders
+
+    os.makedirs(fold_dir, exist_ok=True)
+    stats = rs.feature_stats(fold_shards(rs, fold.train))
+    models, all_weights = {}, {}
+    for stage in recipe(cfg):
+        targets = stage_targets(cfg, manifest, rs.label_names, stage.kind)
+        encoders = None
+        if stage.frozen:
+            encoders = [find_encoders(models[name])[0] for name in stage.frozen]
+            for e in encoders:
+                e.trainable = False
+        print(f"  stage {stage.name}: {stage.kind} targets, lr {stage.learning_rate:g}"
+              + (f", frozen encoders of {', '.join(stage.frozen)}" if stage.frozen else ""))
+        model, weights = train_stage(cfg, rs, fold, stage, os.path.join(fold_dir, stage.name), targets, stats,
+                                     encoders, callbacks)
+        models[stage.name] = model
+        if weights is not None:
+            all_weights[stage.name] = np.asarray(weights).tolist()
+    tmp = os.path.join(fold_dir, f"best.tmp-{os.getpid()}.keras")
+    model.save(tmp)
+    os.replace(tmp, os.path.join(fold_dir, "best.keras"))
+    _, _, test_ds, _ = make_datasets(rs, fold, cfg, stage_targets(cfg, manifest, rs.label_names, "hard"))
     y_true, y_prob = predict_labels(model, test_ds)
     result = M.classification_metrics(y_true, y_prob.argmax(-1), rs.label_names)
-    result.update(fold=fold.name, train_weights=None if weights is None else weights.tolist(), **fold.to_dict())
+    result.update(fold=fold.name, variant=cfg.task.variant, train_set=cfg.task.train_set, test_dominant=len(y_true),
+                  class_weights=all_weights or None, **fold.to_dict())
     return model, result
-
-
-def train_ds_files(rs, fold):
-    man = rs.manifest
-    shards = sorted(set(man.loc[man["utterance_id"].isin(set(fold.train)), "shard"]))
-    return [os.path.join(rs.root, "shards", s) for s in shards]
 
 
 def run(cfg, callbacks=()):
@@ -263,13 +434,35 @@ def run(cfg, callbacks=()):
     # tf.data pipelines are finite and shuffled by design; Keras warns about both needlessly.
     warnings.filterwarnings("ignore", message=".*shuffle=True.*was passed.*")
     warnings.filterwarnings("ignore", message=".*Your input ran out of data.*")
+    _quiet_retracing()
 
     out = cfg.output_dir or default_output_dir(cfg)
     os.makedirs(out, exist_ok=True)
     os.makedirs(os.path.join(out, "plots"), exist_ok=True)
     save_config(cfg, os.path.join(out, "config.yaml"))
+    policy = keras.config.dtype_policy()
     if cfg.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+        # float16 on GPUs; bfloat16 on CPUs, which have no fast float16 kernels.
+        import tensorflow as tf
+
+        keras.config.set_dtype_policy("mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+    try:
+        return _run(cfg, out, callbacks)
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def _run(cfg, out, callbacks):
+    import keras
+
+    if cfg.system == "strengthnet":
+        from keras_ser.training import strength
+
+        start = time.time()
+        summary = strength.run(cfg, out, callbacks)
+        summary["seconds"] = round(time.time() - start, 1)
+        _atomic_json(summary, os.path.join(out, "metrics.json"))
+        return summary
     start = time.time()
     manifest = load_manifest(cfg)
     rs = prepare_records(cfg, manifest)
@@ -283,10 +476,10 @@ def run(cfg, callbacks=()):
             with open(done) as f:
                 results.append(json.load(f))
             if i == 0:
-                first_model = keras.saving.load_model(os.path.join(fold_dir, "best.keras"))
+                first_model = keras.saving.load_model(os.path.join(fold_dir, "best.keras"), compile=False)
             continue
         print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
-        model, res = train_fold(cfg, rs, fold, fold_dir, callbacks)
+        model, res = train_fold(cfg, rs, fold, fold_dir, manifest, callbacks)
         plot_confusion(res["confusion"], res["labels"], os.path.join(out, "plots", f"confusion_{fold.name}.png"),
                        f"{fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
         _atomic_json(res, done)
@@ -296,6 +489,7 @@ def run(cfg, callbacks=()):
             first_model = model
     summary = {
         "system": cfg.system, "corpus": cfg.data.corpus, "protocol": cfg.protocol.name,
+        "variant": cfg.task.variant, "train_set": cfg.task.train_set,
         "seed": cfg.seed, "folds_run": len(results), "labels": rs.label_names,
         "mean": {k: M.mean_sd([r[k] for r in results]) for k in ("wa", "ua", "macro_f1")},
         "folds": results, "seconds": round(time.time() - start, 1),
@@ -308,7 +502,9 @@ def run(cfg, callbacks=()):
 
         name = cfg.export.name or cfg.system
         path = export_model(first_model, os.path.join(out, "export", name), version=cfg.export.version,
-                            frontend=rs.frontend, label_names=rs.label_names)
+                            frontend=rs.frontend, label_names=rs.label_names,
+                            metadata={"variant": cfg.task.variant, "emotion_head": (
+                                "existence" if recipe(cfg)[-1].kind == "existence" else "probabilities")})
         summary["export"] = path
     _atomic_json(summary, os.path.join(out, "metrics.json"))
     m = summary["mean"]

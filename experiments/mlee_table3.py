@@ -1,0 +1,79 @@
+"""The MLEE paper's Table 3 layout: rows = variants, columns = training set (dominant, all) × WA/UA.
+
+    python experiments/mlee_table3.py mlee/synthetic [key=value ...] [--variants hard,soft,...]
+        [--out docs/results/mlee_synthetic.json]
+
+Every cell is one `keras_ser-train` run (same preset, protocol and overrides) with
+`task.variant` and `task.train_set` set; runs go to `<output_dir or runs/table3>/<variant>-<set>/`
+and resume when interrupted. Hard targets exist only on the dominant set, so those cells of the
+"all" column are "n/a", as in the paper. Prints a Markdown table; `--out` also keeps the numbers.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+VARIANTS = ("hard", "soft", "mlee_only", "pretrain_hard", "pretrain_soft", "fusion_hard", "fusion_soft")
+LABELS = {
+    "hard": "Conventional, hard", "soft": "Conventional, soft", "mlee_only": "MLEE only",
+    "pretrain_hard": "MLEE pre-training, hard", "pretrain_soft": "MLEE pre-training, soft",
+    "fusion_hard": "MLEE pre-training fusion, hard", "fusion_soft": "MLEE pre-training fusion, soft",
+}
+
+
+def cell(summary):
+    m = summary["mean"]
+    return f"{100 * m['wa']['mean']:.1f} / {100 * m['ua']['mean']:.1f}"
+
+
+def table(results, variants, sets):
+    lines = ["| variant | " + " | ".join(f"{s}: WA / UA (%)" for s in sets) + " |",
+             "|---|" + "---|" * len(sets)]
+    for v in variants:
+        row = [cell(results[(v, s)]) if (v, s) in results else "n/a" for s in sets]
+        lines.append(f"| {LABELS[v]} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("preset")
+    ap.add_argument("overrides", nargs="*")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--sets", default="dominant,all")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+
+    from keras_ser.config import load_config
+    from keras_ser.training.trainer import run
+
+    variants, sets = args.variants.split(","), args.sets.split(",")
+    base = load_config(args.preset, args.overrides)
+    root = base.output_dir or os.path.join("runs", "table3", f"{base.system}-{base.data.corpus}")
+    results = {}
+    for v in variants:
+        for s in sets:
+            if v.endswith("hard") and s == "all" and not v.startswith(("pretrain", "fusion")):
+                continue  # no hard targets outside the dominant set
+            cfg = load_config(args.preset, [*args.overrides, f"task.variant={v}", f"task.train_set={s}",
+                                            f"output_dir={os.path.join(root, f'{v}-{s}')}"])
+            results[(v, s)] = run(cfg)
+            print(f"== {v} / {s}: {cell(results[(v, s)])}", flush=True)
+    print(table(results, variants, sets))
+    if args.out:
+        doc = {"preset": args.preset, "overrides": args.overrides, "protocol": base.protocol.name,
+               "cells": [{"variant": v, "train_set": s, "wa": r["mean"]["wa"], "ua": r["mean"]["ua"],
+                          "folds_run": r["folds_run"], "seconds": r["seconds"]} for (v, s), r in results.items()]}
+        tmp = args.out + ".tmp"
+        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
+        os.replace(tmp, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

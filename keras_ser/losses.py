@@ -1,0 +1,57 @@
+"""Losses that Keras lacks."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class WeightedBinaryCrossentropy(keras.losses.Loss):
+    """Class-wise binary cross-entropy with separate weights for positives and negatives.
+
+    The MLEE paper's class weights: for each class, inverse existent / non-existent frequency.
+    `loss = mean_k -(pos_k y_k log p_k + neg_k (1 - y_k) log(1 - p_k))`; takes probabilities.
+
+    Args:
+        pos_weight, neg_weight: sequences of K floats (None: 1).
+    """
+
+    def __init__(self, pos_weight=None, neg_weight=None, name="weighted_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.pos_weight = None if pos_weight is None else [float(w) for w in pos_weight]
+        self.neg_weight = None if neg_weight is None else [float(w) for w in neg_weight]
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.cast(y_pred, "float32")
+        y_true = ops.cast(y_true, "float32")
+        eps = keras.config.epsilon()
+        p = ops.clip(y_pred, eps, 1.0 - eps)
+        pos = 1.0 if self.pos_weight is None else ops.convert_to_tensor(self.pos_weight, "float32")
+        neg = 1.0 if self.neg_weight is None else ops.convert_to_tensor(self.neg_weight, "float32")
+        return ops.mean(-(pos * y_true * ops.log(p) + neg * (1.0 - y_true) * ops.log(1.0 - p)), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "pos_weight": self.pos_weight, "neg_weight": self.neg_weight}
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class MaskedMAE(keras.losses.Loss):
+    """Mean absolute error over the real frames of each utterance, then over the batch.
+
+    Targets `(batch, frames)` carry `pad_value` (default -1) on padded frames, which are ignored;
+    an utterance's loss is the mean over its real frames, so long and short utterances weigh the
+    same (StrengthNet's frame loss; the original code also trained on the padding).
+    """
+
+    def __init__(self, pad_value=-1.0, name="masked_mae", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.pad_value = float(pad_value)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, "float32")
+        y_pred = ops.cast(y_pred, "float32")
+        real = ops.cast(ops.not_equal(y_true, self.pad_value), "float32")
+        err = ops.sum(ops.abs(y_true - y_pred) * real, axis=-1)
+        return err / ops.maximum(ops.sum(real, axis=-1), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "pad_value": self.pad_value}

@@ -1,0 +1,134 @@
+"""MLEE variants: recipes, frozen encoders, fusion, speed perturbation and targets in the pipeline."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_ser.config import load_config
+
+SMALL = ("model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], "
+         "lstm_units: 8, attention_units: 8}")
+
+
+def _cfg(tmp, tiny_corpus, *extra):
+    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+    return load_config("mlee/synthetic", [
+        f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp}/records", "data.num_workers=0",
+        "train.epochs=1", "train.verbose=0", "protocol.max_folds=1", SMALL, f"output_dir={tmp}/run", *extra])
+
+
+def test_recipes_follow_the_paper():
+    from keras_ser.training.trainer import recipe
+
+    def stages(variant):
+        cfg = load_config("mlee/synthetic", [f"task.variant={variant}"])
+        return [(s.name, s.kind, s.learning_rate, s.frozen) for s in recipe(cfg)]
+
+    assert stages("hard") == [("dominant", "hard", 5e-4, ())]
+    assert stages("mlee_only") == [("mlee", "existence", 2e-4, ())]
+    assert stages("pretrain_soft") == [("mlee", "existence", 2e-4, ()), ("finetune", "soft", 1e-4, ("mlee",))]
+    assert stages("fusion_hard") == [("dominant", "hard", 5e-4, ()), ("mlee", "existence", 2e-4, ()),
+                                     ("fusion", "hard", 5e-5, ("dominant", "mlee"))]
+
+
+def test_fusion_model_trains_only_its_classifier():
+    from keras_ser.models.mlee import build_mlee_classifier, build_mlee_encoder, find_encoders
+
+    kw = dict(conv_blocks=((4, (12, 16), (2, 2)), (4, (8, 12), (1, 1))), lstm_units=8, attention_units=4)
+    encoders = [build_mlee_encoder(400, name="dominant_encoder", **kw), build_mlee_encoder(400, name="mlee_encoder", **kw)]
+    for e in encoders:
+        e.trainable = False
+    model = build_mlee_classifier(4, 400, encoder=encoders, return_attention=True)
+    assert [e.name for e in find_encoders(model)] == ["dominant_encoder", "mlee_encoder"]
+    assert len(model.trainable_weights) == 4  # hidden and output Dense: kernels and biases
+    assert model.get_layer("hidden").kernel.shape[0] == 2 * 2 * 8  # two BLSTM(8) utterance vectors
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1, 70, 400)).astype("float32")
+    x = np.zeros((2, 100, 400), "float32")
+    x[0, :70] = a[0]
+    x[1] = rng.standard_normal((100, 400))
+    both = model({"features": x, "num_frames": np.array([70, 100])})
+    one = model({"features": a, "num_frames": np.array([70])})
+    np.testing.assert_allclose(both["emotion"][0], one["emotion"][0], atol=1e-5)
+    assert both["attention"].shape[:2] == (2, 2)  # one head per encoder, stacked
+    with pytest.raises(ValueError, match="distinct names"):
+        build_mlee_classifier(4, 400, encoder=[encoders[0], encoders[0]])
+
+
+def test_pretraining_recipe_freezes_the_mlee_encoder_and_exports(tiny_corpus, tmp_path):
+    import keras
+
+    from keras_ser.models.mlee import find_encoders
+    from keras_ser.training.trainer import run
+
+    cfg = _cfg(tmp_path, tiny_corpus, "task.variant=pretrain_soft", "task.train_set=all")
+    summary = run(cfg)
+    fold = summary["folds"][0]
+    fold_dir = os.path.join(cfg.output_dir, "folds", fold["fold"])
+    pre = keras.saving.load_model(os.path.join(fold_dir, "mlee", "best.keras"), compile=False)
+    final = keras.saving.load_model(os.path.join(fold_dir, "best.keras"), compile=False)
+    (enc_pre,), (enc_final,) = find_encoders(pre), find_encoders(final)
+    assert enc_final.name == "mlee_encoder" and not enc_final.trainable
+    for w0, w1 in zip(enc_pre.weights, enc_final.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(w0), np.asarray(w1), err_msg=w0.path)
+    # The MLEE stage used per-class existent / non-existent weights; the soft stage class weights.
+    pos, neg = fold["class_weights"]["mlee"]
+    assert len(pos) == len(neg) == 4 and len(fold["class_weights"]["finetune"]) == 4
+    assert fold["variant"] == "pretrain_soft" and fold["n"] == fold["test_dominant"]
+    meta = json.load(open(os.path.join(summary["export"], "keras_ser.json")))
+    assert meta["variant"] == "pretrain_soft" and meta["emotion_head"] == "probabilities"
+
+
+def test_existence_model_outputs_independent_probabilities(tiny_corpus, tmp_path):
+    import keras
+
+    from keras_ser.training.trainer import run
+
+    cfg = _cfg(tmp_path, tiny_corpus, "task.variant=mlee_only", "export.enabled=false")
+    summary = run(cfg)
+    model = keras.saving.load_model(
+        os.path.join(cfg.output_dir, "folds", summary["folds"][0]["fold"], "best.keras"), compile=False)
+    x = {"features": np.random.default_rng(1).standard_normal((3, 90, 400)).astype("float32"),
+         "num_frames": np.array([90, 60, 30], "int32")}
+    p = np.asarray(model(x)["emotion"])
+    assert p.shape == (3, 4) and np.all((p > 0) & (p < 1))
+    assert not np.allclose(p.sum(-1), 1.0)  # sigmoid, not softmax
+
+
+def test_pipeline_targets_and_speed_perturbation(tiny_corpus, tmp_path):
+    from keras_ser.training.trainer import (
+        fold_list,
+        load_manifest,
+        make_datasets,
+        prepare_records,
+        stage_targets,
+    )
+
+    cfg = _cfg(tmp_path, tiny_corpus, "data.speed_perturb=[0.9, 1.1]", "train.class_weights=false")
+    manifest = load_manifest(cfg)
+    rs = prepare_records(cfg, manifest)
+    fold = fold_list(cfg, manifest)[0]
+    targets = stage_targets(cfg, manifest, rs.label_names, "soft")  # soft on "dominant" (the default)
+    train, dev, test, _ = make_datasets(rs, fold, cfg, targets)
+
+    def total(ds):
+        n, t = 0, 0.0
+        for _x, y, _w in ds:
+            n += y["emotion"].shape[0]
+            t = t + np.asarray(y["emotion"]).sum(0)
+        return n, t
+
+    tr = targets.subset(fold.train)
+    n, t = total(train)
+    assert n == 3 * tr.usable.sum()  # the originals and their 0.9 and 1.1 copies
+    np.testing.assert_allclose(t, 3 * tr.targets[tr.usable].sum(0), rtol=1e-5)
+    dv = targets.subset(fold.dev)
+    n, t = total(dev)
+    assert n == dv.usable.sum()  # no perturbed copies outside training
+    np.testing.assert_allclose(t, dv.targets[dv.usable].sum(0), rtol=1e-5)
+    te = targets.subset(fold.test)
+    n, t = total(test)
+    assert n == (te.dominant >= 0).sum()
+    np.testing.assert_allclose(t, np.bincount(te.dominant[te.dominant >= 0], minlength=4))
