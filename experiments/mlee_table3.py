@@ -7,6 +7,11 @@ Every cell is one `keras_ser-train` run (same preset, protocol and overrides) wi
 `task.variant` and `task.train_set` set; runs go to `<output_dir or runs/table3>/<variant>-<set>/`
 and resume when interrupted. Hard targets exist only on the dominant set, so those cells of the
 "all" column are "n/a", as in the paper. Prints a Markdown table; `--out` also keeps the numbers.
+
+Cells share identical stages instead of retraining them: the MLEE stage of `mlee_only`,
+`pretrain_*` and `fusion_*` on one training set is the same network, and so is the dominant stage
+of `fusion_k` and the `k` cell. A finished stage is copied into the later cell's fold folder,
+where the trainer finds it done and loads it.
 """
 
 import argparse
@@ -22,6 +27,29 @@ LABELS = {
     "pretrain_hard": "MLEE pre-training, hard", "pretrain_soft": "MLEE pre-training, soft",
     "fusion_hard": "MLEE pre-training fusion, hard", "fusion_soft": "MLEE pre-training fusion, soft",
 }
+
+
+def stage_key(cfg, stage):
+    """What makes two stages the same network (with the same preset and overrides)."""
+    train_set = "dominant" if stage.kind == "hard" else cfg.task.train_set
+    return (stage.name, stage.kind, train_set, stage.learning_rate, stage.frozen)
+
+
+def share_stages(cfg, done_stages, out_dir):
+    """Copy finished stages with the same key into this cell's fold folders."""
+    import shutil
+
+    from keras_ser.training.trainer import recipe
+
+    for stage in recipe(cfg)[:-1]:
+        src = done_stages.get(stage_key(cfg, stage))
+        if not src:
+            continue
+        for fold in os.listdir(src):
+            a = os.path.join(src, fold, stage.name)
+            b = os.path.join(out_dir, "folds", fold, stage.name)
+            if os.path.exists(os.path.join(a, "done")) and not os.path.exists(b):
+                shutil.copytree(a, b)
 
 
 def cell(summary):
@@ -48,19 +76,23 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from keras_ser.config import load_config
-    from keras_ser.training.trainer import run
+    from keras_ser.training.trainer import recipe, run
 
     variants, sets = args.variants.split(","), args.sets.split(",")
     base = load_config(args.preset, args.overrides)
     root = base.output_dir or os.path.join("runs", "table3", f"{base.system}-{base.data.corpus}")
-    results = {}
+    results, done_stages = {}, {}
     for v in variants:
         for s in sets:
             if v.endswith("hard") and s == "all" and not v.startswith(("pretrain", "fusion")):
                 continue  # no hard targets outside the dominant set
+            out_dir = os.path.join(root, f"{v}-{s}")
             cfg = load_config(args.preset, [*args.overrides, f"task.variant={v}", f"task.train_set={s}",
-                                            f"output_dir={os.path.join(root, f'{v}-{s}')}"])
+                                            f"output_dir={out_dir}"])
+            share_stages(cfg, done_stages, out_dir)
             results[(v, s)] = run(cfg)
+            for stage in recipe(cfg):
+                done_stages.setdefault(stage_key(cfg, stage), os.path.join(out_dir, "folds"))
             print(f"== {v} / {s}: {cell(results[(v, s)])}", flush=True)
     print(table(results, variants, sets))
     if args.out:

@@ -1,5 +1,6 @@
 """One module per paper, each a builder of a functional model with named heads."""
 
 from keras_ser.models.mlee import build_mlee_classifier, build_mlee_encoder
+from keras_ser.models.strengthnet import build_strengthnet
 
-__all__ = ["build_mlee_classifier", "build_mlee_encoder"]
+__all__ = ["build_mlee_classifier", "build_mlee_encoder", "build_strengthnet"]

@@ -1,0 +1,92 @@
+"""StrengthNet: emotion strength and category from speech (Liu, Sisman, Li, 2021).
+
+Paper version (default):
+
+    80-channel log-mel spectrum (50 ms frames, 12.5 ms hop), z-normalised with training statistics
+    encoder: 4 blocks x 3 Conv2D (16, 32, 64, 128 filters; 3x3; ReLU; same padding), strides
+             (1,1), (1,1), (1,3): the third conv of each block divides frequency by 3, time is
+             never downsampled; reshape to (T, F' * 128)
+    strength predictor: BiLSTM(128) → Dense(128, ReLU) → Dropout(0.3) → Dense(1) per frame
+             = `frame_strength`; its average over the real frames = `strength`
+    emotion predictor: a second BiLSTM(128) on the encoder output (not on the first BiLSTM),
+             last state → Dropout(0.3) → softmax(K) = `emotion`
+
+The original code differs (options, see `original_input` and `recurrent_max_norm`): its input is
+the linear mel *magnitude* (n_fft 512, hop 256; the `strengthnet_original` frontend) without
+normalisation, projected by Dense(257) before the CNN (a MOSNet leftover), and both recurrent
+kernels carry `max_norm(1e-5)`, which all but disables recurrence. It also trained the frame
+loss on zero padding; here the padding is masked everywhere: every block re-applies the time
+mask, the LSTMs get a Keras mask, the utterance strength averages real frames only, and the
+frame loss (`keras_ser.losses.MaskedMAE`) ignores padded frames. Padded and unpadded inputs give
+the same outputs (tested).
+
+Heads are named `frame_strength` `(batch, frames)`, `strength` `(batch,)` and `emotion`
+`(batch, K)`; the original code's `frame`, `avg` and `class`.
+"""
+
+import keras
+
+from keras_ser.layers import ApplyTimeMask, LengthMask, MaskedNormalization
+from keras_ser.layers.masking import MaskedTimeAverage
+
+FILTERS = (16, 32, 64, 128)
+STRIDES = ((1, 1), (1, 1), (1, 3))
+
+
+def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filters=FILTERS, lstm_units=128,
+                      dense_units=128, dropout=0.3, original_input=False, recurrent_max_norm=None,
+                      name="strengthnet"):
+    """The StrengthNet model.
+
+    Args:
+        num_classes: int. Emotion classes K (4 in the paper).
+        feature_dim: int. 80 (paper, log-mel) or 257 (original code, linear magnitude).
+        mean, std: training-set feature statistics (z-normalisation; the paper). Ignored with
+            `original_input`.
+        filters: the four blocks' filter counts.
+        lstm_units: int. Units per direction of each BiLSTM. Defaults to 128.
+        dense_units: int. The frame predictor's hidden layer. Defaults to 128.
+        dropout: float. Defaults to 0.3.
+        original_input: bool. The original code's input: no normalisation, Dense(257) on each
+            frame before the CNN.
+        recurrent_max_norm: float or None. The original code's `max_norm(1e-5)` on both
+            recurrent kernels (None: no constraint, the paper).
+
+    Returns:
+        Model `{features, num_frames}` → `{"frame_strength", "strength", "emotion"}`.
+    """
+    features = keras.Input((None, feature_dim), name="features")
+    num_frames = keras.Input((), dtype="int32", name="num_frames")
+    if original_input:
+        x = keras.layers.Dense(257, name="input_projection")(features)
+        x = ApplyTimeMask(name="input_mask")(x, num_frames)
+        width = 257
+    else:
+        x = MaskedNormalization(mean=mean, std=std, dim=feature_dim, name="normalization")(features, num_frames)
+        width = feature_dim
+    x = keras.layers.Reshape((-1, width, 1), name="add_channel")(x)
+    for b, f in enumerate(filters, 1):
+        for c, strides in enumerate(STRIDES, 1):
+            x = keras.layers.Conv2D(f, 3, strides=strides, padding="same", activation="relu", name=f"conv{b}_{c}")(x)
+            # After every conv: a 3x3 kernel would carry bias-only padded frames into real ones.
+            x = ApplyTimeMask(name=f"mask{b}_{c}")(x, num_frames)
+    x = keras.layers.Reshape((-1, x.shape[2] * x.shape[3]), name="flatten_freq")(x)
+    mask = LengthMask(name="time_mask")(x, num_frames)
+    constraint = keras.constraints.MaxNorm(recurrent_max_norm) if recurrent_max_norm else None
+
+    def blstm(seq, name):
+        return keras.layers.Bidirectional(
+            keras.layers.LSTM(lstm_units, return_sequences=seq, recurrent_constraint=constraint), name=name)
+
+    h = blstm(True, "strength_blstm")(x, mask=mask)
+    h = keras.layers.Dense(dense_units, activation="relu", name="frame_dense")(h)
+    h = keras.layers.Dropout(dropout, name="frame_dropout")(h)
+    frame = keras.layers.Dense(1, dtype="float32", name="frame_score")(h)
+    frame = ApplyTimeMask(dtype="float32", name="frame_mask")(frame, num_frames)
+    frame = keras.layers.Reshape((-1,), dtype="float32", name="frame_strength")(frame)
+    strength = MaskedTimeAverage(dtype="float32", name="strength")(frame, num_frames)
+    e = blstm(False, "emotion_blstm")(x, mask=mask)
+    e = keras.layers.Dropout(dropout, name="emotion_dropout")(e)
+    emotion = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="emotion")(e)
+    return keras.Model({"features": features, "num_frames": num_frames},
+                       {"frame_strength": frame, "strength": strength, "emotion": emotion}, name=name)

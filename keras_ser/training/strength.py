@@ -1,0 +1,386 @@
+"""StrengthNet runs: ranking labels → folds → training → evaluation (seen and unseen corpora) → export.
+
+    from keras_ser.config import load_config
+    from keras_ser.training.trainer import run
+    run(load_config("strengthnet/synthetic", ["data.synthetic_size=tiny"]))
+
+Beyond the classifier runs' output folder (see `keras_ser.training.trainer`):
+    ranking/<corpus>.json         each corpus's ranking functions (`StrengthLabeler`, JSON)
+    ranking/labels.csv            utterance_id, corpus, speaker, emotion, strength label
+    plots/strength_<fold>.png     predicted vs target scatter and histograms
+    metrics.json                  per fold: MAE/LCC/SRCC/CCC overall and per emotion, emotion
+                                  WA/UA, ranking order accuracy on held-out pairs, SRCC against
+                                  the true strength where the corpus has one, RAVDESS-style
+                                  intensity agreement; `unseen`: the same on `data.eval_corpora`
+                                  plus the training corpus's ranking function applied to them
+"""
+
+import os
+
+import numpy as np
+
+from keras_ser.training import metrics as M
+from keras_ser.training import trainer as T
+
+HEADS = ("frame_strength", "strength", "emotion")
+
+
+# -- labels ---------------------------------------------------------------------------------------
+def functionals(cfg, manifest, cache_dir):
+    """openSMILE functionals of every row (worker processes; cached per corpus)."""
+    from tfrecords_tools.opensmile_features import extract_functionals
+
+    os.makedirs(cache_dir, exist_ok=True)
+    feats = np.full((len(manifest), 0), np.nan)
+    names = None
+    for corpus in sorted(manifest["corpus"].unique()):
+        rows = np.flatnonzero(manifest["corpus"].to_numpy() == corpus)
+        paths = manifest["path"].to_numpy()[rows].tolist()
+        f, names, errors = extract_functionals(paths, cfg.strength.feature_set, max(1, cfg.data.num_workers),
+                                               os.path.join(cache_dir, f"{corpus}-{cfg.strength.feature_set}.npz"))
+        if errors:
+            path, why = next(iter(errors.items()))
+            print(f"openSMILE failed on {len(errors)} {corpus} files (first: {path}: {why}); they get no label")
+        if feats.shape[1] == 0:
+            feats = np.full((len(manifest), f.shape[1]), np.nan)
+        feats[rows] = f
+    return feats, names
+
+
+def fit_labeler(cfg, X, man, per=None):
+    from keras_ser.labels.ranking import StrengthLabeler
+
+    st = cfg.strength
+    ok = np.isfinite(X).all(1)
+    lab = StrengthLabeler(st.neutral, st.C, per or st.per, st.similar)
+    return lab.fit(X[ok], man["speaker"].to_numpy(str)[ok], man["emotion"].to_numpy(str)[ok], None)
+
+
+def heldout_order_accuracy(cfg, X, man, fraction=0.2, seed=0):
+    """Pairwise-order accuracy on held-out (emotional, neutral) pairs: the ranking functions are
+    refitted on the other utterances of each (speaker, emotion) group."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(man), bool)
+    for _, idx in man.groupby(["speaker", "emotion"]).indices.items():
+        idx = rng.permutation(idx)
+        held[idx[: max(1, int(round(fraction * len(idx))))] if len(idx) > 2 else []] = True
+    ok = np.isfinite(X).all(1)
+    lab = fit_labeler(cfg, X[~held & ok], man[~held & ok])
+    acc, _ = lab.order_accuracy(X[held & ok], man["speaker"].to_numpy(str)[held & ok],
+                                man["emotion"].to_numpy(str)[held & ok])
+    return acc
+
+
+def strength_labels(cfg, manifest, out_dir, cache_dir):
+    """Strength label per row of `manifest` (NaN: none), the fitted labelers and label statistics."""
+    st = cfg.strength
+    info = {"labels": st.labels}
+    if st.labels == "manifest":
+        s = manifest["strength"].to_numpy(float).copy()
+        s[manifest["emotion"].to_numpy() == st.neutral] = 0.0
+        return s, {}, info
+    X, _ = functionals(cfg, manifest, cache_dir)
+    out = np.full(len(manifest), np.nan)
+    labelers = {}
+    os.makedirs(os.path.join(out_dir, "ranking"), exist_ok=True)
+    for corpus in sorted(manifest["corpus"].unique()):
+        sel = (manifest["corpus"] == corpus).to_numpy()
+        man = manifest[sel]
+        lab = fit_labeler(cfg, X[sel], man)
+        lab.save(os.path.join(out_dir, "ranking", f"{corpus}.json"))
+        labelers[corpus] = lab
+        out[sel] = lab.strengths(X[sel], man["speaker"].to_numpy(str), man["emotion"].to_numpy(str), st.normalise)
+        acc_train, _ = lab.order_accuracy(X[sel], man["speaker"].to_numpy(str), man["emotion"].to_numpy(str))
+        info[corpus] = {"order_accuracy_train": acc_train, "order_accuracy_heldout": heldout_order_accuracy(cfg, X[sel], man),
+                        "functions": len(lab.functions)}
+        if manifest.loc[sel, "strength"].notna().any():  # a corpus with the true strength (synthetic)
+            emo = man["emotion"].to_numpy() != st.neutral
+            truth = man["strength"].to_numpy(float)
+            good = emo & np.isfinite(truth) & np.isfinite(out[sel])
+            info[corpus]["srcc_labels_vs_truth"] = M.spearman(out[sel][good], truth[good])
+            info[corpus]["srcc_labels_vs_truth_per_emotion"] = {
+                e: M.spearman(out[sel][good & (man["emotion"].to_numpy() == e)], truth[good & (man["emotion"].to_numpy() == e)])
+                for e in sorted(set(man["emotion"][good]))}
+    keep = manifest[["utterance_id", "corpus", "speaker", "emotion"]].assign(strength_label=out)
+    tmp = os.path.join(out_dir, "ranking", f"labels.csv.tmp-{os.getpid()}")
+    keep.to_csv(tmp, index=False)
+    os.replace(tmp, os.path.join(out_dir, "ranking", "labels.csv"))
+    return out, labelers, info
+
+
+# -- data ---------------------------------------------------------------------------------------
+def _strength_xy(b, rows, extra=False):
+    import tensorflow as tf
+
+    n = b["num_frames"]
+    s = rows["strength"]
+    frames = tf.where(tf.sequence_mask(n, tf.shape(b["features"])[1]), s[:, None], -1.0)
+    x = {"features": b["features"], "num_frames": n}
+    y = {"frame_strength": frames, "strength": s, "emotion": rows["emotion"]}
+    if extra:  # evaluation only: the corpus's true strength and intensity (NaN where unknown)
+        y.update(true_strength=rows["true_strength"], strong=rows["strong"])
+    sw = {"frame_strength": tf.ones_like(s), "strength": tf.ones_like(s), "emotion": rows["weight"]}
+    return x, y, sw
+
+
+def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weights=None, extra=False):
+    """Pipeline for StrengthNet over `ids`; `table` is indexed by utterance id with columns
+    `strength_label`, `label` (emotion index), `true_strength` and `intensity`."""
+    sub = table.loc[list(ids)]
+    k = len(rs.label_names)
+    labels = sub["label"].to_numpy(int)
+    cols = {"strength": sub["strength_label"].to_numpy(np.float32), "emotion": np.eye(k, dtype=np.float32)[labels],
+            "weight": np.ones(len(sub), np.float32) if weights is None else np.asarray(weights, np.float32)[labels]}
+    if extra:
+        inten = sub["intensity"].to_numpy(object)
+        cols["true_strength"] = sub["true_strength"].to_numpy(np.float32)
+        cols["strong"] = np.where(inten == "strong", 1.0, np.where(inten == "normal", 0.0, np.nan)).astype(np.float32)
+
+    def to_xy(b, rows):
+        return _strength_xy(b, rows, extra)
+
+    return T.make_dataset(rs, cfg, list(ids), cols, to_xy, shuffle, perturbed)
+
+
+def build_model(cfg, rs, stats):
+    from keras_ser.models.strengthnet import build_strengthnet
+
+    params = dict(cfg.model.params)
+    if rs.frontend.get("name") == "strengthnet_original":
+        params.setdefault("original_input", True)
+    return build_strengthnet(num_classes=len(rs.label_names), feature_dim=rs.feature_dim, mean=stats.mean,
+                             std=stats.std(), **params)
+
+
+def compile_model(model, cfg):
+    import keras
+
+    from keras_ser.losses import MaskedMAE
+
+    w = {h: float(cfg.strength.loss_weights.get(h, 1.0)) for h in HEADS}
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.train.learning_rate, beta_1=0.9, beta_2=0.98),
+        loss={"frame_strength": MaskedMAE(), "strength": keras.losses.MeanAbsoluteError(),
+              "emotion": keras.losses.CategoricalCrossentropy()},
+        loss_weights=w,
+        metrics={"strength": [keras.metrics.MeanAbsoluteError(name="mae")],
+                 "emotion": [keras.metrics.CategoricalAccuracy(name="acc")]},
+        jit_compile=cfg.train.jit_compile,
+    )
+    return model
+
+
+def predict(model, ds):
+    """Arrays over the dataset: target and predicted strength, emotion index and probabilities,
+    true strength and "strong" (NaN where unknown)."""
+    cols = {k: [] for k in ("s_true", "s_pred", "e_true", "e_prob", "truth", "strong")}
+    for x, y, _ in ds:
+        out = model(x, training=False)
+        cols["s_pred"].append(np.asarray(out["strength"]))
+        cols["e_prob"].append(np.asarray(out["emotion"]))
+        cols["s_true"].append(np.asarray(y["strength"]))
+        cols["e_true"].append(np.asarray(y["emotion"]).argmax(-1))
+        cols["truth"].append(np.asarray(y["true_strength"]))
+        cols["strong"].append(np.asarray(y["strong"]))
+    return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def evaluate(cfg, model, rs, ids, table, label_names):
+    """Strength and emotion metrics on `ids` (plus truth SRCC and intensity agreement when known)."""
+    p = predict(model, strength_dataset(rs, cfg, list(ids), table, extra=True))
+    s_true, s_pred, e_true = p["s_true"], p["s_pred"], p["e_true"]
+    res = {"overall": M.regression_metrics(s_true, s_pred)}
+    res["per_emotion"] = {label_names[k]: M.regression_metrics(s_true[e_true == k], s_pred[e_true == k])
+                          for k in range(len(label_names)) if (e_true == k).sum() > 2}
+    res["emotion"] = M.classification_metrics(e_true, p["e_prob"].argmax(-1), label_names)
+    good = np.isfinite(p["truth"])
+    if good.sum() > 2:
+        res["srcc_vs_truth"] = M.spearman(p["truth"][good], s_pred[good])
+        res["srcc_labels_vs_truth"] = M.spearman(p["truth"][good], s_true[good])
+    known = np.isfinite(p["strong"])
+    if known.sum() > 2:
+        strong = p["strong"][known] == 1.0
+        pred_strong = s_pred[known] >= cfg.strength.intensity_threshold
+        res["intensity"] = {"agreement": float(np.mean(strong == pred_strong)), "n": int(known.sum()),
+                            "threshold": cfg.strength.intensity_threshold}
+        if 0 < strong.sum() < len(strong):
+            from sklearn.metrics import roc_auc_score
+
+            res["intensity"]["auc"] = float(roc_auc_score(strong, s_pred[known]))
+    res["_arrays"] = (s_true, s_pred, e_true)
+    return res
+
+
+def plot_strength(s_true, s_pred, e_true, labels, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    for k, name in enumerate(labels):
+        sel = e_true == k
+        a.scatter(s_true[sel], s_pred[sel], s=10, alpha=0.6, label=name)
+    a.plot([0, 1], [0, 1], "k--", lw=1)
+    a.set_xlabel("target strength")
+    a.set_ylabel("predicted strength")
+    a.legend(fontsize=8)
+    bins = np.linspace(-0.1, 1.1, 25)
+    b.hist(s_true, bins, alpha=0.5, label="target")
+    b.hist(s_pred, bins, alpha=0.5, label="predicted")
+    b.set_xlabel("strength")
+    b.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = path[:-4] + f".tmp-{os.getpid()}.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+# -- the run ------------------------------------------------------------------------------------
+def label_table(cfg, manifest, strengths, label_names):
+    ok = manifest["emotion"].isin(label_names).to_numpy() & np.isfinite(strengths)
+    man = manifest[ok]
+    return man.assign(
+        strength_label=strengths[ok], label=[label_names.index(e) for e in man["emotion"]],
+        true_strength=man["strength"].to_numpy(float), intensity=man["intensity"].to_numpy(object),
+    ).set_index("utterance_id", drop=False)
+
+
+def fold_list(cfg, table):
+    """Folds over the labelled emotional utterances; with several corpora, each is split on its own."""
+    from keras_ser.training.protocols import Fold
+
+    if cfg.protocol.name != "split" or table["corpus"].nunique() == 1:
+        return T.fold_list(cfg, table)
+    parts = [T.fold_list(cfg, table[table["corpus"] == c]) for c in sorted(table["corpus"].unique())]
+    folds = []
+    for i in range(min(len(p) for p in parts)):
+        fs = [p[i] for p in parts]
+        folds.append(Fold(fs[0].name, *(sum((getattr(f, a) for f in fs), []) for a in ("train", "dev", "test"))))
+    return folds
+
+
+def run(cfg, out, callbacks=()):
+    import keras
+
+    from keras_ser.corpora import load_corpus
+
+    manifest = T.load_manifest(cfg)
+    label_names = list(cfg.data.emotions)
+    rs = T.prepare_records(cfg, manifest)
+    cache = os.path.join(rs.root, "functionals")
+    strengths, labelers, label_info = strength_labels(cfg, manifest, out, cache)
+    table = label_table(cfg, manifest, strengths, label_names)
+    dropped = int(manifest["emotion"].isin(label_names).sum() - len(table))
+    if dropped:
+        print(f"{dropped} utterances of {label_names} have no strength label and are left out")
+    folds = fold_list(cfg, table)
+    results, first_model = [], None
+    for i, fold in enumerate(folds):
+        fold_dir = os.path.join(out, "folds", fold.name)
+        os.makedirs(fold_dir, exist_ok=True)
+        print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
+        stage_dir = os.path.join(fold_dir, "strengthnet")
+        os.makedirs(stage_dir, exist_ok=True)
+        best = os.path.join(stage_dir, "best.keras")
+        if cfg.train.resume and os.path.exists(os.path.join(stage_dir, "done")) and os.path.exists(best):
+            model = keras.saving.load_model(best, compile=False)
+        else:
+            stats = rs.feature_stats(T.fold_shards(rs, fold.train))
+            weights = None
+            if cfg.train.class_weights:
+                from keras_ser.labels.emotion_targets import class_weights
+
+                weights = class_weights(np.eye(len(label_names))[table.loc[fold.train, "label"].to_numpy(int)], "hard")
+            train_ds = strength_dataset(rs, cfg, fold.train, table, shuffle=True, perturbed=True, weights=weights)
+            dev_ds = strength_dataset(rs, cfg, fold.dev, table)
+            keras.utils.set_random_seed(cfg.seed)
+            with T._strategy(cfg.train.strategy).scope():
+                model = compile_model(build_model(cfg, rs, stats), cfg)
+            monitor = "val_strength_mae" if cfg.strength.loss_weights.get("strength", 1.0) > 0 else "val_loss"
+            model = T.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks, monitor=monitor)
+        res = evaluate(cfg, model, rs, fold.test, table, label_names)
+        s_true, s_pred, e_true = res.pop("_arrays")
+        plot_strength(s_true, s_pred, e_true, label_names, os.path.join(out, "plots", f"strength_{fold.name}.png"),
+                      f"{fold.name}: MAE {res['overall']['mae']:.3f}, SRCC {res['overall']['srcc']:.3f}")
+        res.update(fold=fold.name, **fold.to_dict())
+        if cfg.data.eval_corpora and i == 0:
+            res["unseen"] = unseen(cfg, model, labelers, manifest, label_names, out, load_corpus)
+        results.append(res)
+        T._atomic_json(res, os.path.join(fold_dir, "metrics.json"))
+        print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
+              f"SRCC {res['overall']['srcc']:.3f}; emotion WA {res['emotion']['wa']:.3f}"
+              + (f"; SRCC vs true strength {res['srcc_vs_truth']:.3f}" if "srcc_vs_truth" in res else ""))
+        if i == 0:
+            first_model = model
+    keys = [("mae", lambda r: r["overall"]["mae"]), ("lcc", lambda r: r["overall"]["lcc"]),
+            ("srcc", lambda r: r["overall"]["srcc"]), ("ccc", lambda r: r["overall"]["ccc"]),
+            ("emotion_wa", lambda r: r["emotion"]["wa"]), ("emotion_ua", lambda r: r["emotion"]["ua"])]
+    if all("srcc_vs_truth" in r for r in results):
+        keys.append(("srcc_vs_truth", lambda r: r["srcc_vs_truth"]))
+    summary = {
+        "system": cfg.system, "corpus": "+".join(sorted(manifest["corpus"].unique())), "protocol": cfg.protocol.name,
+        "seed": cfg.seed, "folds_run": len(results), "labels": label_names, "strength_labels": label_info,
+        "mean": {k: M.mean_sd([f(r) for r in results]) for k, f in keys}, "folds": results,
+    }
+    if cfg.export.enabled and first_model is not None:
+        from keras_ser.serving.export import export_model
+
+        summary["export"] = export_model(first_model, os.path.join(out, "export", cfg.export.name or cfg.system),
+                                         version=cfg.export.version, frontend=rs.frontend, label_names=label_names,
+                                         metadata={"emotion_head": "probabilities",
+                                                   "strength_head": "utterance strength in [0, 1]"})
+    m = summary["mean"]
+    print(f"strengthnet on {summary['corpus']} ({cfg.protocol.name}, {len(results)} folds): strength MAE "
+          f"{m['mae']['mean']:.3f} ± {m['mae']['sd']:.3f}, SRCC {m['srcc']['mean']:.3f}, emotion WA {m['emotion_wa']['mean']:.3f}")
+    return summary
+
+
+def unseen(cfg, model, labelers, train_manifest, label_names, out, load_corpus):
+    """Test on corpora never trained on: each labelled by its own ranking functions; also the
+    training corpora's ranking functions (per emotion) applied to them (the paper's R_corpus rows)."""
+    from keras_ser.corpora import synthetic
+
+    res = {}
+    X_train = None
+    for entry in cfg.data.eval_corpora:
+        name = entry["corpus"]
+        if name == "synthetic":
+            root = entry.get("root") or synthetic.default_root(cfg.data.synthetic_size, cfg.data.seed + 1)
+            man = synthetic.generate(root, size=cfg.data.synthetic_size, seed=cfg.data.seed + 1).manifest
+        else:
+            man = load_corpus(name, entry.get("root")).manifest
+        sub_cfg = _with_records_dir(cfg, name)
+        rs = T.prepare_records(sub_cfg, man)
+        cache = os.path.join(rs.root, "functionals")
+        strengths, _, info = strength_labels(cfg, man, os.path.join(out, "unseen", name), cache)
+        table = label_table(cfg, man, strengths, label_names)
+        r = evaluate(cfg, model, rs, table.index.tolist(), table, label_names)
+        r.pop("_arrays")
+        r["strength_labels"] = info
+        # R_train(·): the training corpora's ranking functions (one per emotion) on this corpus.
+        if cfg.strength.labels == "ranking":
+            X_eval, _ = functionals(cfg, man, cache)
+            if X_train is None:
+                X_train, _ = functionals(cfg, train_manifest, os.path.join(out, "functionals"))
+            for corpus in sorted(train_manifest["corpus"].unique()):
+                sel = (train_manifest["corpus"] == corpus).to_numpy()
+                lab = fit_labeler(cfg, X_train[sel], train_manifest[sel], per="emotion")
+                s = lab.strengths(X_eval, man["speaker"].to_numpy(str), man["emotion"].to_numpy(str), cfg.strength.normalise)
+                good = np.isfinite(s) & np.isfinite(strengths) & man["emotion"].isin(label_names).to_numpy()
+                r[f"R_{corpus}"] = M.regression_metrics(strengths[good], s[good])
+        res[name] = r
+    return res
+
+
+def _with_records_dir(cfg, corpus):
+    """The config for an unseen corpus's records: the same frontend, no speed perturbation."""
+    import copy
+
+    c = copy.deepcopy(cfg)
+    c.data.corpus, c.data.fuse, c.data.speed_perturb = corpus, [], []
+    c.data.records_dir = (os.path.join(os.path.dirname(cfg.data.records_dir.rstrip("/")), f"eval-{corpus}")
+                          if cfg.data.records_dir else None)
+    return c

@@ -1,0 +1,176 @@
+"""StrengthNet: the model, its masked losses, ranking labels in a run, domain fusion, export."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_ser.config import load_config
+from keras_ser.errors import ConfigError
+
+SMALL = "model.params={filters: [4, 4, 8, 8], lstm_units: 8, dense_units: 8}"
+
+
+@pytest.mark.parametrize("original", [False, True])
+def test_padded_and_unpadded_outputs_are_equal(original):
+    from keras_ser.models.strengthnet import build_strengthnet
+
+    d = 257 if original else 80
+    m = build_strengthnet(4, d, lstm_units=8, dense_units=8, original_input=original,
+                          recurrent_max_norm=1e-5 if original else None)
+    assert sorted(m.output.keys()) == ["emotion", "frame_strength", "strength"]
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1, 150, d)).astype("float32")
+    b = rng.standard_normal((1, 61, d)).astype("float32")
+    x = np.zeros((2, 173, d), "float32")
+    x[0, :150], x[1, :61] = a[0], b[0]
+    both = m({"features": x, "num_frames": np.array([150, 61])})
+    for i, one in ((0, a), (1, b)):
+        single = m({"features": one, "num_frames": np.array([one.shape[1]])})
+        n = one.shape[1]
+        np.testing.assert_allclose(both["frame_strength"][i, :n], single["frame_strength"][0], atol=1e-5)
+        np.testing.assert_allclose(both["strength"][i], single["strength"][0], atol=1e-5)
+        np.testing.assert_allclose(both["emotion"][i], single["emotion"][0], atol=1e-5)
+    assert np.all(np.asarray(both["frame_strength"])[1, 61:] == 0)
+    # The utterance strength is the mean of the real frames' strengths.
+    np.testing.assert_allclose(both["strength"][1], np.asarray(both["frame_strength"])[1, :61].mean(), rtol=1e-5)
+    lstm = m.get_layer("strength_blstm").forward_layer
+    assert (lstm.cell.recurrent_constraint is not None) == original
+
+
+def test_masked_mae_ignores_padding():
+    from keras_ser.losses import MaskedMAE
+
+    y = np.array([[0.5, 0.5, 0.5, -1.0], [0.2, -1.0, -1.0, -1.0]], "float32")
+    p = np.array([[0.4, 0.7, 0.5, 9.0], [0.0, 5.0, 5.0, 5.0]], "float32")
+    # Utterance 1: (0.1 + 0.2 + 0) / 3 = 0.1; utterance 2: 0.2; batch mean 0.15.
+    assert float(MaskedMAE()(y, p)) == pytest.approx(0.15, rel=1e-5)
+
+
+def test_strength_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="strength.per"):
+        load_config("strengthnet/synthetic", ["strength.per=corpus"])
+    with pytest.raises(ConfigError, match="strength.loss_weights"):
+        load_config("strengthnet/synthetic", ["strength.loss_weights={frame: 1}"])
+    with pytest.raises(ConfigError, match=r"data.fuse\[0\]"):
+        load_config("strengthnet/synthetic", ["data.fuse=[{name: emodb}]"])
+
+
+def _emodb_like(tiny_corpus, root):
+    """An Emo-DB-named tree (3 speakers) made of the tiny corpus's audio, for a second corpus."""
+    codes = {"neutral": "N", "angry": "W", "happy": "F", "sad": "T"}
+    man = tiny_corpus.manifest
+    for s_i, (spk, code) in enumerate(zip(sorted(man["speaker"].unique())[:3], ["03", "08", "09"])):
+        for emo, letter in codes.items():
+            rows = man[(man["speaker"] == spk) & (man["emotion"] == emo)]
+            for k, path in enumerate(rows["path"]):
+                dst = os.path.join(root, "wav", f"{code}a0{k + 1}{letter}{'abcd'[s_i]}.wav")
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copy(path, dst)
+    return root
+
+
+def _cfg(tmp, tiny_corpus, *extra):
+    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+    return load_config("strengthnet/synthetic", [
+        f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp}/records", "data.num_workers=1",
+        "train.epochs=1", "train.verbose=0", "train.batch_size=8", SMALL, f"output_dir={tmp}/run", *extra])
+
+
+@pytest.fixture(scope="module")
+def fused_run(tiny_corpus, tmp_path_factory):
+    from keras_ser.training.trainer import run
+
+    tmp = tmp_path_factory.mktemp("strength")
+    emo_root = _emodb_like(tiny_corpus, str(tmp / "emodb"))
+    cfg = _cfg(tmp, tiny_corpus, "data.emotions=[happy, sad, angry]", f"data.fuse=[{{corpus: emodb, root: {emo_root}}}]")
+    return cfg, run(cfg)
+
+
+def test_fused_run_labels_each_corpus_and_splits_each(fused_run):
+    from keras_ser.labels.ranking import StrengthLabeler
+
+    cfg, summary = fused_run
+    assert summary["corpus"] == "emodb+synthetic" and summary["folds_run"] == 1
+    for corpus in ("synthetic", "emodb"):
+        lab = StrengthLabeler.load(os.path.join(cfg.output_dir, "ranking", f"{corpus}.json"))
+        assert set(lab.emotions) >= {"happy", "sad", "angry"} and len(lab.minimum) == 384  # IS09
+        info = summary["strength_labels"][corpus]
+        assert 0 <= info["order_accuracy_heldout"] <= 1 and info["order_accuracy_train"] > 0.9
+    # The synthetic corpus knows the true strength: the labels' SRCC against it is reported.
+    assert -1 <= summary["strength_labels"]["synthetic"]["srcc_labels_vs_truth"] <= 1
+    fold = summary["folds"][0]
+    assert {"mae", "lcc", "srcc", "ccc", "n"} <= set(fold["overall"]) and fold["overall"]["n"] == fold["test"]
+    assert fold["emotion"]["n"] == fold["test"] and "srcc_vs_truth" in fold
+    import pandas as pd
+
+    labels = pd.read_csv(os.path.join(cfg.output_dir, "ranking", "labels.csv"))
+    emotional = labels[labels["emotion"].isin(["happy", "sad", "angry"])]
+    assert emotional["strength_label"].between(0, 1).all()
+    # Each corpus is split on its own: both are in every part of the fold.
+    rec = json.load(open(os.path.join(cfg.output_dir, "metrics.json")))
+    assert rec["folds"][0]["train"] > 0 and os.path.exists(os.path.join(cfg.output_dir, "plots", "strength_split-seed0.png"))
+
+
+def test_fused_folds_are_per_corpus_and_speaker_disjoint(fused_run, tiny_corpus):
+    from keras_ser.training import strength
+    from keras_ser.training.trainer import load_manifest
+
+    cfg, _ = fused_run
+    man = load_manifest(cfg)
+    table = strength.label_table(cfg, man, np.where(man["emotion"] == "neutral", 0.0, 0.5), list(cfg.data.emotions))
+    (fold,) = strength.fold_list(cfg, table)
+    for part in (fold.train, fold.dev, fold.test):
+        assert set(table.loc[part, "corpus"]) == {"synthetic", "emodb"}
+    spk = table["speaker"]
+    assert not set(spk[fold.train]) & set(spk[fold.test]) and not set(spk[fold.dev]) & set(spk[fold.test])
+
+
+def test_export_serves_strength_from_waveforms(fused_run, tiny_corpus):
+    cfg, summary = fused_run
+    path = tiny_corpus.manifest["path"].iloc[5]
+    code = f"""
+import json, sys, numpy as np, soundfile as sf, tensorflow as tf
+m = tf.saved_model.load({summary['export']!r})
+w, sr = sf.read({path!r}, dtype="float32")
+out = m.signatures["serving_default"](waveform=tf.constant(w[None]), num_samples=tf.constant([len(w)], tf.int32))
+print(json.dumps({{k: list(v.shape) for k, v in out.items()}}))
+print("keras_ser" in sys.modules)
+"""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    shapes, loaded = out.stdout.strip().splitlines()[-2:]
+    shapes = json.loads(shapes)
+    assert shapes["strength"] == [1] and shapes["emotion"] == [1, 3] and shapes["frame_strength"][0] == 1
+    assert loaded == "False"
+
+
+def test_frame_targets_are_masked_in_the_pipeline(fused_run):
+    from keras_ser.training import strength
+    from keras_ser.training.trainer import load_manifest, prepare_records
+
+    cfg, _ = fused_run
+    man = load_manifest(cfg)
+    rs = prepare_records(cfg, man)
+    table = strength.label_table(cfg, man, np.where(man["emotion"] == "neutral", 0.0, 0.25), list(cfg.data.emotions))
+    x, y, _ = next(iter(strength.strength_dataset(rs, cfg, table.index[:8].tolist(), table)))
+    n = np.asarray(x["num_frames"])
+    frames = np.asarray(y["frame_strength"])
+    for i, k in enumerate(n):
+        assert np.all(frames[i, :k] == 0.25) and np.all(frames[i, k:] == -1.0)
+
+
+def test_ablation_without_the_emotion_loss(tiny_corpus, tmp_path):
+    from keras_ser.training.trainer import run
+
+    cfg = _cfg(tmp_path, tiny_corpus, "strength.loss_weights={emotion: 0.0}", "strength.labels=manifest",
+               "export.enabled=false")
+    summary = run(cfg)
+    assert summary["strength_labels"] == {"labels": "manifest"}
+    # With the synthetic truth as labels, label SRCC against the truth is exactly 1.
+    assert summary["folds"][0]["srcc_labels_vs_truth"] == pytest.approx(1.0)
