@@ -25,6 +25,9 @@ def main(argv=None):
     ap.add_argument("--export", default=None)
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--xla", action="store_true",
+                    help="compile with XLA; waveforms are zero-padded to whole seconds (the masks make "
+                         "the outputs independent of padding), so one compilation serves each length bucket")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
@@ -39,6 +42,8 @@ def main(argv=None):
 
     man = synthetic.generate(synthetic.default_root("default"), size="default", seed=0).manifest
     waves = [load_audio(p) for p in man["path"][: args.n]]
+    if args.export and args.xla:
+        raise SystemExit("--xla times the freshly built model, not an export")
     if args.export:
         fn = tf.saved_model.load(args.export).signatures["serving_default"]
 
@@ -51,7 +56,8 @@ def main(argv=None):
         fcfg = get_frontend_config("strengthnet")
         matrix = frontend_matrix(fcfg)
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)])
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int32)],
+                     jit_compile=args.xla)
         def infer(w, n):
             feats, frames = compute_features(w, n, fcfg, matrix=matrix)
             return model({"features": feats, "num_frames": frames}, training=False)
@@ -59,14 +65,19 @@ def main(argv=None):
     batches = [waves[i: i + args.batch] for i in range(0, len(waves), args.batch)]
 
     def pack(ws):
-        x = np.zeros((len(ws), max(map(len, ws))), np.float32)
+        width = max(map(len, ws))
+        if args.xla:
+            width = -(-width // 16000) * 16000
+        x = np.zeros((len(ws), width), np.float32)
         for i, w in enumerate(ws):
             x[i, : len(w)] = w
         return tf.constant(x), tf.constant([len(w) for w in ws], tf.int32)
 
     packed = [pack(b) for b in batches]
-    for x, n in packed[:3]:  # warm-up / tracing
+    t = time.perf_counter()
+    for x, n in packed if args.xla else packed[:3]:  # warm-up: tracing (and one XLA compilation per shape)
         infer(x, n)
+    warmup = time.perf_counter() - t
     t = time.perf_counter()
     for x, n in packed:
         out = infer(x, n)
@@ -74,7 +85,7 @@ def main(argv=None):
     seconds = time.perf_counter() - t
     audio = sum(len(w) for w in waves) / 16000
     result = {"what": "export" if args.export else "model (paper sizes, untrained)", "utterances": len(waves),
-              "batch": args.batch, "audio_s": round(audio, 1), "compute_s": round(seconds, 2),
+              "batch": args.batch, "xla": args.xla, "warmup_s": round(warmup, 1), "audio_s": round(audio, 1), "compute_s": round(seconds, 2),
               "rtf_x": round(audio / seconds, 1), "ms_per_utterance": round(1000 * seconds / len(waves), 1),
               "threads": 1, "cpu": platform.processor() or platform.machine(), "tensorflow": tf.__version__}
     print(json.dumps(result, indent=1))

@@ -286,7 +286,7 @@ def run(cfg, out, callbacks=()):
         os.makedirs(stage_dir, exist_ok=True)
         best = os.path.join(stage_dir, "best.keras")
         if cfg.train.resume and os.path.exists(os.path.join(stage_dir, "done")) and os.path.exists(best):
-            model = keras.saving.load_model(best, compile=False)
+            model = T.load_model(best)
         else:
             stats = rs.feature_stats(T.fold_shards(rs, fold.train))
             weights = None

@@ -289,6 +289,16 @@ def compile_stage(model, stage, weights, cfg):
     return model
 
 
+def load_model(path):
+    """Load a `.keras` model written by a run, in any process (registers keras_ser's layers first)."""
+    import keras
+
+    import keras_ser.layers  # noqa: F401 (registers the custom layers)
+    import keras_ser.losses  # noqa: F401
+
+    return keras.saving.load_model(path, compile=False)
+
+
 class AtomicBestCheckpoint:
     """Keras callback factory: save the best model on `monitor` under a temporary name, then rename."""
 
@@ -354,7 +364,7 @@ def train_stage(cfg, rs, fold, stage, stage_dir, targets, stats, encoders=None, 
     best = os.path.join(stage_dir, "best.keras")
     done = os.path.join(stage_dir, "done")
     if cfg.train.resume and os.path.exists(done) and os.path.exists(best):
-        return keras.saving.load_model(best, compile=False), None
+        return load_model(best), None
     train_ds, dev_ds, _, weights = make_datasets(rs, fold, cfg, targets)
     keras.utils.set_random_seed(cfg.seed)
     with _strategy(cfg.train.strategy).scope():
@@ -385,7 +395,7 @@ def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss
         shutil.rmtree(os.path.join(stage_dir, "backup"), ignore_errors=True)
     model.fit(train_ds, validation_data=dev_ds, epochs=cfg.train.epochs, callbacks=cbs, verbose=cfg.train.verbose)
     if os.path.exists(best):
-        model = keras.saving.load_model(best, compile=False)
+        model = load_model(best)
     open(os.path.join(stage_dir, "done"), "w").close()
     return model
 
@@ -453,7 +463,6 @@ def run(cfg, callbacks=()):
 
 
 def _run(cfg, out, callbacks):
-    import keras
 
     if cfg.system == "strengthnet":
         from keras_ser.training import strength
@@ -476,7 +485,7 @@ def _run(cfg, out, callbacks):
             with open(done) as f:
                 results.append(json.load(f))
             if i == 0:
-                first_model = keras.saving.load_model(os.path.join(fold_dir, "best.keras"), compile=False)
+                first_model = load_model(os.path.join(fold_dir, "best.keras"))
             continue
         print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
         model, res = train_fold(cfg, rs, fold, fold_dir, manifest, callbacks)
