@@ -132,3 +132,26 @@ def test_pipeline_targets_and_speed_perturbation(tiny_corpus, tmp_path):
     n, t = total(test)
     assert n == (te.dominant >= 0).sum()
     np.testing.assert_allclose(t, np.bincount(te.dominant[te.dominant >= 0], minlength=4))
+
+
+def test_all_training_set_includes_utterances_without_a_target_emotion(tiny_corpus, tmp_path):
+    """The tiny corpus has a fifth emotion (surprise): "all" trains on it, tests never score it."""
+    from keras_ser.training.trainer import (
+        fold_list,
+        load_manifest,
+        make_datasets,
+        prepare_records,
+        stage_targets,
+    )
+
+    cfg = _cfg(tmp_path, tiny_corpus, "task.train_set=all")
+    manifest = load_manifest(cfg)
+    rs = prepare_records(cfg, manifest)
+    fold = fold_list(cfg, manifest)[0]
+    emotion = manifest.set_index("utterance_id")["emotion"]
+    assert (emotion[fold.train] == "surprise").any()
+    existence = stage_targets(cfg, manifest, rs.label_names, "existence")
+    train, _, test, _ = make_datasets(rs, fold, cfg, existence)
+    assert sum(y["emotion"].shape[0] for _x, y, _w in train) == len(fold.train)
+    hard = stage_targets(cfg, manifest, rs.label_names, "hard").subset(fold.test)
+    assert sum(y["emotion"].shape[0] for _x, y, _w in test) == (hard.dominant >= 0).sum() < len(fold.test)

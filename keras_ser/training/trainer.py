@@ -105,8 +105,11 @@ def prepare_records(cfg, manifest):
 
 
 def fold_list(cfg, manifest):
+    """The protocol's folds. MLEE folds hold every utterance (the "all" training set needs those
+    without a target emotion; each stage then keeps its usable ones and tests keep the dominant
+    ones); other systems' folds hold the utterances of `data.emotions`."""
     p = cfg.protocol
-    labelled = manifest[manifest["emotion"].isin(cfg.data.emotions)]
+    labelled = manifest if cfg.system == "mlee" else manifest[manifest["emotion"].isin(cfg.data.emotions)]
     if p.name == "split":
         folds = make_folds(labelled, "split", fractions=tuple(p.fractions), seed=p.seed, group=p.group)
     elif p.name == "kfold":
