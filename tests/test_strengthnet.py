@@ -148,6 +148,10 @@ print("keras_ser" in sys.modules)
     shapes = json.loads(shapes)
     assert shapes["strength"] == [1] and shapes["emotion"] == [1, 3] and shapes["frame_strength"][0] == 1
     assert loaded == "False"
+    out = subprocess.run([sys.executable, "-m", "keras_ser.cli.predict", summary["export"], path],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "\tstrength=" in out.stdout.strip().splitlines()[-1]
 
 
 def test_frame_targets_are_masked_in_the_pipeline(fused_run):
@@ -174,3 +178,22 @@ def test_ablation_without_the_emotion_loss(tiny_corpus, tmp_path):
     assert summary["strength_labels"] == {"labels": "manifest"}
     # With the synthetic truth as labels, label SRCC against the truth is exactly 1.
     assert summary["folds"][0]["srcc_labels_vs_truth"] == pytest.approx(1.0)
+
+
+def test_encoder_activations_do_not_vanish_at_initialisation():
+    """12 ReLU convolutions without batch norm: with Glorot init the encoder output was ~1e-3 and
+    the emotion head could not learn; He init keeps the scale (see build_strengthnet)."""
+    import keras
+
+    from keras_ser.models.strengthnet import build_strengthnet
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 120, 80)).astype("float32")  # z-normalised features
+    n = np.array([120, 100, 80, 60], "int32")
+    scales = {}
+    for init in ("he_normal", "glorot_uniform"):
+        keras.utils.set_random_seed(0)
+        m = build_strengthnet(4, 80, conv_initializer=init)
+        enc = keras.Model(m.inputs, m.get_layer("mask4_3").output)
+        scales[init] = float(np.asarray(enc({"features": x, "num_frames": n})).std())
+    assert scales["he_normal"] > 0.1 and scales["glorot_uniform"] < 0.02, scales

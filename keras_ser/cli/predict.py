@@ -47,15 +47,18 @@ def main(argv=None):
         if "emotion" in out and meta.get("label_names"):
             p = out["emotion"].numpy()[0]
             rec["emotion"] = meta["label_names"][int(np.argmax(p))]
-            rec["probabilities"] = {n: round(float(v), 4) for n, v in zip(meta["label_names"], p)}
+            # Existence models (MLEE) give independent per-emotion probabilities.
+            key = "existence" if meta.get("emotion_head") == "existence" else "probabilities"
+            rec[key] = {n: round(float(v), 4) for n, v in zip(meta["label_names"], p)}
         for k, v in out.items():
             if k not in ("emotion", "num_frames", "attention") and v.shape.rank <= 2:
                 rec[k] = np.round(v.numpy()[0], 4).tolist()
         if args.json:
             print(json.dumps(rec))
         else:
-            probs = " ".join(f"{k}={v:.3f}" for k, v in rec.get("probabilities", {}).items())
-            print(f"{audio}\t{rec.get('emotion', '')}\t{probs}")
+            probs = rec.get("probabilities", rec.get("existence", {}))
+            extra = f"\tstrength={rec['strength']:.3f}" if "strength" in rec else ""
+            print(f"{audio}\t{rec.get('emotion', '')}\t" + " ".join(f"{k}={v:.3f}" for k, v in probs.items()) + extra)
     return status
 
 

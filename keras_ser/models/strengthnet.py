@@ -35,7 +35,7 @@ STRIDES = ((1, 1), (1, 1), (1, 3))
 
 def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filters=FILTERS, lstm_units=128,
                       dense_units=128, dropout=0.3, original_input=False, recurrent_max_norm=None,
-                      name="strengthnet"):
+                      conv_initializer="he_normal", name="strengthnet"):
     """The StrengthNet model.
 
     Args:
@@ -51,6 +51,11 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
             frame before the CNN.
         recurrent_max_norm: float or None. The original code's `max_norm(1e-5)` on both
             recurrent kernels (None: no constraint, the paper).
+        conv_initializer: the convolutions' kernel initializer. He-normal by default: with Keras's
+            Glorot default and z-normalised input (no batch norm anywhere), the activations shrink
+            about 4x per block, the encoder output is ~1e-3 and the emotion BiLSTM's output hardly
+            varies between utterances, so the emotion head does not learn. The original code
+            used Glorot on un-normalised linear magnitudes; "glorot_uniform" restores it.
 
     Returns:
         Model `{features, num_frames}` → `{"frame_strength", "strength", "emotion"}`.
@@ -67,7 +72,8 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
     x = keras.layers.Reshape((-1, width, 1), name="add_channel")(x)
     for b, f in enumerate(filters, 1):
         for c, strides in enumerate(STRIDES, 1):
-            x = keras.layers.Conv2D(f, 3, strides=strides, padding="same", activation="relu", name=f"conv{b}_{c}")(x)
+            x = keras.layers.Conv2D(f, 3, strides=strides, padding="same", activation="relu",
+                                    kernel_initializer=conv_initializer, name=f"conv{b}_{c}")(x)
             # After every conv: a 3x3 kernel would carry bias-only padded frames into real ones.
             x = ApplyTimeMask(name=f"mask{b}_{c}")(x, num_frames)
     x = keras.layers.Reshape((-1, x.shape[2] * x.shape[3]), name="flatten_freq")(x)
