@@ -197,3 +197,14 @@ def test_encoder_activations_do_not_vanish_at_initialisation():
         enc = keras.Model(m.inputs, m.get_layer("mask4_3").output)
         scales[init] = float(np.asarray(enc({"features": x, "num_frames": n})).std())
     assert scales["he_normal"] > 0.1 and scales["glorot_uniform"] < 0.02, scales
+
+
+def test_a_corpus_without_neutral_speech_is_a_clear_error(tiny_corpus, tmp_path):
+    from keras_ser.errors import CorpusError
+    from keras_ser.training import strength
+
+    cfg = _cfg(tmp_path, tiny_corpus)
+    man = tiny_corpus.manifest
+    no_neutral = man[man["emotion"] != "neutral"].head(12)
+    with pytest.raises(CorpusError, match=r"^synthetic: .*no speaker has both 'neutral'"):
+        strength.strength_labels(cfg, no_neutral, str(tmp_path / "out"), str(tmp_path / "cache"))

@@ -19,6 +19,7 @@ import os
 
 import numpy as np
 
+from keras_ser.errors import CorpusError
 from keras_ser.training import metrics as M
 from keras_ser.training import trainer as T
 
@@ -86,7 +87,10 @@ def strength_labels(cfg, manifest, out_dir, cache_dir):
     for corpus in sorted(manifest["corpus"].unique()):
         sel = (manifest["corpus"] == corpus).to_numpy()
         man = manifest[sel]
-        lab = fit_labeler(cfg, X[sel], man)
+        try:
+            lab = fit_labeler(cfg, X[sel], man)
+        except ValueError as exc:
+            raise CorpusError(f"{corpus}: cannot fit strength ranking functions: {exc}") from None
         lab.save(os.path.join(out_dir, "ranking", f"{corpus}.json"))
         labelers[corpus] = lab
         out[sel] = lab.strengths(X[sel], man["speaker"].to_numpy(str), man["emotion"].to_numpy(str), st.normalise)
