@@ -74,10 +74,27 @@ def _emodb_like(tiny_corpus, root):
     return root
 
 
+def _ravdess_like(tiny_corpus, root):
+    """A RAVDESS-named tree (actors 01, 02) of the tiny corpus's last two speakers, with the
+    intensity code from the synthetic truth: an unseen corpus with normal/strong intensity."""
+    codes = {"neutral": "01", "happy": "03", "sad": "04", "angry": "05"}
+    man = tiny_corpus.manifest
+    for actor, spk in zip(["01", "02"], sorted(man["speaker"].unique())[-2:]):
+        for emo, code in codes.items():
+            rows = man[(man["speaker"] == spk) & (man["emotion"] == emo)]
+            for k, (path, strength) in enumerate(zip(rows["path"], rows["strength"])):
+                inten = "02" if emo != "neutral" and strength >= 0.55 else "01"
+                name = f"03-01-{code}-{inten}-0{k % 2 + 1}-0{k // 2 + 1}-{actor}.wav"
+                dst = os.path.join(root, f"Actor_{actor}", name)
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copy(path, dst)
+    return root
+
+
 def _cfg(tmp, tiny_corpus, *extra):
     root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
     return load_config("strengthnet/synthetic", [
-        f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp}/records", "data.num_workers=1",
+        f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp}/records", "data.num_workers=0",
         "train.epochs=1", "train.verbose=0", "train.batch_size=8", SMALL, f"output_dir={tmp}/run", *extra])
 
 
@@ -87,7 +104,9 @@ def fused_run(tiny_corpus, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("strength")
     emo_root = _emodb_like(tiny_corpus, str(tmp / "emodb"))
-    cfg = _cfg(tmp, tiny_corpus, "data.emotions=[happy, sad, angry]", f"data.fuse=[{{corpus: emodb, root: {emo_root}}}]")
+    rav_root = _ravdess_like(tiny_corpus, str(tmp / "ravdess"))
+    cfg = _cfg(tmp, tiny_corpus, "data.emotions=[happy, sad, angry]", f"data.fuse=[{{corpus: emodb, root: {emo_root}}}]",
+               f"data.eval_corpora=[{{corpus: ravdess, root: {rav_root}}}]")
     return cfg, run(cfg)
 
 
@@ -114,6 +133,16 @@ def test_fused_run_labels_each_corpus_and_splits_each(fused_run):
     # Each corpus is split on its own: both are in every part of the fold.
     rec = json.load(open(os.path.join(cfg.output_dir, "metrics.json")))
     assert rec["folds"][0]["train"] > 0 and os.path.exists(os.path.join(cfg.output_dir, "plots", "strength_split-seed0.png"))
+
+
+def test_unseen_corpus_is_labelled_by_its_own_ranking_and_scored(fused_run):
+    cfg, summary = fused_run
+    unseen = summary["folds"][0]["unseen"]["ravdess"]
+    assert unseen["overall"]["n"] == 2 * 3 * 4  # two actors, three emotions, four utterances
+    assert "ravdess" in unseen["strength_labels"] and unseen["emotion"]["n"] == 24
+    # The training corpora's per-emotion ranking functions applied to it (the paper's R_corpus rows).
+    assert {"R_synthetic", "R_emodb"} <= set(unseen) and unseen["R_emodb"]["n"] == 24
+    assert unseen["intensity"]["n"] == 24 and 0 <= unseen["intensity"]["agreement"] <= 1
 
 
 def test_fused_folds_are_per_corpus_and_speaker_disjoint(fused_run, tiny_corpus):

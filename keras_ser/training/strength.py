@@ -275,7 +275,7 @@ def run(cfg, out, callbacks=()):
     label_names = list(cfg.data.emotions)
     rs = T.prepare_records(cfg, manifest)
     cache = os.path.join(rs.root, "functionals")
-    strengths, labelers, label_info = strength_labels(cfg, manifest, out, cache)
+    strengths, _, label_info = strength_labels(cfg, manifest, out, cache)
     table = label_table(cfg, manifest, strengths, label_names)
     dropped = int(manifest["emotion"].isin(label_names).sum() - len(table))
     if dropped:
@@ -311,7 +311,7 @@ def run(cfg, out, callbacks=()):
                       f"{fold.name}: MAE {res['overall']['mae']:.3f}, SRCC {res['overall']['srcc']:.3f}")
         res.update(fold=fold.name, **fold.to_dict())
         if cfg.data.eval_corpora and i == 0:
-            res["unseen"] = unseen(cfg, model, labelers, manifest, label_names, out, load_corpus)
+            res["unseen"] = unseen(cfg, model, manifest, label_names, out, load_corpus, cache)
         results.append(res)
         T._atomic_json(res, os.path.join(fold_dir, "metrics.json"))
         print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
@@ -342,7 +342,7 @@ def run(cfg, out, callbacks=()):
     return summary
 
 
-def unseen(cfg, model, labelers, train_manifest, label_names, out, load_corpus):
+def unseen(cfg, model, train_manifest, label_names, out, load_corpus, train_cache):
     """Test on corpora never trained on: each labelled by its own ranking functions; also the
     training corpora's ranking functions (per emotion) applied to them (the paper's R_corpus rows)."""
     from keras_ser.corpora import synthetic
@@ -368,7 +368,7 @@ def unseen(cfg, model, labelers, train_manifest, label_names, out, load_corpus):
         if cfg.strength.labels == "ranking":
             X_eval, _ = functionals(cfg, man, cache)
             if X_train is None:
-                X_train, _ = functionals(cfg, train_manifest, os.path.join(out, "functionals"))
+                X_train, _ = functionals(cfg, train_manifest, train_cache)
             for corpus in sorted(train_manifest["corpus"].unique()):
                 sel = (train_manifest["corpus"] == corpus).to_numpy()
                 lab = fit_labeler(cfg, X_train[sel], train_manifest[sel], per="emotion")
