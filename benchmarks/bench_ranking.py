@@ -11,7 +11,6 @@ would have cost.
 """
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -61,12 +60,9 @@ def main(argv=None):
                        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
         print(per, result[per], flush=True)
     result.update(cpu=platform.processor() or platform.machine(), cores=os.cpu_count())
-    print(json.dumps(result, indent=1))
-    if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, args.out)
+    from keras_ser.utils import report
+
+    report(result, args.out)
     return 0
 
 

@@ -10,7 +10,6 @@ second of compute (goal: >= 35x real time).
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -88,12 +87,9 @@ def main(argv=None):
               "batch": args.batch, "xla": args.xla, "warmup_s": round(warmup, 1), "audio_s": round(audio, 1), "compute_s": round(seconds, 2),
               "rtf_x": round(audio / seconds, 1), "ms_per_utterance": round(1000 * seconds / len(waves), 1),
               "threads": 1, "cpu": platform.processor() or platform.machine(), "tensorflow": tf.__version__}
-    print(json.dumps(result, indent=1))
-    if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, args.out)
+    from keras_ser.utils import report
+
+    report(result, args.out)
     return 0
 
 

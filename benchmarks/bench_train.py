@@ -10,7 +10,6 @@ time of the synchronous train step. Input-wait fraction = wait / (wait + compute
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -79,12 +78,9 @@ def main(argv=None):
         "cores": os.cpu_count(), "python": platform.python_version(), "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(result, f, indent=1)
-        os.replace(tmp, args.out)
+    from keras_ser.utils import report
+
+    report(result, args.out)
     return 0
 
 

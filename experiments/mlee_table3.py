@@ -15,7 +15,6 @@ where the trainer finds it done and loads it.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -99,11 +98,10 @@ def main(argv=None):
         doc = {"preset": args.preset, "overrides": args.overrides, "protocol": base.protocol.name,
                "cells": [{"variant": v, "train_set": s, "wa": r["mean"]["wa"], "ua": r["mean"]["ua"],
                           "folds_run": r["folds_run"], "seconds": r["seconds"]} for (v, s), r in results.items()]}
-        tmp = args.out + ".tmp"
+        from keras_ser.utils import write_json
+
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        with open(tmp, "w") as f:
-            json.dump(doc, f, indent=1)
-        os.replace(tmp, args.out)
+        write_json(doc, args.out)
     return 0
 
 

@@ -60,10 +60,9 @@ def main(argv=None):
     doc = {"size": args.size, "utterances": int(len(man)), "emotional": int(e.sum()), "pure": int(pure.sum()),
            "grid": rows, "ridge_ceiling_per_emotion": ceiling}
     if args.out:
-        tmp = args.out + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f, indent=1)
-        os.replace(tmp, args.out)
+        from keras_ser.utils import write_json
+
+        write_json(doc, args.out)
     return 0
 
 

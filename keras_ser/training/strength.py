@@ -22,6 +22,7 @@ import numpy as np
 from keras_ser.errors import CorpusError
 from keras_ser.training import metrics as M
 from keras_ser.training import trainer as T
+from keras_ser.utils import save_figure, write_json
 
 HEADS = ("frame_strength", "strength", "emotion")
 
@@ -236,10 +237,7 @@ def plot_strength(s_true, s_pred, e_true, labels, path, title):
     b.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path[:-4] + f".tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -313,7 +311,7 @@ def run(cfg, out, callbacks=()):
         if cfg.data.eval_corpora and i == 0:
             res["unseen"] = unseen(cfg, model, manifest, label_names, out, load_corpus, cache)
         results.append(res)
-        T._atomic_json(res, os.path.join(fold_dir, "metrics.json"))
+        write_json(res, os.path.join(fold_dir, "metrics.json"))
         print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
               f"SRCC {res['overall']['srcc']:.3f}; emotion WA {res['emotion']['wa']:.3f}"
               + (f"; SRCC vs true strength {res['srcc_vs_truth']:.3f}" if "srcc_vs_truth" in res else ""))

@@ -26,6 +26,7 @@ import numpy as np
 from keras_ser.config import save_config
 from keras_ser.training import metrics as M
 from keras_ser.training.protocols import check_fold, make_folds
+from keras_ser.utils import save_figure, write_json
 
 
 class _NoRetracingWarning(logging.Filter):
@@ -39,13 +40,6 @@ def _quiet_retracing():
     log = logging.getLogger("tensorflow")
     if not any(isinstance(f, _NoRetracingWarning) for f in log.filters):
         log.addFilter(_NoRetracingWarning())
-
-
-def _atomic_json(obj, path):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def default_output_dir(cfg):
@@ -353,10 +347,7 @@ def plot_confusion(cm, labels, path, title):
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    tmp = path[:-4] + f".tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def train_stage(cfg, rs, fold, stage, stage_dir, targets, stats, encoders=None, callbacks=()):
@@ -473,7 +464,7 @@ def _run(cfg, out, callbacks):
         start = time.time()
         summary = strength.run(cfg, out, callbacks)
         summary["seconds"] = round(time.time() - start, 1)
-        _atomic_json(summary, os.path.join(out, "metrics.json"))
+        write_json(summary, os.path.join(out, "metrics.json"))
         return summary
     start = time.time()
     manifest = load_manifest(cfg)
@@ -494,7 +485,7 @@ def _run(cfg, out, callbacks):
         model, res = train_fold(cfg, rs, fold, fold_dir, manifest, callbacks)
         plot_confusion(res["confusion"], res["labels"], os.path.join(out, "plots", f"confusion_{fold.name}.png"),
                        f"{fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
-        _atomic_json(res, done)
+        write_json(res, done)
         results.append(res)
         print(f"fold {fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f} macro-F1 {res['macro_f1']:.3f}")
         if i == 0:
@@ -518,7 +509,7 @@ def _run(cfg, out, callbacks):
                             metadata={"variant": cfg.task.variant, "emotion_head": (
                                 "existence" if recipe(cfg)[-1].kind == "existence" else "probabilities")})
         summary["export"] = path
-    _atomic_json(summary, os.path.join(out, "metrics.json"))
+    write_json(summary, os.path.join(out, "metrics.json"))
     m = summary["mean"]
     print(f"{cfg.system} on {cfg.data.corpus} ({cfg.protocol.name}, {len(results)} folds): "
           f"WA {m['wa']['mean']:.3f} ± {m['wa']['sd']:.3f}, UA {m['ua']['mean']:.3f} ± {m['ua']['sd']:.3f}")
