@@ -237,3 +237,17 @@ def test_a_corpus_without_neutral_speech_is_a_clear_error(tiny_corpus, tmp_path)
     no_neutral = man[man["emotion"] != "neutral"].head(12)
     with pytest.raises(CorpusError, match=r"^synthetic: .*no speaker has both 'neutral'"):
         strength.strength_labels(cfg, no_neutral, str(tmp_path / "out"), str(tmp_path / "cache"))
+
+
+def test_the_original_frontend_switches_on_the_original_input():
+    """strengthnet_original features (257 linear bins) get the code's Dense(257), no normalisation."""
+    import types
+
+    from keras_ser.training import strength
+
+    for frontend, layer, dim in (("strengthnet_original", "input_projection", 257), ("strengthnet", "normalization", 80)):
+        cfg = load_config("strengthnet/synthetic", [f"data.frontend={frontend}", SMALL])
+        rs = types.SimpleNamespace(frontend={"name": frontend}, label_names=["a", "b"], feature_dim=dim)
+        stats = types.SimpleNamespace(mean=np.zeros(dim), std=lambda dim=dim: np.ones(dim))
+        model = strength.build_model(cfg, rs, stats)
+        assert model.get_layer(layer) is not None

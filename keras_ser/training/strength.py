@@ -33,8 +33,7 @@ def functionals(cfg, manifest, cache_dir):
     from tfrecords_tools.opensmile_features import extract_functionals
 
     os.makedirs(cache_dir, exist_ok=True)
-    feats = np.full((len(manifest), 0), np.nan)
-    names = None
+    parts, names = {}, None
     for corpus in sorted(manifest["corpus"].unique()):
         rows = np.flatnonzero(manifest["corpus"].to_numpy() == corpus)
         paths = manifest["path"].to_numpy()[rows].tolist()
@@ -43,8 +42,9 @@ def functionals(cfg, manifest, cache_dir):
         if errors:
             path, why = next(iter(errors.items()))
             print(f"openSMILE failed on {len(errors)} {corpus} files (first: {path}: {why}); they get no label")
-        if feats.shape[1] == 0:
-            feats = np.full((len(manifest), f.shape[1]), np.nan)
+        parts[corpus] = (rows, f)
+    feats = np.full((len(manifest), len(names)), np.nan)
+    for rows, f in parts.values():
         feats[rows] = f
     return feats, names
 
