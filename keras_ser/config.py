@@ -117,6 +117,35 @@ class StrengthConfig:
     intensity_threshold: float = 0.5
 
 
+EPR_REFINERIES = ("sepr", "pepr", "hard_dynamic", "soft_static")
+
+
+@dataclasses.dataclass
+class EprConfig:
+    """Emotion profile refinery (EPR, PAPERS.md §3). segment_frames: frames per segment (32 =
+    335 ms). segment_hop: frames between segment starts (1 = 10 ms, Emo-DB and SAVEE; 3 = 30 ms,
+    CASIA). refinery: how stage t's segment labels come from stage t-1's posteriors p: "sepr" (p),
+    "pepr" ((p + one-hot utterance label) / 2), "hard_dynamic" (one-hot argmax of p), "soft_static"
+    (the utterance mean of p on every segment). stages: networks in the chain (stage 1 learns the
+    utterance label on every segment; "VGG*5" in the paper is 5). inner_folds: k of the inner
+    k-fold that gives every training segment its labels from a network that never saw it.
+    lr_decay, lr_decay_epochs: learning rate ×lr_decay every lr_decay_epochs epochs (paper 0.8,
+    2). percentiles: the profile statistics' percentiles. forest: scikit-learn
+    RandomForestClassifier arguments (paper: defaults). shuffle_buffer: segments in the shuffle
+    buffer."""
+
+    segment_frames: int = 32
+    segment_hop: int = 1
+    refinery: str = "pepr"
+    stages: int = 5
+    inner_folds: int = 5
+    lr_decay: float = 0.8
+    lr_decay_epochs: int = 2
+    percentiles: typing.List[float] = dataclasses.field(default_factory=lambda: [10.0, 25.0, 50.0, 75.0, 90.0])
+    forest: typing.Dict[str, typing.Any] = dataclasses.field(default_factory=dict)
+    shuffle_buffer: int = 16384
+
+
 @dataclasses.dataclass
 class ProtocolConfig:
     """name: "split", "loso", "loso_session" or "kfold". k: folds for kfold. max_folds: run only
@@ -151,6 +180,7 @@ class RunConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
     strength: StrengthConfig = dataclasses.field(default_factory=StrengthConfig)
+    epr: EprConfig = dataclasses.field(default_factory=EprConfig)
     protocol: ProtocolConfig = dataclasses.field(default_factory=ProtocolConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
@@ -295,8 +325,18 @@ def validate(cfg):
     missing = {"mlee", "finetune", "fusion"} - set(cfg.task.learning_rates)
     if missing:
         raise ConfigError(f"task.learning_rates: missing {', '.join(sorted(missing))}")
-    if cfg.system not in ("mlee", "strengthnet"):
-        raise ConfigError(f"system: unknown system {cfg.system!r}; known: mlee, strengthnet")
+    if cfg.system not in ("mlee", "strengthnet", "epr"):
+        raise ConfigError(f"system: unknown system {cfg.system!r}; known: mlee, strengthnet, epr")
+    e = cfg.epr
+    if e.refinery not in EPR_REFINERIES:
+        raise ConfigError(f"epr.refinery: {e.refinery!r} is not one of {', '.join(EPR_REFINERIES)}")
+    for key in ("segment_frames", "segment_hop", "stages"):
+        if getattr(e, key) < 1:
+            raise ConfigError(f"epr.{key}: must be >= 1, got {getattr(e, key)}")
+    if e.inner_folds < 2:
+        raise ConfigError(f"epr.inner_folds: must be >= 2 (out-of-fold labels), got {e.inner_folds}")
+    if any(not 0 <= q <= 100 for q in e.percentiles):
+        raise ConfigError(f"epr.percentiles: each must be in [0, 100], got {e.percentiles}")
     st = cfg.strength
     for key, value, allowed in (("labels", st.labels, ("ranking", "manifest")), ("per", st.per, ("speaker_emotion", "emotion")),
                                 ("normalise", st.normalise, ("group", "corpus"))):

@@ -117,7 +117,7 @@ class RecordSet:
 
         Args:
             files: list of shard paths (see `files()`).
-            batch_size: int.
+            batch_size: int, or None for single examples (no padding; `bucket` is ignored).
             shuffle: bool. Shuffle shards and examples (seeded).
             seed: int.
             bucket: bool. Bucket by `num_frames` (boundaries at length quantiles) so that
@@ -166,6 +166,8 @@ class RecordSet:
             ds = ds.repeat()
         if map_fn is not None:
             ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE)
+        if batch_size is None:
+            return ds.prefetch(tf.data.AUTOTUNE)
         if bucket:
             lengths = np.minimum(self.lengths(files), max_frames or np.inf)
             if num_buckets == "auto":

@@ -1,9 +1,17 @@
-"""Small custom Keras layers: frontends, masks, normalisation, pooling, attention, excitation."""
+"""Small custom Keras layers: frontends, masks, normalisation, pooling, attention, segments,
+profile statistics, a random forest."""
 
 from keras_ser.layers.attention import StructuredSelfAttention
 from keras_ser.layers.audio import AudioFrontend, MaskedNormalization, sequence_mask
+from keras_ser.layers.forest import RandomForest
 from keras_ser.layers.masking import ApplyTimeMask, DownsampleLengths, LengthMask, MaskedTimeAverage
+from keras_ser.layers.segments import (
+    FlattenSegments,
+    ProfileStatistics,
+    Segmenter,
+    UnflattenSegments,
+)
 
 __all__ = ["ApplyTimeMask", "AudioFrontend", "DownsampleLengths", "LengthMask", "MaskedNormalization",
-           "MaskedTimeAverage",
-           "StructuredSelfAttention", "sequence_mask"]
+           "MaskedTimeAverage", "FlattenSegments", "ProfileStatistics", "RandomForest", "Segmenter",
+           "UnflattenSegments", "StructuredSelfAttention", "sequence_mask"]

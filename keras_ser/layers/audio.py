@@ -88,9 +88,12 @@ class MaskedNormalization(keras.layers.Layer):
         self.mean.assign(np.asarray(mean, "float32"))
         self.std.assign(np.asarray(std, "float32"))
 
-    def call(self, features, num_frames):
+    def call(self, features, num_frames=None):
+        x = (features - self.mean) / self.std
+        if num_frames is None:  # fixed-length input (EPR segments): nothing to mask
+            return x
         mask = tf.sequence_mask(num_frames, tf.shape(features)[1], dtype=features.dtype)
-        return (features - self.mean) / self.std * mask[..., tf.newaxis]
+        return x * mask[..., tf.newaxis]
 
     def compute_output_shape(self, features_shape, num_frames_shape=None):
         return features_shape

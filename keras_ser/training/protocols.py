@@ -93,6 +93,17 @@ def leave_one_group_out(manifest, group="speaker", dev="next"):
     return folds
 
 
+def stratified_assignment(labels, k, rng):
+    """Fold index 0..k-1 of each item: every label's items shuffled and dealt round-robin."""
+    labels = np.asarray(labels)
+    assign = np.empty(len(labels), int)
+    for lab in np.unique(labels):
+        idx = np.flatnonzero(labels == lab)
+        rng.shuffle(idx)
+        assign[idx] = np.arange(len(idx)) % k
+    return assign
+
+
 def kfold(manifest, k=10, seed=0, group=None, stratify="emotion", dev_fraction=0.1):
     """k folds. With `group`, folds are group-disjoint (and dev is a held-out group of the
     training folds when there are enough groups); otherwise stratified by `stratify`."""
@@ -120,11 +131,7 @@ def kfold(manifest, k=10, seed=0, group=None, stratify="emotion", dev_fraction=0
             folds.append(Fold(f"fold{i + 1}of{k}", train, dev, test))
         return folds
     labels = manifest[stratify].astype(str).to_numpy() if stratify else np.zeros(len(ids), str)
-    assign = np.empty(len(ids), int)
-    for lab in np.unique(labels):
-        idx = np.flatnonzero(labels == lab)
-        rng.shuffle(idx)
-        assign[idx] = np.arange(len(idx)) % k
+    assign = stratified_assignment(labels, k, rng)
     folds = []
     for i in range(k):
         test = ids[assign == i].tolist()

@@ -366,11 +366,13 @@ def train_stage(cfg, rs, fold, stage, stage_dir, targets, stats, encoders=None, 
     return fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks), weights
 
 
-def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss"):
+def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss", reload=True):
     """`model.fit` that resumes after an interruption and keeps the best epoch on `monitor`.
 
     Writes `stage_dir/backup/` (BackupAndRestore), `stage_dir/best.keras` (atomic),
-    `stage_dir/history.csv`, and `stage_dir/done` when finished; returns the best model.
+    `stage_dir/history.csv`, and `stage_dir/done` when finished; returns the best model: loaded
+    from `best.keras`, or with `reload=False`, `model` itself with the best weights loaded into
+    it (keeps its traced functions).
     """
     import keras
 
@@ -389,7 +391,10 @@ def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss
         shutil.rmtree(os.path.join(stage_dir, "backup"), ignore_errors=True)
     model.fit(train_ds, validation_data=dev_ds, epochs=cfg.train.epochs, callbacks=cbs, verbose=cfg.train.verbose)
     if os.path.exists(best):
-        model = load_model(best)
+        if reload:
+            model = load_model(best)
+        else:
+            model.load_weights(best)
     open(os.path.join(stage_dir, "done"), "w").close()
     return model
 
@@ -458,11 +463,11 @@ def run(cfg, callbacks=()):
 
 def _run(cfg, out, callbacks):
 
-    if cfg.system == "strengthnet":
-        from keras_ser.training import strength
+    if cfg.system in ("strengthnet", "epr"):
+        from keras_ser.training import epr, strength
 
         start = time.time()
-        summary = strength.run(cfg, out, callbacks)
+        summary = {"strengthnet": strength, "epr": epr}[cfg.system].run(cfg, out, callbacks)
         summary["seconds"] = round(time.time() - start, 1)
         write_json(summary, os.path.join(out, "metrics.json"))
         return summary
