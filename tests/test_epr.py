@@ -191,13 +191,17 @@ def test_training_labels_come_from_networks_that_never_saw_them(tiny_records, mo
 
 @pytest.fixture(scope="module")
 def epr_run(tmp_path_factory):
-    from keras_ser.training.trainer import run
-
+    """`keras_ser-train epr/synthetic` on the tiny corpus, through the CLI (smoke run)."""
     out = tmp_path_factory.mktemp("epr")
-    cfg = load_config("epr/synthetic", [
-        "data.synthetic_size=tiny", f"data.records_dir={out / 'records'}", f"output_dir={out / 'run'}",
-        "train.epochs=1", "train.verbose=0", "epr.stages=2", "epr.inner_folds=2", "protocol.k=4", TINY_VGG])
-    return cfg, run(cfg)
+    overrides = ["data.synthetic_size=tiny", f"data.records_dir={out / 'records'}", f"output_dir={out / 'run'}",
+                 "data.num_workers=1", "train.epochs=1", "train.verbose=0", "epr.stages=2", "epr.inner_folds=2",
+                 "protocol.k=4", TINY_VGG]
+    res = subprocess.run([sys.executable, "-m", "keras_ser.cli.train", "epr/synthetic", *overrides],
+                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "stage 2: network WA" in res.stdout
+    with open(out / "run" / "metrics.json") as f:
+        return load_config("epr/synthetic", overrides), json.load(f)
 
 
 def test_run_reports_every_stage_and_exports(epr_run):

@@ -230,7 +230,8 @@ def test_mixed_precision_keeps_variables_and_heads_float32(tiny_corpus, tmp_path
 
     seen = {}
     before = keras.config.dtype_policy().name
-    cfg = _cfg(tmp_path, tiny_corpus, "train.epochs=1", "train.mixed_precision=true")
+    cfg = _cfg(tmp_path, tiny_corpus, "train.epochs=1", "train.mixed_precision=true", "data.max_frames=100",
+               "export.enabled=false")
     summary = run(cfg, callbacks=[_Probe.make(seen)])
     # No GPU here: bfloat16 compute (float16 on a GPU, with a loss-scale optimizer).
     assert seen["compute"] == "bfloat16" and seen["variables"] == "float32" and seen["head"] == "float32"
@@ -247,10 +248,11 @@ def test_every_preset_resolves():
 
     presets = list_presets()
     assert {"mlee/synthetic", "mlee/emodb", "mlee/iemocap", "strengthnet/synthetic", "strengthnet/emodb",
-            "strengthnet/ravdess", "strengthnet/fused"} <= set(presets)
+            "strengthnet/ravdess", "strengthnet/fused", "epr/synthetic", "epr/emodb", "epr/emodb_small"} <= set(presets)
     for name in presets:
         cfg = load_config(name)
-        assert cfg.system == name.split("/")[0] and cfg.model.name == cfg.system, name
+        assert cfg.system == name.split("/")[0], name
+        assert cfg.model.name == {"epr": "vgg"}.get(cfg.system, cfg.system), name
 
 
 SMOKE = {
