@@ -1,10 +1,22 @@
 """Small custom Keras layers: frontends, masks, normalisation, pooling, attention, segments,
-profile statistics, a random forest."""
+profile statistics, a random forest, word alignment pooling and cross-modality excitation."""
 
 from keras_ser.layers.attention import StructuredSelfAttention
 from keras_ser.layers.audio import AudioFrontend, MaskedNormalization, sequence_mask
 from keras_ser.layers.forest import RandomForest
-from keras_ser.layers.masking import ApplyTimeMask, DownsampleLengths, LengthMask, MaskedTimeAverage
+from keras_ser.layers.fusion import (
+    AlignmentPooling,
+    CrossModalityExcitation,
+    MaskedMax,
+    WordAlignment,
+)
+from keras_ser.layers.masking import (
+    ApplyTimeMask,
+    DownsampleLengths,
+    LengthMask,
+    MaskedTimeAverage,
+    ShrinkLengths,
+)
 from keras_ser.layers.segments import (
     FlattenSegments,
     ProfileStatistics,
@@ -14,4 +26,5 @@ from keras_ser.layers.segments import (
 
 __all__ = ["ApplyTimeMask", "AudioFrontend", "DownsampleLengths", "LengthMask", "MaskedNormalization",
            "MaskedTimeAverage", "FlattenSegments", "ProfileStatistics", "RandomForest", "Segmenter",
-           "UnflattenSegments", "StructuredSelfAttention", "sequence_mask"]
+           "UnflattenSegments", "StructuredSelfAttention", "sequence_mask", "AlignmentPooling",
+           "CrossModalityExcitation", "MaskedMax", "ShrinkLengths", "WordAlignment"]

@@ -46,6 +46,24 @@ class DownsampleLengths(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_ser")
+class ShrinkLengths(keras.layers.Layer):
+    """Lengths after valid convolutions that remove `shrink` frames in all (never below 0)."""
+
+    def __init__(self, shrink=0, **kwargs):
+        super().__init__(**kwargs)
+        self.shrink = int(shrink)
+
+    def call(self, num_frames):
+        return tf.maximum(tf.cast(num_frames, tf.int32) - self.shrink, 0)
+
+    def compute_output_shape(self, num_frames_shape):
+        return num_frames_shape
+
+    def get_config(self):
+        return {**super().get_config(), "shrink": self.shrink}
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
 class LengthMask(keras.layers.Layer):
     """Boolean `(batch, frames)` mask for `x` from lengths."""
 

@@ -1,0 +1,167 @@
+"""FG_CME building blocks: alignment readers and checks, the approximate aligner, the vocabulary,
+GloVe loading, alignment pooling, cross-modality excitation and the model's masking."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_ser.corpora.alignments import (
+    approximate_alignment,
+    check_alignment,
+    read_ctm,
+    read_word_json,
+    voiced_region,
+)
+from keras_ser.errors import AlignmentError, CorpusError
+from keras_ser.text import OOV_ID, PAD_ID, Vocabulary, load_embeddings
+
+
+def test_ctm_and_json_readers(tmp_path):
+    ctm = tmp_path / "a.ctm"
+    ctm.write_text(";; comment\nu1 1 0.30 0.20 kids 0.9\nu1 1 0.10 0.15 <sil>\nu1 1 0.55 0.10 are\nu2 A 0 0.5 hi\n")
+    assert read_ctm(ctm) == {"u1": [("kids", 0.3, 0.5), ("are", 0.55, pytest.approx(0.65))], "u2": [("hi", 0.0, 0.5)]}
+    (tmp_path / "bad.ctm").write_text("u1 1 0.3 kids\n")
+    with pytest.raises(AlignmentError, match=r"bad.ctm:1"):
+        read_ctm(tmp_path / "bad.ctm")
+    words = [{"word": " Kids", "start": 0.1, "end": 0.4}, {"text": "are", "start": 0.4, "end": 0.6}]
+    for i, doc in enumerate(({"words": words}, {"segments": [{"words": words}]}, words)):
+        p = tmp_path / f"w{i}.json"
+        p.write_text(json.dumps(doc))
+        assert read_word_json(p) == [("Kids", 0.1, 0.4), ("are", 0.4, 0.6)]
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps({"words": [{"word": "x", "start": 0.5, "end": 0.2}]}))
+    with pytest.raises(AlignmentError, match=r"bad.json: word 0 'x' ends"):
+        read_word_json(p)
+
+
+def test_alignment_must_match_its_transcript():
+    words = [("Kids", 0.1, 0.4), ("are", 0.4, 0.6), ("talking", 0.6, 1.0)]
+    assert check_alignment(words, "kids are talking.", "x.TextGrid", duration=1.2) is words
+    with pytest.raises(AlignmentError, match=r"x.TextGrid: .* word 3"):
+        check_alignment(words, "Kids are walking", "x.TextGrid")
+    with pytest.raises(AlignmentError, match=r"3 vs 4 words"):
+        check_alignment(words, "Kids are talking loudly", "x.TextGrid")
+    with pytest.raises(AlignmentError, match="after the audio"):
+        check_alignment(words, "kids are talking", "x.TextGrid", duration=0.8)
+
+
+def test_approximate_alignment_spreads_words_over_the_voiced_region():
+    sr = 16000
+    rng = np.random.default_rng(0)
+    w = np.zeros(2 * sr, np.float32)
+    w[int(0.5 * sr): int(1.5 * sr)] = 0.3 * rng.standard_normal(sr)  # speech from 0.5 s to 1.5 s
+    start, end = voiced_region(w, sr)
+    assert start == pytest.approx(0.5, abs=0.03) and end == pytest.approx(1.5, abs=0.04)
+    words = approximate_alignment("Dogs are sitting by the door", w, sr)
+    assert [x[0] for x in words] == ["dogs", "are", "sitting", "by", "the", "door"]
+    assert words[0][1] == pytest.approx(start, abs=1e-3) and words[-1][2] == pytest.approx(end, abs=1e-3)
+    dur = np.array([e - s for _, s, e in words])
+    np.testing.assert_allclose(dur / dur.sum(), np.array([5, 4, 8, 3, 4, 5]) / 29, atol=1e-3)
+    assert all(a[2] == pytest.approx(b[1]) for a, b in zip(words, words[1:]))
+
+
+def test_vocabulary_has_a_real_oov_token(tmp_path):
+    v = Vocabulary.build(["Kids are talking by the door.", "Dogs are sitting by the door", "kids"], min_count=2)
+    assert v.tokens[:2] == ["<pad>", "<unk>"] and "sitting" not in v.index
+    ids = v.ids(["kids", "SITTING", "door!"])
+    assert ids[1] == OOV_ID != PAD_ID and ids[0] > 1 and ids[2] > 1
+    v.save(tmp_path / "vocab.json")
+    assert Vocabulary.load(tmp_path / "vocab.json").tokens == v.tokens
+
+
+def test_glove_file_fills_known_words(tmp_path):
+    v = Vocabulary(["kids", "door", "absent"])
+    p = tmp_path / "glove.txt"
+    p.write_text("the 0.1 0.2 0.3\nKids 1 2 3\nkids 9 9 9\ndoor -1 -2 -3\n")
+    m, found = load_embeddings(p, v)
+    assert m.shape == (5, 3) and found == 2
+    np.testing.assert_array_equal(m[v.index["kids"]], [1, 2, 3])  # the first occurrence wins
+    np.testing.assert_array_equal(m[PAD_ID], 0)
+    assert np.abs(m[v.index["absent"]]).max() < 1  # random, trainable
+    (tmp_path / "bad.txt").write_text("kids 1 2 3\ndoor 1 2\n")
+    with pytest.raises(CorpusError, match=r"bad.txt:2: 2 values, expected 3"):
+        load_embeddings(tmp_path / "bad.txt", v)
+
+
+def test_alignment_pooling_by_hand():
+    from keras_ser.layers.fusion import AlignmentPooling, WordAlignment
+
+    frames = np.arange(2 * 6 * 2, dtype="float32").reshape(2, 6, 2)
+    frames[0, 2, 0] = -50.0
+    # Frame t is centred at t * 0.01 + 0.0125 s. Word 0: frames 0-2; word 1: frames 3-4;
+    # word 2 lies between frame centres (empty); utterance 2 has one word and 4 real frames.
+    starts = np.array([[0.0, 0.04, 0.0551], [0.0, 0.0, 0.0]], "float32")
+    ends = np.array([[0.035, 0.06, 0.0599], [1.0, 0.0, 0.0]], "float32")
+    a = WordAlignment(0.01, 0.025)(starts, ends, np.array([3, 1]), np.array([6, 4]), frames)
+    np.testing.assert_array_equal(a[0], [[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(a[1], [[1, 1, 1, 1, 0, 0], [0] * 6, [0] * 6])
+    pooled = np.asarray(AlignmentPooling()(frames, a))
+    f = frames
+    np.testing.assert_allclose(pooled[0, 0], np.r_[f[0, :3].mean(0), f[0, :3].max(0)])
+    np.testing.assert_allclose(pooled[0, 1], np.r_[f[0, 3:5].mean(0), f[0, 3:5].max(0)])
+    np.testing.assert_array_equal(pooled[0, 2], 0)  # an empty word is zeros, not -1e6
+    np.testing.assert_allclose(pooled[1, 0], np.r_[f[1, :4].mean(0), f[1, :4].max(0)])
+    assert pooled[0, 0, 2] == f[0, 1, 0]  # the max of (0, 2, -50): over the word's frames only
+
+
+def test_cross_modality_excitation_paper_form_and_ablations():
+    from keras_ser.layers.fusion import CrossModalityExcitation
+
+    rng = np.random.default_rng(0)
+    za = rng.standard_normal((2, 3, 4)).astype("float32")
+    zs = rng.standard_normal((2, 3, 5)).astype("float32")
+    cme = CrossModalityExcitation()
+    a, s = cme(za, zs)
+
+    def sig(x):
+        return 1 / (1 + np.exp(-x))
+
+    we, be = (np.asarray(w) for w in cme.w_e.weights)
+    wa, ba = (np.asarray(w) for w in cme.w_a.weights)
+    np.testing.assert_allclose(a, sig(zs @ we + be) * za, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(s, sig(za @ wa + ba) * zs, rtol=1e-5, atol=1e-6)
+    a, s = CrossModalityExcitation(excite_acoustic=False, excite_semantic=False)(za, zs)
+    np.testing.assert_array_equal(a, za)
+    np.testing.assert_array_equal(s, zs)
+    res = CrossModalityExcitation(residual=True, acoustic_gate="word_id", vocab_size=7)
+    a, _ = res(za, zs, np.array([[2, 3, 1], [1, 0, 0]]))
+    table = np.asarray(res.gate_table.embeddings)
+    np.testing.assert_allclose(a[0, 0], za[0, 0] + sig(table[2]) * za[0, 0], rtol=1e-5)
+
+
+def test_model_ignores_padding_of_frames_and_words(tmp_path):
+    import keras
+
+    from keras_ser.models.fg_cme import build_fg_cme
+
+    keras.utils.set_random_seed(0)
+    m = build_fg_cme(4, 40, vocab_size=10, embedding_dim=8, conv_filters=(8, 8, 8), semantic_units=16,
+                     lstm_units=8, hidden_units=8)
+    rng = np.random.default_rng(0)
+    fa, fb = rng.standard_normal((120, 40)).astype("float32"), rng.standard_normal((70, 40)).astype("float32")
+    wa = ([3, 1, 5], [0.05, 0.4, 0.8], [0.4, 0.8, 1.15])  # id 1: out of vocabulary, still a word
+    wb = ([4, 2], [0.0, 0.3], [0.3, 0.65])
+
+    def batch(items):
+        t = max(len(f) for f, _ in items)
+        w = max(len(x[0]) for _, x in items)
+        x = {"features": np.zeros((len(items), t, 40), "float32"), "num_frames": np.array([len(f) for f, _ in items]),
+             "word_ids": np.zeros((len(items), w), "int32"), "word_starts": np.zeros((len(items), w), "float32"),
+             "word_ends": np.zeros((len(items), w), "float32"), "num_words": np.array([len(x[0]) for _, x in items])}
+        for i, (f, (ids, s, e)) in enumerate(items):
+            x["features"][i, : len(f)] = f
+            x["word_ids"][i, : len(ids)], x["word_starts"][i, : len(s)], x["word_ends"][i, : len(e)] = ids, s, e
+        return x
+
+    both = m(batch([(fa, wa), (fb, wb)]))["emotion"]
+    for i, item in enumerate([(fa, wa), (fb, wb)]):
+        np.testing.assert_allclose(both[i], m(batch([item]))["emotion"][0], atol=1e-5)
+    # The OOV word counts: dropping it changes the output (it is not padding).
+    fewer = m(batch([(fa, ([3, 5], [0.05, 0.8], [0.4, 1.15]))]))["emotion"][0]
+    assert np.abs(np.asarray(fewer) - np.asarray(both[0])).max() > 1e-6
+    m.save(tmp_path / "fg.keras")
+    import keras_ser.layers  # noqa: F401
+
+    again = keras.saving.load_model(tmp_path / "fg.keras", compile=False)
+    np.testing.assert_allclose(again(batch([(fa, wa), (fb, wb)]))["emotion"], both, atol=1e-6)
