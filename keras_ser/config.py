@@ -146,6 +146,27 @@ class EprConfig:
     shuffle_buffer: int = 16384
 
 
+FG_CME_MODELS = ("fg_cme", "cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat",
+                 "attention_fusion")
+
+
+@dataclasses.dataclass
+class FgCmeConfig:
+    """Words for FG_CME (PAPERS.md §4) and its baselines. alignment: "given" (the corpus's word
+    timings; an utterance without them is an error naming it), "auto" (given where present, else
+    approximate, and the run reports how many), "approximate" (every utterance: words spread over
+    the voiced region, the paper's alignment ablation) or "uniform" (words spread evenly over the
+    whole utterance). embeddings: a GloVe-format text file (None: trainable from random).
+    train_embeddings: fine-tune them. min_count: rarer training words are out of vocabulary.
+    max_words: longer transcripts are an error (not cropped) beyond it."""
+
+    alignment: str = "auto"
+    embeddings: typing.Optional[str] = None
+    train_embeddings: bool = True
+    min_count: int = 1
+    max_words: int = 128
+
+
 @dataclasses.dataclass
 class ProtocolConfig:
     """name: "split", "loso", "loso_session" or "kfold". k: folds for kfold. max_folds: run only
@@ -181,6 +202,7 @@ class RunConfig:
     task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
     strength: StrengthConfig = dataclasses.field(default_factory=StrengthConfig)
     epr: EprConfig = dataclasses.field(default_factory=EprConfig)
+    fg_cme: FgCmeConfig = dataclasses.field(default_factory=FgCmeConfig)
     protocol: ProtocolConfig = dataclasses.field(default_factory=ProtocolConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
@@ -325,8 +347,14 @@ def validate(cfg):
     missing = {"mlee", "finetune", "fusion"} - set(cfg.task.learning_rates)
     if missing:
         raise ConfigError(f"task.learning_rates: missing {', '.join(sorted(missing))}")
-    if cfg.system not in ("mlee", "strengthnet", "epr"):
-        raise ConfigError(f"system: unknown system {cfg.system!r}; known: mlee, strengthnet, epr")
+    if cfg.system not in ("mlee", "strengthnet", "epr", "fg_cme"):
+        raise ConfigError(f"system: unknown system {cfg.system!r}; known: mlee, strengthnet, epr, fg_cme")
+    if cfg.system == "fg_cme" and cfg.model.name not in FG_CME_MODELS:
+        raise ConfigError(f"model.name: {cfg.model.name!r} is not one of {', '.join(FG_CME_MODELS)}")
+    if cfg.fg_cme.alignment not in ("given", "auto", "approximate", "uniform"):
+        raise ConfigError(f"fg_cme.alignment: {cfg.fg_cme.alignment!r} is not given, auto, approximate or uniform")
+    if cfg.fg_cme.embeddings and not os.path.exists(cfg.fg_cme.embeddings):
+        raise ConfigError(f"fg_cme.embeddings: {cfg.fg_cme.embeddings} does not exist")
     e = cfg.epr
     if e.refinery not in EPR_REFINERIES:
         raise ConfigError(f"epr.refinery: {e.refinery!r} is not one of {', '.join(EPR_REFINERIES)}")

@@ -2,10 +2,14 @@
 GloVe loading, alignment pooling, cross-modality excitation and the model's masking."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from keras_ser.config import load_config
 from keras_ser.corpora.alignments import (
     approximate_alignment,
     check_alignment,
@@ -165,3 +169,85 @@ def test_model_ignores_padding_of_frames_and_words(tmp_path):
 
     again = keras.saving.load_model(tmp_path / "fg.keras", compile=False)
     np.testing.assert_allclose(again(batch([(fa, wa), (fb, wb)]))["emotion"], both, atol=1e-6)
+
+
+def test_word_alignments_by_mode(tiny_corpus):
+    from keras_ser.errors import AlignmentError
+    from keras_ser.training.fg_cme import word_alignments
+
+    man = tiny_corpus.manifest.head(4).copy()
+    cfg = load_config("fg_cme/synthetic", ["fg_cme.alignment=given"])
+    given, counts = word_alignments(cfg, man)
+    assert counts == {"given": 4, "approximate": 0, "uniform": 0}
+    assert given[man.utterance_id.iloc[0]] == list(man.words.iloc[0])
+    # Without timings: "given" is an error naming the file, "auto" approximates (and counts it).
+    man.loc[man.index[1], "words"] = None
+    with pytest.raises(AlignmentError, match=man.path.iloc[1].replace("\\", "\\\\")):
+        word_alignments(cfg, man)
+    auto, counts = word_alignments(load_config("fg_cme/synthetic", ["fg_cme.alignment=auto"]), man)
+    assert counts == {"given": 3, "approximate": 1, "uniform": 0}
+    assert [w for w, _, _ in auto[man.utterance_id.iloc[1]]] == man.text.iloc[1].split()
+    uni, counts = word_alignments(load_config("fg_cme/synthetic", ["fg_cme.alignment=uniform"]), man)
+    assert counts["uniform"] == 4 and uni[man.utterance_id.iloc[0]][-1][2] == pytest.approx(man.duration.iloc[0], abs=1e-3)
+    # A transcript that disagrees with the timings is an error, not a silent crop.
+    man.loc[man.index[0], "text"] = man.text.iloc[0] + " extra"
+    with pytest.raises(AlignmentError, match="does not match the transcript"):
+        word_alignments(load_config("fg_cme/synthetic", ["fg_cme.alignment=auto"]), man)
+
+
+@pytest.mark.parametrize("kind", ["cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat",
+                                  "attention_fusion"])
+def test_baselines_take_the_inputs_they_need(kind):
+    from keras_ser.models.fg_cme import build_baseline
+
+    m = build_baseline(kind, 4, 40, vocab_size=10, embedding_dim=8, conv_filters=(8, 8, 8), lstm_units=8,
+                       attention_units=8, hidden_units=8)
+    audio, text = "features" in m.input, "word_ids" in m.input
+    assert (audio, text) == {"cnn_lstm": (True, False), "blstm_attention_audio": (True, False),
+                             "blstm_attention_text": (False, True)}.get(kind, (True, True))
+    x = {"features": np.random.default_rng(0).standard_normal((2, 50, 40)).astype("float32"),
+         "num_frames": np.array([50, 30]), "word_ids": np.array([[2, 3, 1], [4, 0, 0]], "int32"),
+         "num_words": np.array([3, 1])}
+    out = m({k: v for k, v in x.items() if k in m.input})["emotion"]
+    assert out.shape == (2, 4)
+    np.testing.assert_allclose(np.sum(out, -1), 1.0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def fg_run(tmp_path_factory):
+    from keras_ser.training.trainer import run
+
+    out = tmp_path_factory.mktemp("fg")
+    cfg = load_config("fg_cme/synthetic", [
+        "data.synthetic_size=tiny", f"data.records_dir={out / 'records'}", f"output_dir={out / 'run'}",
+        "protocol.k=4", "train.epochs=1", "train.verbose=0", "data.num_workers=1",
+        "model.params={conv_filters: [8, 16, 16], semantic_units: 16, lstm_units: 8, hidden_units: 8, embedding_dim: 8}"])
+    return cfg, run(cfg)
+
+
+def test_run_and_export_serve_audio_with_words(fg_run, tiny_corpus):
+    cfg, summary = fg_run
+    assert summary["word_timings"] == {"given": 64, "approximate": 0, "uniform": 0}
+    fold = summary["folds"][0]
+    assert fold["n"] == fold["test"] and fold["vocabulary"] > 2
+    meta = json.load(open(f"{summary['export']}/keras_ser.json"))
+    assert meta["signatures"]["serving_default"] == ["waveform", "num_samples", "word_ids", "word_starts",
+                                                     "word_ends", "num_words"]
+    vocab = Vocabulary(meta["vocabulary"][2:])
+    row = tiny_corpus.manifest.iloc[0]
+    ids = vocab.ids([w for w, _, _ in row.words]).tolist()
+    code = (
+        "import json, sys, numpy as np, tensorflow as tf\n"
+        "from keras_ser.audio.io import load_audio\n"
+        "m = tf.saved_model.load(sys.argv[1]); w = load_audio(sys.argv[2]); words = json.loads(sys.argv[3])\n"
+        "f = m.signatures['serving_default']\n"
+        "out = f(waveform=tf.constant(w[None]), num_samples=tf.constant([len(w)], tf.int32),\n"
+        "        word_ids=tf.constant([words['ids']], tf.int32), word_starts=tf.constant([words['s']], tf.float32),\n"
+        "        word_ends=tf.constant([words['e']], tf.float32), num_words=tf.constant([len(words['ids'])], tf.int32))\n"
+        "print(json.dumps(np.asarray(out['emotion']).tolist()))\n")
+    words = json.dumps({"ids": ids, "s": [s for _, s, _ in row.words], "e": [e for _, _, e in row.words]})
+    res = subprocess.run([sys.executable, "-c", code, summary["export"], row.path, words], capture_output=True,
+                         text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    probs = np.array(json.loads(res.stdout.strip().splitlines()[-1]))
+    assert probs.shape == (1, 4) and probs.sum() == pytest.approx(1.0, abs=1e-5)

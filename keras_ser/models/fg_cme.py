@@ -78,3 +78,100 @@ def build_fg_cme(num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300,
     inputs = {"features": features, "num_frames": num_frames, "word_ids": word_ids, "word_starts": word_starts,
               "word_ends": word_ends, "num_words": num_words}
     return keras.Model(inputs, {"emotion": out}, name=name)
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class ModalityAttention(keras.layers.Layer):
+    """Attention over modalities: `(batch, M, D)` → weighted sum `(batch, D)`, with scores
+    `v · tanh(W u_m)` softmaxed over the M modalities (the attention-fusion baseline)."""
+
+    def __init__(self, units=128, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.w = keras.layers.Dense(self.units, activation="tanh", name="w", dtype=self.dtype_policy)
+        self.v = keras.layers.Dense(1, use_bias=False, name="v", dtype=self.dtype_policy)
+
+    def build(self, shape):
+        self.w.build(shape)
+        self.v.build(tuple(shape[:-1]) + (self.units,))
+
+    def call(self, stacked):
+        import tensorflow as tf
+
+        weights = tf.nn.softmax(self.v(self.w(stacked)), axis=1)
+        return tf.reduce_sum(weights * stacked, axis=1)
+
+    def compute_output_shape(self, shape):
+        return (shape[0], shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300, embeddings=None,
+                   train_embeddings=True, mean=None, std=None, conv_filters=(64, 128, 128), conv_kernels=(5, 2, 2),
+                   conv_activation="relu", lstm_units=256, attention_units=128, hidden_units=128, dropout=0.0,
+                   name=None):
+    """The FG_CME paper's baselines, with FG_CME's inputs and head (FCN 128 → K):
+
+        cnn_lstm               acoustic: the 1-D CNN → BiLSTM → max over frames
+        blstm_attention_audio  acoustic: BiLSTM on the features → self-attention pooling
+        blstm_attention_text   text: embeddings → BiLSTM → self-attention pooling
+        utterance_concat       both: cnn_lstm's and blstm_attention_text's utterance vectors concatenated
+        attention_fusion       both: the two utterance vectors weighted by attention over modalities
+    """
+    from keras_ser.layers import StructuredSelfAttention
+
+    features = keras.Input((None, feature_dim), name="features")
+    num_frames = keras.Input((), dtype="int32", name="num_frames")
+    word_ids = keras.Input((None,), dtype="int32", name="word_ids")
+    num_words = keras.Input((), dtype="int32", name="num_words")
+
+    def blstm(x, lengths, tag):
+        mask = LengthMask(name=f"{tag}_mask")(x, lengths)
+        return keras.layers.Bidirectional(keras.layers.LSTM(lstm_units, return_sequences=True), name=f"{tag}_blstm")(
+            x, mask=mask), mask
+
+    def acoustic_cnn_lstm():
+        x = MaskedNormalization(mean=mean, std=std, dim=feature_dim, name="normalization")(features, num_frames)
+        for i, (f, k) in enumerate(zip(conv_filters, conv_kernels), 1):
+            x = keras.layers.Conv1D(f, k, padding="valid", activation=conv_activation, name=f"conv{i}")(x)
+        n = ShrinkLengths(sum(k - 1 for k in conv_kernels), name="conv_frames")(num_frames)
+        h, _ = blstm(x, n, "audio")
+        return MaskedMax(name="audio_max")(h, n)
+
+    def acoustic_attention():
+        x = MaskedNormalization(mean=mean, std=std, dim=feature_dim, name="normalization")(features, num_frames)
+        h, mask = blstm(x, num_frames, "audio")
+        return StructuredSelfAttention(attention_units, name="audio_attention")(h, mask=mask)[0]
+
+    def text_attention():
+        init = keras.initializers.Constant(embeddings) if embeddings is not None else "uniform"
+        e = keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=init,
+                                   trainable=train_embeddings, name="embedding")(word_ids)
+        h, mask = blstm(e, num_words, "text")
+        return StructuredSelfAttention(attention_units, name="text_attention")(h, mask=mask)[0]
+
+    if kind == "cnn_lstm":
+        u, inputs = acoustic_cnn_lstm(), {"features": features, "num_frames": num_frames}
+    elif kind == "blstm_attention_audio":
+        u, inputs = acoustic_attention(), {"features": features, "num_frames": num_frames}
+    elif kind == "blstm_attention_text":
+        u, inputs = text_attention(), {"word_ids": word_ids, "num_words": num_words}
+    elif kind in ("utterance_concat", "attention_fusion"):
+        ua, us = acoustic_cnn_lstm(), text_attention()
+        inputs = {"features": features, "num_frames": num_frames, "word_ids": word_ids, "num_words": num_words}
+        if kind == "utterance_concat":
+            u = keras.layers.Concatenate(name="concat")([ua, us])
+        else:
+            d = 2 * lstm_units
+            stacked = keras.layers.Concatenate(axis=1, name="stack")([keras.layers.Reshape((1, d))(ua),
+                                                                      keras.layers.Reshape((1, d))(us)])
+            u = ModalityAttention(attention_units, name="modality_attention")(stacked)
+    else:
+        raise ValueError(f"build_baseline: unknown kind {kind!r}")
+    u = keras.layers.Dense(hidden_units, activation="relu", name="fc")(u)
+    if dropout:
+        u = keras.layers.Dropout(dropout, name="dropout")(u)
+    out = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="emotion")(u)
+    return keras.Model(inputs, {"emotion": out}, name=name or kind)

@@ -7,6 +7,10 @@ Two signatures:
     features          features (batch, frames, dim) float32 + num_frames (batch,) int32
                       → the same heads, for precomputed features
 
+A model with word inputs (FG_CME) takes them in both signatures, after the audio: word_ids
+(batch, words) int32, word_starts and word_ends (batch, words) float32 seconds, num_words
+(batch,) int32.
+
 Layout `<base>/<version>/` as TF Serving expects; `keras_ser.json` beside `saved_model.pb` records
 the frontend, the label names and the signatures. Written to a temporary folder and renamed,
 so an interrupted export never leaves a version folder that looks valid.
@@ -46,14 +50,19 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
     tmp = os.path.join(base_dir, f".tmp-{int(version)}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     head_names = sorted(model.output.keys() if isinstance(model.output, dict) else ["output"])
+    word_specs = [spec for spec in (
+        tf.TensorSpec([None, None], tf.int32, name="word_ids"), tf.TensorSpec([None, None], tf.float32, name="word_starts"),
+        tf.TensorSpec([None, None], tf.float32, name="word_ends"), tf.TensorSpec([None], tf.int32, name="num_words"),
+    ) if spec.name in model.input]
+    word_names = [spec.name for spec in word_specs]
 
-    def heads(features, num_frames):
-        out = model({"features": features, "num_frames": num_frames}, training=False)
+    def heads(features, num_frames, *words):
+        out = model({"features": features, "num_frames": num_frames, **dict(zip(word_names, words))}, training=False)
         return {k: tf.identity(tf.cast(v, tf.float32), name=k) for k, v in out.items()}
 
-    def from_waveform(waveform, num_samples):
+    def from_waveform(waveform, num_samples, *words):
         feats, n = compute_features(waveform, num_samples, fcfg, matrix=matrix)
-        out = heads(feats, n)
+        out = heads(feats, n, *words)
         out["num_frames"] = n
         return out
 
@@ -62,18 +71,18 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
     archive.add_endpoint(
         name="serving_default", fn=from_waveform,
         input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform"),
-                         tf.TensorSpec([None], tf.int32, name="num_samples")],
+                         tf.TensorSpec([None], tf.int32, name="num_samples"), *word_specs],
     )
     archive.add_endpoint(
         name="features", fn=heads,
         input_signature=[tf.TensorSpec([None, None, fcfg.feature_dim], tf.float32, name="features"),
-                         tf.TensorSpec([None], tf.int32, name="num_frames")],
+                         tf.TensorSpec([None], tf.int32, name="num_frames"), *word_specs],
     )
     archive.write_out(tmp, verbose=False)
     with open(os.path.join(tmp, "keras_ser.json"), "w") as f:
         json.dump({"frontend": fcfg.to_dict(), "label_names": list(label_names or []), "heads": head_names,
-                   "signatures": {"serving_default": ["waveform", "num_samples"],
-                                  "features": ["features", "num_frames"]},
+                   "signatures": {"serving_default": ["waveform", "num_samples", *word_names],
+                                  "features": ["features", "num_frames", *word_names]},
                    "sample_rate": fcfg.sample_rate, **(metadata or {})}, f, indent=1)
     if os.path.exists(out_dir):
         shutil.rmtree(out_dir)

@@ -102,14 +102,19 @@ def fold_list(cfg, manifest):
     """The protocol's folds. MLEE folds hold every utterance (the "all" training set needs those
     without a target emotion; each stage then keeps its usable ones and tests keep the dominant
     ones); other systems' folds hold the utterances of `data.emotions`."""
+    from keras_ser.errors import ConfigError
+
     p = cfg.protocol
     labelled = manifest if cfg.system == "mlee" else manifest[manifest["emotion"].isin(cfg.data.emotions)]
-    if p.name == "split":
-        folds = make_folds(labelled, "split", fractions=tuple(p.fractions), seed=p.seed, group=p.group)
-    elif p.name == "kfold":
-        folds = make_folds(labelled, "kfold", k=p.k, seed=p.seed, group=p.group)
-    else:
-        folds = make_folds(labelled, p.name, dev=p.dev)
+    try:
+        if p.name == "split":
+            folds = make_folds(labelled, "split", fractions=tuple(p.fractions), seed=p.seed, group=p.group)
+        elif p.name == "kfold":
+            folds = make_folds(labelled, "kfold", k=p.k, seed=p.seed, group=p.group)
+        else:
+            folds = make_folds(labelled, p.name, dev=p.dev)
+    except ValueError as e:  # too few speakers/utterances for the protocol: a config problem
+        raise ConfigError(f"protocol {p.name} on {cfg.data.corpus}: {e}") from None
     group = {"loso": "speaker", "loso_session": "session"}.get(p.name, p.group)
     for f in folds:
         check_fold(f, labelled, group)
@@ -463,11 +468,11 @@ def run(cfg, callbacks=()):
 
 def _run(cfg, out, callbacks):
 
-    if cfg.system in ("strengthnet", "epr"):
-        from keras_ser.training import epr, strength
+    if cfg.system in ("strengthnet", "epr", "fg_cme"):
+        from keras_ser.training import epr, fg_cme, strength
 
         start = time.time()
-        summary = {"strengthnet": strength, "epr": epr}[cfg.system].run(cfg, out, callbacks)
+        summary = {"strengthnet": strength, "epr": epr, "fg_cme": fg_cme}[cfg.system].run(cfg, out, callbacks)
         summary["seconds"] = round(time.time() - start, 1)
         write_json(summary, os.path.join(out, "metrics.json"))
         return summary

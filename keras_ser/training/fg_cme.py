@@ -1,0 +1,213 @@
+"""FG_CME runs: word alignments, vocabulary, the audio + words pipeline, folds, export.
+
+Word timings come from the manifest (never from the records, which do not change when the
+alignment does): `fg_cme.alignment` picks the corpus's own timings, approximate ones, or uniform
+ones (see `FgCmeConfig`); every given alignment is checked against its transcript. The
+vocabulary is built from each fold's training transcripts, so test words it has not seen are
+out of vocabulary, as they would be for a deployed model.
+
+Per fold (`folds/<fold>/`): `best.keras`, `history.csv`, `vocabulary.json`, `metrics.json`; the
+first fold's model is exported with word inputs (`serving_default`: waveform, num_samples,
+word_ids, word_starts, word_ends, num_words; `keras_ser.json` holds the vocabulary).
+"""
+
+import json
+import os
+
+import numpy as np
+
+from keras_ser.training import metrics as M
+from keras_ser.training import trainer as T
+from keras_ser.utils import write_json
+
+
+def uniform_alignment(text, duration):
+    """The transcript's words spread evenly over the whole utterance (an ablation)."""
+    from keras_ser.corpora.alignments import transcript_words
+
+    words = transcript_words(text)
+    edges = np.linspace(0.0, duration, len(words) + 1)
+    return [(w, round(float(a), 4), round(float(b), 4)) for w, a, b in zip(words, edges[:-1], edges[1:])]
+
+
+def word_alignments(cfg, manifest):
+    """`{utterance_id: [(word, start, end), ...]}` and counts by source (given / approximate /
+    uniform). Raises `AlignmentError` naming the file for a missing transcript or timings
+    (alignment "given"), a transcript mismatch, or more than `fg_cme.max_words` words."""
+    from keras_ser.audio.io import load_audio
+    from keras_ser.corpora.alignments import approximate_alignment, check_alignment
+    from keras_ser.errors import AlignmentError
+
+    mode = cfg.fg_cme.alignment
+    out, counts = {}, {"given": 0, "approximate": 0, "uniform": 0}
+    for row in manifest.itertuples():
+        text, words, path = row.text, row.words, row.path
+        if not text and not words:
+            raise AlignmentError(f"{path}: no transcript and no word timings (FG_CME needs words)")
+        if mode in ("given", "auto") and words:
+            if text:
+                check_alignment(words, text, path, duration=row.duration)
+            source = "given"
+        elif mode == "given":
+            raise AlignmentError(f"{path}: no word timings (fg_cme.alignment=given); use 'auto' or 'approximate'")
+        elif mode == "uniform":
+            words, source = uniform_alignment(text or " ".join(w for w, _, _ in words), row.duration), "uniform"
+        else:
+            words = approximate_alignment(text or " ".join(w for w, _, _ in words), load_audio(path))
+            source = "approximate"
+        if len(words) > cfg.fg_cme.max_words:
+            raise AlignmentError(f"{path}: {len(words)} words, more than fg_cme.max_words={cfg.fg_cme.max_words}")
+        out[row.utterance_id] = list(words)
+        counts[source] += 1
+    return out, counts
+
+
+def word_arrays(ids, alignments, vocab):
+    """Padded `(N, W)` word ids, starts and ends, and `(N,)` word counts for `ids`."""
+    w = max(1, max(len(alignments[u]) for u in ids))
+    wid = np.zeros((len(ids), w), np.int32)
+    starts, ends = np.zeros((len(ids), w), np.float32), np.zeros((len(ids), w), np.float32)
+    n = np.zeros(len(ids), np.int32)
+    for i, u in enumerate(ids):
+        words = alignments[u]
+        n[i] = len(words)
+        if words:
+            wid[i, : n[i]] = vocab.ids([x[0] for x in words])
+            starts[i, : n[i]] = [x[1] for x in words]
+            ends[i, : n[i]] = [x[2] for x in words]
+    return {"word_ids": wid, "word_starts": starts, "word_ends": ends, "num_words": n}
+
+
+def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=None, shuffle=False):
+    """Batches `(inputs, {"emotion": one-hot}, {"emotion": weight})` of `ids`, with the word
+    inputs looked up by utterance id; only the model's own inputs are passed."""
+    import tensorflow as tf
+
+    k = len(rs.label_names)
+    cols = word_arrays(ids, alignments, vocab)
+    cols["targets"] = np.eye(k, dtype=np.float32)[[labels_of[u] for u in ids]]
+    cols["weights"] = np.ones(len(ids), np.float32) if weights is None else np.asarray(weights, np.float32)
+
+    def to_xy(b, rows):
+        x = {"features": b["features"], "num_frames": b["num_frames"],
+             "word_ids": tf.cast(rows["word_ids"], tf.int32), "word_starts": rows["word_starts"],
+             "word_ends": rows["word_ends"], "num_words": tf.cast(rows["num_words"], tf.int32)}
+        return {n: x[n] for n in input_names}, {"emotion": rows["targets"]}, {"emotion": rows["weights"]}
+
+    return T.make_dataset(rs, cfg, ids, cols, to_xy, shuffle=shuffle, perturbed=False)
+
+
+def build_model(cfg, rs, stats, vocab):
+    from keras_ser.models.fg_cme import build_baseline, build_fg_cme
+
+    params = dict(cfg.model.params)
+    embeddings = None
+    if cfg.fg_cme.embeddings:
+        from keras_ser.text import load_embeddings
+
+        embeddings, found = load_embeddings(cfg.fg_cme.embeddings, vocab, seed=cfg.seed)
+        params["embedding_dim"] = embeddings.shape[1]
+        print(f"  embeddings: {found} of {len(vocab) - 2} words found in {cfg.fg_cme.embeddings}")
+    common = dict(num_classes=len(rs.label_names), feature_dim=rs.feature_dim, vocab_size=len(vocab),
+                  embeddings=embeddings, train_embeddings=cfg.fg_cme.train_embeddings, mean=stats.mean,
+                  std=stats.std())
+    if cfg.model.name == "fg_cme":
+        return build_fg_cme(**common, **params)
+    return build_baseline(cfg.model.name, **common, **params)
+
+
+def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
+    import keras
+
+    from keras_ser.text import Vocabulary
+
+    os.makedirs(fold_dir, exist_ok=True)
+    vocab = Vocabulary.build([[w for w, _, _ in alignments[u]] for u in fold.train], cfg.fg_cme.min_count)
+    vocab.save(os.path.join(fold_dir, "vocabulary.json"))
+    best = os.path.join(fold_dir, "best.keras")
+    if cfg.train.resume and os.path.exists(os.path.join(fold_dir, "done")) and os.path.exists(best):
+        model = T.load_model(best)
+    else:
+        stats = rs.feature_stats(T.fold_shards(rs, fold.train))
+        keras.utils.set_random_seed(cfg.seed)
+        with T._strategy(cfg.train.strategy).scope():
+            model = build_model(cfg, rs, stats, vocab)
+            model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
+                          loss={"emotion": keras.losses.CategoricalCrossentropy()},
+                          metrics={"emotion": [keras.metrics.CategoricalAccuracy(name="wa")]},
+                          jit_compile=cfg.train.jit_compile)
+        names = list(model.input.keys())
+        sw = None
+        if cfg.train.class_weights:
+            from keras_ser.labels.emotion_targets import class_weights
+
+            y = np.eye(len(rs.label_names))[[labels_of[u] for u in fold.train]]
+            sw = y @ class_weights(y, "hard")
+        train_ds = dataset(rs, cfg, fold.train, labels_of, alignments, vocab, names, sw, shuffle=True)
+        dev_ds = dataset(rs, cfg, fold.dev, labels_of, alignments, vocab, names)
+        model = T.fit(model, train_ds, dev_ds, fold_dir, cfg, callbacks)
+    test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()))
+    y_true, y_prob = T.predict_labels(model, test_ds)
+    res = M.classification_metrics(y_true, y_prob.argmax(-1), rs.label_names)
+    res.update(fold=fold.name, **fold.to_dict(), vocabulary=len(vocab),
+               test_oov_words=int(sum(vocab.ids([w for w, _, _ in alignments[u]]).tolist().count(1) for u in fold.test)))
+    return model, vocab, res
+
+
+def run(cfg, out, callbacks=()):
+    if cfg.data.speed_perturb:
+        print("fg_cme: data.speed_perturb is ignored (it would move the word boundaries)")
+    manifest = T.load_manifest(cfg)
+    rs = T.prepare_records(cfg, manifest)
+    label_names = rs.label_names
+    present = manifest["utterance_id"].isin(set(rs.manifest["utterance_id"]))
+    if not present.all():
+        print(f"{int((~present).sum())} utterances have no records and are left out")
+    manifest = manifest[present & manifest["emotion"].isin(label_names)]
+    alignments, sources = word_alignments(cfg, manifest)
+    print(f"fg_cme on {cfg.data.corpus}: {len(manifest)} utterances; word timings: " +
+          ", ".join(f"{v} {k}" for k, v in sources.items() if v)
+          + (" (APPROXIMATE: spread over the voiced region, not forced-aligned)" if sources["approximate"] else ""))
+    labels_of = dict(zip(manifest["utterance_id"], manifest["emotion"].map(label_names.index)))
+    folds = T.fold_list(cfg, manifest)
+    results, first = [], None
+    for i, fold in enumerate(folds):
+        fold_dir = os.path.join(out, "folds", fold.name)
+        done = os.path.join(fold_dir, "metrics.json")
+        if cfg.train.resume and os.path.exists(done):
+            with open(done) as f:
+                results.append(json.load(f))
+            if i == 0:
+                from keras_ser.text import Vocabulary
+
+                first = (T.load_model(os.path.join(fold_dir, "best.keras")),
+                         Vocabulary.load(os.path.join(fold_dir, "vocabulary.json")))
+            continue
+        print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
+        model, vocab, res = train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks)
+        T.plot_confusion(res["confusion"], label_names, os.path.join(out, "plots", f"confusion_{fold.name}.png"),
+                         f"{fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
+        write_json(res, done)
+        results.append(res)
+        print(f"fold {fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
+        if i == 0:
+            first = (model, vocab)
+    summary = {
+        "system": "fg_cme", "model": cfg.model.name, "corpus": cfg.data.corpus, "protocol": cfg.protocol.name,
+        "seed": cfg.seed, "folds_run": len(results), "labels": label_names, "alignment": cfg.fg_cme.alignment,
+        "word_timings": sources, "mean": {k: M.mean_sd([r[k] for r in results]) for k in ("wa", "ua", "macro_f1")},
+        "folds": results,
+    }
+    if cfg.export.enabled and first is not None and "features" in first[0].input:
+        from keras_ser.serving.export import export_model
+
+        summary["export"] = export_model(
+            first[0], os.path.join(out, "export", cfg.export.name or "fg_cme"), version=cfg.export.version,
+            frontend=rs.frontend, label_names=label_names,
+            metadata={"emotion_head": "probabilities", "vocabulary": first[1].tokens,
+                      "words": "word_ids from the vocabulary (0 padding, 1 out of vocabulary); "
+                               "word_starts/word_ends in seconds; num_words"})
+    m = summary["mean"]
+    print(f"{cfg.model.name} on {cfg.data.corpus} ({cfg.protocol.name}, {len(results)} folds): "
+          f"WA {m['wa']['mean']:.3f} ± {m['wa']['sd']:.3f}, UA {m['ua']['mean']:.3f} ± {m['ua']['sd']:.3f}")
+    return summary
