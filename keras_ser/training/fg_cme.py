@@ -154,21 +154,48 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
     return model, vocab, res
 
 
-def run(cfg, out, callbacks=()):
-    if cfg.data.speed_perturb:
-        print("fg_cme: data.speed_perturb is ignored (it would move the word boundaries)")
+def prepare(cfg):
+    """`(records, manifest of the labelled utterances with records, labels_of, alignments, sources)`."""
     manifest = T.load_manifest(cfg)
     rs = T.prepare_records(cfg, manifest)
-    label_names = rs.label_names
     present = manifest["utterance_id"].isin(set(rs.manifest["utterance_id"]))
     if not present.all():
         print(f"{int((~present).sum())} utterances have no records and are left out")
-    manifest = manifest[present & manifest["emotion"].isin(label_names)]
+    manifest = manifest[present & manifest["emotion"].isin(rs.label_names)]
     alignments, sources = word_alignments(cfg, manifest)
+    labels_of = dict(zip(manifest["utterance_id"], manifest["emotion"].map(rs.label_names.index)))
+    return rs, manifest, labels_of, alignments, sources
+
+
+def utterance_embeddings(cfg, layer="fc", fold_index=0):
+    """A finished run's test utterances of one fold through its model up to `layer`:
+    `(embeddings (N, D), labels (N,), label names)` (the notebook's t-SNE)."""
+    import keras
+
+    from keras_ser.text import Vocabulary
+
+    rs, manifest, labels_of, alignments, _ = prepare(cfg)
+    fold = T.fold_list(cfg, manifest)[fold_index]
+    fold_dir = os.path.join(cfg.output_dir, "folds", fold.name)
+    model = T.load_model(os.path.join(fold_dir, "best.keras"))
+    embed = keras.Model(model.inputs, model.get_layer(layer).output)
+    vocab = Vocabulary.load(os.path.join(fold_dir, "vocabulary.json"))
+    ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()))
+    z, y = [], []
+    for x, t, _ in ds:
+        z.append(np.asarray(embed(x)))
+        y.append(np.argmax(np.asarray(t["emotion"]), -1))
+    return np.concatenate(z), np.concatenate(y), rs.label_names
+
+
+def run(cfg, out, callbacks=()):
+    if cfg.data.speed_perturb:
+        print("fg_cme: data.speed_perturb is ignored (it would move the word boundaries)")
+    rs, manifest, labels_of, alignments, sources = prepare(cfg)
+    label_names = rs.label_names
     print(f"fg_cme on {cfg.data.corpus}: {len(manifest)} utterances; word timings: " +
           ", ".join(f"{v} {k}" for k, v in sources.items() if v)
           + (" (APPROXIMATE: spread over the voiced region, not forced-aligned)" if sources["approximate"] else ""))
-    labels_of = dict(zip(manifest["utterance_id"], manifest["emotion"].map(label_names.index)))
     folds = T.fold_list(cfg, manifest)
     results, first = [], None
     for i, fold in enumerate(folds):
