@@ -246,3 +246,21 @@ def test_export_returns_the_forest_probabilities_from_audio(epr_run):
     got = json.loads(res.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(got["segment_mean"][0], profiles[uid].mean(0), atol=1e-4)
     np.testing.assert_allclose(got["emotion"][0], want, atol=1e-5)
+
+
+def test_an_interrupted_run_resumes_without_retraining(epr_run):
+    """Lose the last stage's profiles and the fold's metrics (as if killed before writing them):
+    a rerun retrains no network (each is done), rebuilds the profiles and gives the same result."""
+    from keras_ser.training.trainer import run
+
+    cfg, summary = epr_run
+    fold_dir = os.path.join(cfg.output_dir, "folds", summary["folds"][0]["fold"])
+    histories = {d: open(os.path.join(fold_dir, d, "history.csv")).read()
+                 for d in ("stage1/full", "stage2/inner1", "stage2/full")}
+    os.remove(os.path.join(fold_dir, "stage2", "profiles.npz"))
+    os.remove(os.path.join(fold_dir, "metrics.json"))
+    again = run(cfg)
+    for d, text in histories.items():
+        assert open(os.path.join(fold_dir, d, "history.csv")).read() == text, f"{d} was retrained"
+    assert again["folds"][0]["stages"][1]["forest"] == summary["folds"][0]["stages"][1]["forest"]
+    assert os.path.exists(os.path.join(fold_dir, "stage2", "profiles.npz"))

@@ -352,11 +352,9 @@ def run(cfg, out, callbacks=()):
     for i, fold in enumerate(folds):
         fold_dir = os.path.join(out, "folds", fold.name)
         done = os.path.join(fold_dir, "metrics.json")
-        if cfg.train.resume and os.path.exists(done):
-            import json
-
-            with open(done) as f:
-                results.append(json.load(f))
+        finished = T.finished_fold(cfg, fold_dir)
+        if finished:
+            results.append(finished)
             if i == 0:
                 first = T.load_model(os.path.join(fold_dir, "best.keras"))
             continue

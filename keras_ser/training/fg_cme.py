@@ -11,7 +11,6 @@ first fold's model is exported with word inputs (`serving_default`: waveform, nu
 word_ids, word_starts, word_ends, num_words; `keras_ser.json` holds the vocabulary).
 """
 
-import json
 import os
 
 import numpy as np
@@ -201,9 +200,9 @@ def run(cfg, out, callbacks=()):
     for i, fold in enumerate(folds):
         fold_dir = os.path.join(out, "folds", fold.name)
         done = os.path.join(fold_dir, "metrics.json")
-        if cfg.train.resume and os.path.exists(done):
-            with open(done) as f:
-                results.append(json.load(f))
+        finished = T.finished_fold(cfg, fold_dir)
+        if finished:
+            results.append(finished)
             if i == 0:
                 from keras_ser.text import Vocabulary
 

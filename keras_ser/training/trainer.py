@@ -404,6 +404,15 @@ def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss
     return model
 
 
+def finished_fold(cfg, fold_dir):
+    """The saved test metrics of a finished fold (`fold_dir/metrics.json`) when resuming, else None."""
+    done = os.path.join(fold_dir, "metrics.json")
+    if cfg.train.resume and os.path.exists(done):
+        with open(done) as f:
+            return json.load(f)
+    return None
+
+
 def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=()):
     """Run the recipe's stages on one fold; returns (final model, test metrics).
 
@@ -485,9 +494,9 @@ def _run(cfg, out, callbacks):
     for i, fold in enumerate(folds):
         fold_dir = os.path.join(out, "folds", fold.name)
         done = os.path.join(fold_dir, "metrics.json")
-        if os.path.exists(done) and cfg.train.resume:
-            with open(done) as f:
-                results.append(json.load(f))
+        finished = finished_fold(cfg, fold_dir)
+        if finished:
+            results.append(finished)
             if i == 0:
                 first_model = load_model(os.path.join(fold_dir, "best.keras"))
             continue
