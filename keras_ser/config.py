@@ -144,6 +144,7 @@ class EprConfig:
     percentiles: typing.List[float] = dataclasses.field(default_factory=lambda: [10.0, 25.0, 50.0, 75.0, 90.0])
     forest: typing.Dict[str, typing.Any] = dataclasses.field(default_factory=dict)
     shuffle_buffer: int = 16384
+    dev_labels: str = "utterance"
 
 
 FG_CME_MODELS = ("fg_cme", "cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat",
@@ -361,6 +362,8 @@ def validate(cfg):
     for key in ("segment_frames", "segment_hop", "stages"):
         if getattr(e, key) < 1:
             raise ConfigError(f"epr.{key}: must be >= 1, got {getattr(e, key)}")
+    if e.dev_labels not in ("utterance", "refined"):
+        raise ConfigError(f"epr.dev_labels: {e.dev_labels!r} is not utterance or refined")
     if e.inner_folds < 2:
         raise ConfigError(f"epr.inner_folds: must be >= 2 (out-of-fold labels), got {e.inner_folds}")
     if any(not 0 <= q <= 100 for q in e.percentiles):

@@ -8,7 +8,8 @@ For each outer fold (10-fold CV, or a speaker-independent protocol):
                  inner fold j, give the profiles of inner fold j (out of fold: the profile, and
                  so the next stage's label, of a training segment never comes from a network
                  that saw it); one more network on all training utterances gives the
-                 development and test profiles (dev: early stopping, and its next-stage labels)
+                 development and test profiles; early stopping measures the development
+                 segments against their utterance labels (`epr.dev_labels`)
     decision     a random forest on `profile_statistics` of the training (out-of-fold) and
                  development profiles, applied to the test profiles; also the network's own
                  decision (argmax of the mean segment posterior), per stage
@@ -311,7 +312,8 @@ def run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks=()):
             what = "one-hot utterance labels" if t == 1 else f"{cfg.epr.refinery} labels from stage {t - 1}"
             print(f"  stage {t}/{cfg.epr.stages}: {what}; {len(inner)} inner networks + 1")
             train_table = make_table(cfg, rs, fold.train, labels_of, profiles, class_w, k)
-            dev_table = make_table(cfg, rs, fold.dev, labels_of, profiles, class_w, k)
+            dev_table = make_table(cfg, rs, fold.dev, labels_of, profiles if cfg.epr.dev_labels == "refined" else None,
+                                   class_w, k)
             new = {}
             for j, held in enumerate(inner, 1):
                 net.train(rs, train_table.without(held), dev_table, os.path.join(stage_dir, f"inner{j}"), callbacks)
