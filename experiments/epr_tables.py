@@ -64,10 +64,10 @@ def main(argv=None):
         results[ref] = run(cfg)
         first_dir = first_dir or out_dir
         print(table(results))
-    if args.out:
-        write_json({"preset": args.preset, "overrides": args.overrides, "protocol": results[refineries[0]]["protocol"],
-                    "folds_run": results[refineries[0]]["folds_run"],
-                    "rows": {r: s["stages"] for r, s in results.items()}}, args.out)
+        if args.out:  # after every refinery, so that a cut-short experiment keeps what it finished
+            write_json({"preset": args.preset, "overrides": args.overrides,
+                        "protocol": results[refineries[0]]["protocol"], "folds_run": results[refineries[0]]["folds_run"],
+                        "rows": {r: s["stages"] for r, s in results.items()}}, args.out)
     return 0
 
 
