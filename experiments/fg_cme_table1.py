@@ -53,8 +53,8 @@ def main(argv=None):
         print("| row | WA | UA |\n|---|---|---|\n" + "\n".join(
             f"| {r['name']} | {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['sd']:.1f} | "
             f"{100 * r['ua']['mean']:.1f} ± {100 * r['ua']['sd']:.1f} |" for r in results.values()))
-    if args.out:
-        write_json({"preset": args.preset, "overrides": args.overrides, "rows": results}, args.out)
+        if args.out:  # after every row, so that a cut-short experiment keeps what it finished
+            write_json({"preset": args.preset, "overrides": args.overrides, "rows": results}, args.out)
     return 0
 
 
