@@ -251,3 +251,7 @@ def test_run_and_export_serve_audio_with_words(fg_run, tiny_corpus):
     assert res.returncode == 0, res.stderr[-2000:]
     probs = np.array(json.loads(res.stdout.strip().splitlines()[-1]))
     assert probs.shape == (1, 4) and probs.sum() == pytest.approx(1.0, abs=1e-5)
+    # keras_ser-predict cannot supply words: a clear error, not a TensorFlow traceback.
+    res = subprocess.run([sys.executable, "-m", "keras_ser.cli.predict", summary["export"], row.path],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and "also needs word_ids" in res.stderr and "Traceback" not in res.stderr

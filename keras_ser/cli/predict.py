@@ -30,6 +30,11 @@ def main(argv=None):
             return 2
     with open(os.path.join(path, "keras_ser.json")) as f:
         meta = json.load(f)
+    needs = [n for n in meta.get("signatures", {}).get("serving_default", []) if n not in ("waveform", "num_samples")]
+    if needs:
+        print(f"keras_ser-predict: {path} also needs {', '.join(needs)} (words and their timings); "
+              "call the SavedModel with them (docs/serving.md, notebooks/fg_cme.ipynb)", file=sys.stderr)
+        return 2
     import numpy as np
     import tensorflow as tf
 
