@@ -7,6 +7,9 @@ import time
 import pytest
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "notebooks", "*.ipynb")))
+# The systems' notebooks run from tests/test_notebooks_systems.py: a second file, so that the two
+# xdist workers (one file each) share the notebooks.
+SYSTEM_NOTEBOOKS = {"epr.ipynb", "fg_cme.ipynb"}
 
 
 def test_there_are_notebooks():
@@ -14,8 +17,13 @@ def test_there_are_notebooks():
     assert "quickstart.ipynb" in names, names
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if os.path.basename(p) not in SYSTEM_NOTEBOOKS],
+                         ids=os.path.basename)
 def test_notebook_executes(path, tmp_path, monkeypatch):
+    execute_notebook(path, tmp_path, monkeypatch)
+
+
+def execute_notebook(path, tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
