@@ -338,10 +338,7 @@ def run(cfg, out, callbacks=()):
     manifest = T.load_manifest(cfg)
     rs = T.prepare_records(cfg, manifest)
     label_names = rs.label_names
-    missing = ~manifest["utterance_id"].isin(set(rs.manifest["utterance_id"]))
-    if missing.any():  # unreadable audio: the writer skipped it (skipped.csv in the records folder)
-        print(f"{int(missing.sum())} utterances have no records and are left out")
-        manifest = manifest[~missing]
+    manifest = T.with_records(manifest, rs)
     labelled = manifest[manifest["emotion"].isin(label_names)]
     labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(label_names.index)))
     folds = T.fold_list(cfg, manifest)

@@ -157,10 +157,8 @@ def prepare(cfg):
     """`(records, manifest of the labelled utterances with records, labels_of, alignments, sources)`."""
     manifest = T.load_manifest(cfg)
     rs = T.prepare_records(cfg, manifest)
-    present = manifest["utterance_id"].isin(set(rs.manifest["utterance_id"]))
-    if not present.all():
-        print(f"{int((~present).sum())} utterances have no records and are left out")
-    manifest = manifest[present & manifest["emotion"].isin(rs.label_names)]
+    manifest = T.with_records(manifest, rs)
+    manifest = manifest[manifest["emotion"].isin(rs.label_names)]
     alignments, sources = word_alignments(cfg, manifest)
     labels_of = dict(zip(manifest["utterance_id"], manifest["emotion"].map(rs.label_names.index)))
     return rs, manifest, labels_of, alignments, sources

@@ -98,6 +98,15 @@ def prepare_records(cfg, manifest):
                          num_workers=cfg.data.num_workers, progress=cfg.train.verbose > 0)
 
 
+def with_records(manifest, rs):
+    """The manifest less the utterances the record writer skipped (unreadable audio; listed in
+    skipped.csv in the records folder), saying how many."""
+    present = manifest["utterance_id"].isin(set(rs.manifest["utterance_id"]))
+    if not present.all():
+        print(f"{int((~present).sum())} utterances have no records and are left out")
+    return manifest[present]
+
+
 def fold_list(cfg, manifest):
     """The protocol's folds. MLEE folds hold every utterance (the "all" training set needs those
     without a target emotion; each stage then keeps its usable ones and tests keep the dominant
