@@ -180,7 +180,7 @@ def utterance_embeddings(cfg, layer="fc", fold_index=0):
     ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()))
     z, y = [], []
     for x, t, _ in ds:
-        z.append(np.asarray(embed(x)))
+        z.append(np.asarray(embed.predict_on_batch(x)))
         y.append(np.argmax(np.asarray(t["emotion"]), -1))
     return np.concatenate(z), np.concatenate(y), rs.label_names
 

@@ -177,10 +177,10 @@ def compile_model(model, cfg):
 
 def predict(model, ds):
     """Arrays over the dataset: target and predicted strength, emotion index and probabilities,
-    true strength and "strong" (NaN where unknown)."""
+    true strength and "strong" (NaN where unknown). Traced, not eager (see `trainer.predict_labels`)."""
     cols = {k: [] for k in ("s_true", "s_pred", "e_true", "e_prob", "truth", "strong")}
     for x, y, _ in ds:
-        out = model(x, training=False)
+        out = model.predict_on_batch(x)
         cols["s_pred"].append(np.asarray(out["strength"]))
         cols["e_prob"].append(np.asarray(out["emotion"]))
         cols["s_true"].append(np.asarray(y["strength"]))

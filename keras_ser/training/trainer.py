@@ -334,9 +334,12 @@ class AtomicBestCheckpoint:
 
 
 def predict_labels(model, ds):
+    """`(true class indices, emotion probabilities)` over a labelled dataset. Batches go through
+    `predict_on_batch` (one traced function): an eager call runs the BiLSTMs step by step in
+    Python, 5-20x slower on CPU."""
     y_true, y_prob = [], []
     for x, y, _ in ds:
-        out = model(x, training=False)
+        out = model.predict_on_batch(x)
         y_prob.append(np.asarray(out["emotion"]))
         y_true.append(np.argmax(np.asarray(y["emotion"]), -1))
     return np.concatenate(y_true), np.concatenate(y_prob)
