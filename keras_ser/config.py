@@ -159,13 +159,17 @@ class FgCmeConfig:
     the voiced region, the paper's alignment ablation) or "uniform" (words spread evenly over the
     whole utterance). embeddings: a GloVe-format text file (None: trainable from random).
     train_embeddings: fine-tune them. min_count: rarer training words are out of vocabulary.
-    max_words: longer transcripts are an error (not cropped) beyond it."""
+    max_words: longer transcripts are an error (not cropped) beyond it. test_curve: also score
+    the test fold after every epoch and report the best of those scores beside the honest one:
+    what the original code reported (it chose the epoch on the test fold; PAPERS.md §4). A
+    diagnostic for comparing with the paper; it never chooses the model."""
 
     alignment: str = "auto"
     embeddings: typing.Optional[str] = None
     train_embeddings: bool = True
     min_count: int = 1
     max_words: int = 128
+    test_curve: bool = False
 
 
 @dataclasses.dataclass

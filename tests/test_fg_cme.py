@@ -220,9 +220,26 @@ def fg_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("fg")
     cfg = load_config("fg_cme/synthetic", [
         "data.synthetic_size=tiny", f"data.records_dir={out / 'records'}", f"output_dir={out / 'run'}",
-        "protocol.k=4", "train.epochs=1", "train.verbose=0", "data.num_workers=1",
-        "model.params={conv_filters: [8, 16, 16], semantic_units: 16, lstm_units: 8, hidden_units: 8, embedding_dim: 8}"])
+        "protocol.k=4", "train.epochs=3", "train.patience=3", "train.verbose=0", "data.num_workers=1",
+        "fg_cme.test_curve=true", "model.params={conv_filters: [8, 16, 16], semantic_units: 16, lstm_units: 8, hidden_units: 8, embedding_dim: 8}"])
     return cfg, run(cfg)
+
+
+def test_the_model_is_chosen_on_dev_and_the_test_curve_only_reports(fg_run):
+    """The original code chose the epoch on the test fold; here dev chooses, and the test curve
+    (`fg_cme.test_curve`) only reports what that optimistic choice would have scored."""
+    import pandas as pd
+
+    cfg, summary = fg_run
+    fold = summary["folds"][0]
+    fold_dir = os.path.join(cfg.output_dir, "folds", fold["fold"])
+    curve = json.load(open(os.path.join(fold_dir, "test_curve.json")))
+    history = pd.read_csv(os.path.join(fold_dir, "history.csv"))
+    assert [c["epoch"] for c in curve] == list(range(1, len(history) + 1)) and len(curve) == 3
+    chosen = int(history["val_loss"].idxmin())
+    assert fold["wa"] == pytest.approx(curve[chosen]["wa"]) and fold["ua"] == pytest.approx(curve[chosen]["ua"])
+    assert fold["best_on_test"]["wa"] == max(c["wa"] for c in curve) >= fold["wa"]
+    assert summary["best_on_test"]["wa"]["mean"] == fold["best_on_test"]["wa"]
 
 
 def test_run_and_export_serve_audio_with_words(fg_run, tiny_corpus):
