@@ -242,7 +242,7 @@ def test_the_model_is_chosen_on_dev_and_the_test_curve_only_reports(fg_run):
     assert summary["best_on_test"]["wa"]["mean"] == fold["best_on_test"]["wa"]
 
 
-def test_run_and_export_serve_audio_with_words(fg_run, tiny_corpus):
+def test_run_and_export_serve_audio_with_words(fg_run, tiny_corpus, tmp_path):
     cfg, summary = fg_run
     assert summary["word_timings"] == {"given": 64, "approximate": 0, "uniform": 0}
     fold = summary["folds"][0]
@@ -268,7 +268,25 @@ def test_run_and_export_serve_audio_with_words(fg_run, tiny_corpus):
     assert res.returncode == 0, res.stderr[-2000:]
     probs = np.array(json.loads(res.stdout.strip().splitlines()[-1]))
     assert probs.shape == (1, 4) and probs.sum() == pytest.approx(1.0, abs=1e-5)
-    # keras_ser-predict cannot supply words: a clear error, not a TensorFlow traceback.
-    res = subprocess.run([sys.executable, "-m", "keras_ser.cli.predict", summary["export"], row.path],
-                         capture_output=True, text=True)
+    # keras_ser-predict without words: a clear error, not a TensorFlow traceback.
+    predict = [sys.executable, "-m", "keras_ser.cli.predict", summary["export"]]
+    res = subprocess.run([*predict, row.path], capture_output=True, text=True)
     assert res.returncode == 2 and "also needs word_ids" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([*predict, row.path, row.path, "--transcript", "one text"], capture_output=True, text=True)
+    assert res.returncode == 2 and "2 audio files but 1 --transcript" in res.stderr
+    # With word timestamps (an ASR tool's JSON) it gives what the SavedModel gives; a missing
+    # words file is an error naming it, and the other files are still scored.
+    good, missing = tmp_path / "words.json", tmp_path / "missing.json"
+    good.write_text(json.dumps({"segments": [{"words": [{"word": w, "start": a, "end": b} for w, a, b in row.words]}]}))
+    res = subprocess.run([*predict, row.path, row.path, "--json", "--words", str(good), str(missing)],
+                         capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert res.returncode == 2 and f"{missing}: no such file" in res.stderr and "Traceback" not in res.stderr
+    rec = json.loads(res.stdout.strip().splitlines()[-1])
+    got = [rec["probabilities"][n] for n in meta["label_names"]]
+    np.testing.assert_allclose(got, probs[0], atol=1e-4)
+    # A transcript alone: approximate timings, and the run says so.
+    text = " ".join(w for w, _, _ in row.words)
+    res = subprocess.run([*predict, row.path, "--transcript", text], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert res.returncode == 0 and "APPROXIMATE" in res.stderr
+    assert res.stdout.strip().split("\t")[1] in meta["label_names"]

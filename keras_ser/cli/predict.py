@@ -2,6 +2,13 @@
 
 EXPORT_DIR is a version folder (`.../export/mlee/1`) or the model folder (latest version used).
 Prints one line per file: the predicted label and the probabilities (or the heads' values).
+
+Models with word inputs (FG_CME and its text baselines) need each file's words, in the order of
+the audio files, from one of:
+    --words A.json B.json ...        word timestamps as ASR tools write them (`words` or
+                                     `segments[].words` with word/start/end in seconds)
+    --transcript "text a" "text b"   transcripts only: the words are spread over the voiced
+                                     region (APPROXIMATE timings, as in training without timings)
 """
 
 import argparse
@@ -10,11 +17,50 @@ import os
 import sys
 
 
+def word_inputs(meta, waveform, words=None, transcript=None, needs=(), source="audio"):
+    """The word inputs of an export with word inputs, for one utterance: from a word-timestamp
+    JSON file (`words`) or a transcript with approximate timings. Words are looked up in the
+    export's vocabulary (`keras_ser.json`); unknown words get the OOV id."""
+    import tensorflow as tf
+
+    from keras_ser.audio.io import SAMPLE_RATE
+    from keras_ser.corpora.alignments import approximate_alignment, read_word_json
+    from keras_ser.errors import AlignmentError
+    from keras_ser.text import Vocabulary
+
+    if "vocabulary" not in meta:
+        raise AlignmentError("the export's keras_ser.json has no vocabulary")
+    if words:
+        if not os.path.isfile(words):
+            raise AlignmentError(f"{words}: no such file")
+        aligned = read_word_json(words)
+        if not aligned:
+            raise AlignmentError(f"{words}: no words")
+        duration = len(waveform) / SAMPLE_RATE
+        late = [w for w, _, e in aligned if e > duration + 0.05]
+        if late:
+            raise AlignmentError(f"{words}: word {late[0]!r} ends after the audio ({duration:.2f} s)")
+    elif not transcript.strip():
+        raise AlignmentError(f"{source}: empty --transcript")
+    else:
+        aligned = approximate_alignment(transcript, waveform, SAMPLE_RATE)
+    vocab = Vocabulary(meta["vocabulary"][2:])
+    x = {"word_ids": tf.constant(vocab.ids([w for w, _, _ in aligned])[None], tf.int32),
+         "word_starts": tf.constant([[s for _, s, _ in aligned]], tf.float32),
+         "word_ends": tf.constant([[e for _, _, e in aligned]], tf.float32),
+         "num_words": tf.constant([len(aligned)], tf.int32)}
+    return {k: v for k, v in x.items() if k in needs}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="keras_ser-predict", description=__doc__.splitlines()[0])
     parser.add_argument("export_dir")
     parser.add_argument("audio", nargs="+")
     parser.add_argument("--json", action="store_true", help="print JSON lines")
+    words = parser.add_mutually_exclusive_group()
+    words.add_argument("--words", nargs="+", metavar="JSON", help="word timestamps, one file per audio file")
+    words.add_argument("--transcript", nargs="+", metavar="TEXT",
+                       help="one transcript per audio file (approximate word timings)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from keras_ser.audio.io import load_audio
@@ -31,23 +77,39 @@ def main(argv=None):
     with open(os.path.join(path, "keras_ser.json")) as f:
         meta = json.load(f)
     needs = [n for n in meta.get("signatures", {}).get("serving_default", []) if n not in ("waveform", "num_samples")]
-    if needs:
-        print(f"keras_ser-predict: {path} also needs {', '.join(needs)} (words and their timings); "
-              "call the SavedModel with them (docs/serving.md, notebooks/fg_cme.ipynb)", file=sys.stderr)
+    given = args.words or args.transcript
+    if needs and not given:
+        print(f"keras_ser-predict: {path} also needs {', '.join(needs)} (words and their timings): "
+              "give --words JSON ... or --transcript TEXT ..., one per audio file", file=sys.stderr)
         return 2
+    if given and not needs:
+        print(f"keras_ser-predict: {path} takes no words (its inputs: waveform, num_samples)", file=sys.stderr)
+        return 2
+    if given and len(given) != len(args.audio):
+        print(f"keras_ser-predict: {len(args.audio)} audio files but {len(given)} "
+              f"{'--words files' if args.words else '--transcript texts'}: give one per audio file", file=sys.stderr)
+        return 2
+    if args.transcript:
+        print("keras_ser-predict: word timings from --transcript are APPROXIMATE (spread over the voiced region)",
+              file=sys.stderr)
     import numpy as np
     import tensorflow as tf
 
     fn = tf.saved_model.load(path).signatures["serving_default"]
     status = 0
-    for audio in args.audio:
+    for i, audio in enumerate(args.audio):
         try:
             wav = load_audio(audio)
+            inputs = {"waveform": tf.constant(wav[None]), "num_samples": tf.constant([len(wav)], tf.int32)}
+            if needs:
+                inputs.update(word_inputs(meta, wav, words=args.words and args.words[i],
+                                          transcript=args.transcript and args.transcript[i], needs=needs,
+                                          source=audio))
         except KerasSerError as exc:
             print(f"keras_ser-predict: {exc}", file=sys.stderr)
             status = 2
             continue
-        out = fn(waveform=tf.constant(wav[None]), num_samples=tf.constant([len(wav)], tf.int32))
+        out = fn(**inputs)
         rec = {"file": audio}
         if "emotion" in out and meta.get("label_names"):
             p = out["emotion"].numpy()[0]
