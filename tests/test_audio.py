@@ -175,6 +175,37 @@ def test_spec_augment_masks_inside_real_frames_only():
     assert set(np.unique(y)) <= {0.0, 1.0}
 
 
+def test_spec_augment_layer_masks_real_frames_in_training_only():
+    from keras_ser.layers import SpecAugment
+
+    rng = np.random.default_rng(0)
+    n = np.array([60, 35, 12, 1], "int32")
+    x = rng.uniform(0.5, 1.5, (4, 60, 40)).astype("float32")  # no zeros in the real frames
+    for i, k in enumerate(n):
+        x[i, k:] = 0
+    layer = SpecAugment(freq_mask_param=6, num_freq_masks=2, time_mask_param=10, num_time_masks=2, seed=1)
+    np.testing.assert_array_equal(layer(x, n, training=False), x)
+    y = np.asarray(layer(x, n, training=True))
+    assert np.all((y == x) | (y == 0))
+    masked_any = 0
+    for i, k in enumerate(n):
+        assert np.all(y[i, k:] == 0)
+        rows = np.flatnonzero(np.all(y[i, :k] == 0, axis=1))  # masked frames, inside the real ones
+        live = np.setdiff1d(np.arange(k), rows)
+        cols = np.flatnonzero(np.all(y[i, live] == 0, axis=0)) if len(live) else []  # masked bins
+        assert len(rows) <= min(2 * 10, k) and len(cols) <= 2 * 6
+        # Everything zeroed is explained by the masked rows and columns.
+        zero = y[i, :k] == 0
+        zero[rows] = False
+        zero[:, cols] = False
+        assert not zero.any()
+        masked_any += len(rows) + len(cols)
+    assert masked_any > 0
+    assert not np.array_equal(y, np.asarray(layer(x, n, training=True)))  # fresh masks per call
+    clone = SpecAugment.from_config(layer.get_config())
+    assert clone.time_mask_param == 10 and clone.num_freq_masks == 2
+
+
 def test_importing_audio_imports_neither_tensorflow_nor_tfio():
     code = "import sys, keras_ser.audio, keras_ser.corpora, tfrecords_tools; " \
            "print('tensorflow' in sys.modules, 'tensorflow_io' in sys.modules)"

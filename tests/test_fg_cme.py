@@ -221,7 +221,7 @@ def fg_run(tmp_path_factory):
     cfg = load_config("fg_cme/synthetic", [
         "data.synthetic_size=tiny", f"data.records_dir={out / 'records'}", f"output_dir={out / 'run'}",
         "protocol.k=4", "train.epochs=3", "train.patience=3", "train.verbose=0", "data.num_workers=1",
-        "fg_cme.test_curve=true", "model.params={conv_filters: [8, 16, 16], semantic_units: 16, lstm_units: 8, hidden_units: 8, embedding_dim: 8}"])
+        "fg_cme.test_curve=true", "model.params={conv_filters: [8, 16, 16], semantic_units: 16, lstm_units: 8, hidden_units: 8, embedding_dim: 8, spec_augment: {}}"])
     return cfg, run(cfg)
 
 
@@ -240,6 +240,10 @@ def test_the_model_is_chosen_on_dev_and_the_test_curve_only_reports(fg_run):
     assert fold["wa"] == pytest.approx(curve[chosen]["wa"]) and fold["ua"] == pytest.approx(curve[chosen]["ua"])
     assert fold["best_on_test"]["wa"] == max(c["wa"] for c in curve) >= fold["wa"]
     assert summary["best_on_test"]["wa"]["mean"] == fold["best_on_test"]["wa"]
+    # The run trained with SpecAugment (model.params.spec_augment), saved with the model.
+    from keras_ser.training.trainer import load_model
+
+    assert load_model(os.path.join(fold_dir, "best.keras")).get_layer("spec_augment").time_mask_param == 20
 
 
 def test_run_and_export_serve_audio_with_words(fg_run, tiny_corpus, tmp_path):

@@ -2,7 +2,7 @@
 profile statistics, a random forest, word alignment pooling and cross-modality excitation."""
 
 from keras_ser.layers.attention import StructuredSelfAttention
-from keras_ser.layers.audio import AudioFrontend, MaskedNormalization, sequence_mask
+from keras_ser.layers.audio import AudioFrontend, MaskedNormalization, SpecAugment, sequence_mask
 from keras_ser.layers.forest import RandomForest
 from keras_ser.layers.fusion import (
     AlignmentPooling,
@@ -25,6 +25,6 @@ from keras_ser.layers.segments import (
 )
 
 __all__ = ["ApplyTimeMask", "AudioFrontend", "DownsampleLengths", "LengthMask", "MaskedNormalization",
-           "MaskedTimeAverage", "FlattenSegments", "ProfileStatistics", "RandomForest", "Segmenter",
+           "MaskedTimeAverage", "FlattenSegments", "SpecAugment", "ProfileStatistics", "RandomForest", "Segmenter",
            "UnflattenSegments", "StructuredSelfAttention", "sequence_mask", "AlignmentPooling",
            "CrossModalityExcitation", "MaskedMax", "ShrinkLengths", "WordAlignment"]

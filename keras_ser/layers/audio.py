@@ -107,3 +107,64 @@ class MaskedNormalization(keras.layers.Layer):
 def sequence_mask(num_frames, maxlen, dtype="float32"):
     """`(batch, maxlen)` mask from lengths."""
     return tf.sequence_mask(num_frames, maxlen, dtype=dtype)
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class SpecAugment(keras.layers.Layer):
+    """SpecAugment frequency and time masks on normalised features, in training only.
+
+    Each utterance gets `num_freq_masks` bands of width U[0, freq_mask_param] and
+    `num_time_masks` spans of width U[0, time_mask_param] (never wider than the utterance) set
+    to 0, the mean after `MaskedNormalization`. Time masks fall inside the real frames, so
+    padding stays exactly 0; outside training the layer is the identity (exports are unaffected).
+
+    Args:
+        freq_mask_param, num_freq_masks: widest frequency mask (bins) and how many.
+        time_mask_param, num_time_masks: widest time mask (frames) and how many.
+        seed: int or None.
+
+    Call args:
+        features: `(batch, frames, dim)`, zero-padded. num_frames: `(batch,)` int.
+    """
+
+    def __init__(self, freq_mask_param=8, num_freq_masks=2, time_mask_param=20, num_time_masks=2, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.freq_mask_param, self.num_freq_masks = int(freq_mask_param), int(num_freq_masks)
+        self.time_mask_param, self.num_time_masks = int(time_mask_param), int(num_time_masks)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _keep(self, batch, size, lengths, param, count):
+        """`(batch, size)` 1/0: `count` spans of width U[0, param], inside `lengths`."""
+        pos = tf.range(size)[tf.newaxis, :]
+        keep = tf.ones([batch, size], self.compute_dtype)
+        for _ in range(count):
+            width = keras.random.randint([batch], 0, param + 1, seed=self.seed_generator)
+            width = tf.minimum(width, lengths)
+            u = keras.random.uniform([batch], seed=self.seed_generator)
+            start = tf.cast(u * tf.cast(lengths - width + 1, u.dtype), "int32")
+            start = tf.minimum(start, lengths - width)
+            inside = (pos >= start[:, None]) & (pos < (start + width)[:, None])
+            keep = keep * (1.0 - tf.cast(inside, self.compute_dtype))
+        return keep
+
+    def call(self, features, num_frames, training=None):
+        if not training:
+            return features
+        shape = tf.shape(features)
+        batch, frames, dim = shape[0], shape[1], shape[2]
+        lengths = tf.cast(num_frames, "int32")
+        keep_t = self._keep(batch, frames, lengths, self.time_mask_param, self.num_time_masks)
+        keep_f = self._keep(batch, dim, tf.fill([batch], dim), self.freq_mask_param, self.num_freq_masks)
+        return features * keep_t[:, :, tf.newaxis] * keep_f[:, tf.newaxis, :]
+
+    def compute_output_shape(self, features_shape, num_frames_shape=None):
+        return features_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"freq_mask_param": self.freq_mask_param, "num_freq_masks": self.num_freq_masks,
+                       "time_mask_param": self.time_mask_param, "num_time_masks": self.num_time_masks,
+                       "seed": self.seed})
+        return config
