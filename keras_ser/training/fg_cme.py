@@ -116,18 +116,21 @@ def build_model(cfg, rs, stats, vocab):
     return build_baseline(cfg.model.name, **common, **params)
 
 
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def test_curve_callback(test_ds, label_names, path):
     """Keras callback: WA/UA of the test fold after every epoch, appended to `path` (JSON, atomic;
     kept across a resumed fit). The original FG_CME code reported the best of these (it chose the
     epoch on the test fold); here they are a diagnostic only and choose nothing."""
-    import json
-
     import keras
 
     class TestCurve(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.curve = json.load(open(path)) if os.path.exists(path) else []
+            self.curve = read_json(path) if os.path.exists(path) else []
 
         def on_epoch_end(self, epoch, logs=None):
             y_true, y_prob = T.predict_labels(self.model, test_ds)
@@ -183,7 +186,7 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
     y_true, y_prob = T.predict_labels(model, test_ds)
     res = M.classification_metrics(y_true, y_prob.argmax(-1), rs.label_names)
     if cfg.fg_cme.test_curve and os.path.exists(curve_path):
-        res["best_on_test"] = best_on_test(json.load(open(curve_path)))
+        res["best_on_test"] = best_on_test(read_json(curve_path))
     res.update(fold=fold.name, **fold.to_dict(), vocabulary=len(vocab),
                test_oov_words=int(sum(vocab.ids([w for w, _, _ in alignments[u]]).tolist().count(1) for u in fold.test)))
     return model, vocab, res
