@@ -294,3 +294,22 @@ def test_run_and_export_serve_audio_with_words(fg_run, tiny_corpus, tmp_path):
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert res.returncode == 0 and "APPROXIMATE" in res.stderr
     assert res.stdout.strip().split("\t")[1] in meta["label_names"]
+
+
+def test_the_emodb_preset_aligns_every_real_utterance():
+    """Emo-DB's syllable file for 13a01Wb is empty: the preset's "auto" alignment gives that one
+    utterance approximate timings and counts it; "given" names the file."""
+    from keras_ser.corpora import load_corpus
+    from keras_ser.training.fg_cme import word_alignments
+    from tests.conftest import shared_corpus
+
+    root = shared_corpus("emodb")
+    cfg = load_config("fg_cme/emodb", [f"data.root={root}"])
+    man, _ = load_corpus("emodb", root)
+    man = man[man["emotion"].isin(cfg.data.emotions)]
+    alignments, counts = word_alignments(cfg, man)
+    assert len(alignments) == len(man) and counts["uniform"] == 0 and counts["approximate"] <= 1
+    missing = man[man["words"].map(lambda w: not w)]
+    if len(missing):
+        with pytest.raises(AlignmentError, match=os.path.basename(missing["path"].iloc[0])):
+            word_alignments(load_config("fg_cme/emodb", [f"data.root={root}", "fg_cme.alignment=given"]), missing)
