@@ -51,10 +51,17 @@ def word_alignments(cfg, manifest):
         elif mode == "given":
             raise AlignmentError(f"{path}: no word timings (fg_cme.alignment=given); use 'auto' or 'approximate'")
         elif mode == "uniform":
-            words, source = uniform_alignment(text or " ".join(w for w, _, _ in words), row.duration), "uniform"
+            duration = row.duration
+            if not np.isfinite(duration):  # real corpora's manifests leave it unread (NaN)
+                import soundfile
+
+                duration = soundfile.info(path).duration
+            words, source = uniform_alignment(text or " ".join(w for w, _, _ in words), duration), "uniform"
         else:
             words = approximate_alignment(text or " ".join(w for w, _, _ in words), load_audio(path))
             source = "approximate"
+        if not all(np.isfinite(a) and np.isfinite(b) for _, a, b in words):
+            raise AlignmentError(f"{path}: word timings are not finite numbers ({source})")
         if len(words) > cfg.fg_cme.max_words:
             raise AlignmentError(f"{path}: {len(words)} words, more than fg_cme.max_words={cfg.fg_cme.max_words}")
         out[row.utterance_id] = list(words)
