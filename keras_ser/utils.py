@@ -13,6 +13,12 @@ def write_json(obj, path, indent=1):
     return path
 
 
+def read_json(path):
+    """The JSON document in `path` (the file is closed before returning)."""
+    with open(path) as f:
+        return json.load(f)
+
+
 def report(result, out=None):
     """Print a benchmark's or experiment's result as JSON and, with `out`, keep it there."""
     print(json.dumps(result, indent=1))

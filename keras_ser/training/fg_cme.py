@@ -11,14 +11,13 @@ first fold's model is exported with word inputs (`serving_default`: waveform, nu
 word_ids, word_starts, word_ends, num_words; `keras_ser.json` holds the vocabulary).
 """
 
-import json
 import os
 
 import numpy as np
 
 from keras_ser.training import metrics as M
 from keras_ser.training import trainer as T
-from keras_ser.utils import write_json
+from keras_ser.utils import read_json, write_json
 
 
 def uniform_alignment(text, duration):
@@ -121,11 +120,6 @@ def build_model(cfg, rs, stats, vocab):
     if cfg.model.name == "fg_cme":
         return build_fg_cme(**common, **params)
     return build_baseline(cfg.model.name, **common, **params)
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 def test_curve_callback(test_ds, label_names, path):
