@@ -3,7 +3,7 @@
 TensorFlow is imported only by the functions that need it.
 """
 
-from keras_ser.audio.augment import spec_augment, speed_perturb
+from keras_ser.audio.augment import speed_perturb
 from keras_ser.audio.frontends import (
     PRESETS,
     FrontendConfig,
@@ -18,5 +18,5 @@ from keras_ser.audio.normalization import FeatureStats
 __all__ = [
     "PRESETS", "SAMPLE_RATE", "FeatureStats", "FrontendConfig", "compute_features",
     "features_numpy", "get_frontend_config", "load_audio", "mel_filterbank", "resample",
-    "spec_augment", "speed_perturb", "write_audio",
+    "speed_perturb", "write_audio",
 ]
