@@ -68,6 +68,17 @@ def test_ravdess_fixture(tmp_path):
     assert "modality 01" in reasons and "no strong intensity" in reasons
 
 
+def test_loaders_read_durations_and_skip_unreadable_audio(tmp_path):
+    _wav(str(tmp_path / "Actor_01" / "03-01-05-02-01-01-01.wav"), seconds=1.25)
+    _wav(str(tmp_path / "Actor_01" / "03-01-01-01-02-02-01.wav"), seconds=0.5)
+    broken = tmp_path / "Actor_01" / "03-01-05-02-02-01-01.wav"
+    broken.write_bytes(b"RIFF\x00\x00not audio at all")
+    m, skipped = load_corpus("ravdess", str(tmp_path))
+    assert m["duration"].tolist() == [0.5, 1.25]
+    row = skipped[skipped["path"] == str(broken)]
+    assert len(row) == 1 and row["reason"].iloc[0].startswith("unreadable audio header")
+
+
 def test_savee_fixture(tmp_path):
     for p in ["AudioData/DC/a01.wav", "AudioData/JE/sa03.wav", "AudioData/KL/su15.wav",
               "AudioData/JK/n30.wav", "AudioData/XX/a01.wav", "AudioData/DC/zz01.wav"]:

@@ -13,7 +13,8 @@ Columns (`MANIFEST_COLUMNS`):
     annotations: list of per-annotator label lists (`[["neutral"], ["sad", "neutral"], ...]`,
         canonical names), or None where the corpus has only one label.
     words: list of `(word, start_s, end_s)` tuples where known, else None.
-    duration: float seconds, or NaN when not read.
+    duration: float seconds. `make_manifest` reads it from the audio file's header where a loader
+        does not set it; a file whose header cannot be read is skipped with the reason.
     session: str recording session (IEMOCAP), or the speaker where the corpus has none.
     language: str ISO code.
     extra columns are allowed (e.g. `emotion_segments`, `improvised`, `statement`).
@@ -69,9 +70,34 @@ class SkipCollector:
         return pd.DataFrame(self.rows, columns=["path", "reason"])
 
 
+def _fill_durations(rows, skip):
+    """Rows with their `duration` read from the audio header where missing; unreadable files go
+    to `skip` (a `SkipCollector`) instead."""
+    import soundfile
+
+    kept = []
+    for row in rows:
+        duration = row.get("duration")
+        if duration is None or not np.isfinite(duration):
+            try:
+                row = dict(row, duration=float(soundfile.info(row["path"]).duration))
+            except (RuntimeError, OSError, ValueError) as exc:  # soundfile.LibsndfileError is a RuntimeError
+                skip(row["path"], f"unreadable audio header ({str(exc).strip() or type(exc).__name__})")
+                continue
+        kept.append(row)
+    return kept
+
+
 def make_manifest(rows, skipped=None):
-    """Build a validated manifest DataFrame from a list of dicts (missing columns filled)."""
-    df = pd.DataFrame(rows)
+    """Build a validated manifest DataFrame from a list of dicts (missing columns filled).
+
+    A missing `duration` is read from the audio file's header; files whose header cannot be read
+    are moved to `skipped` with the reason.
+    """
+    skip = skipped if isinstance(skipped, SkipCollector) else SkipCollector()
+    if isinstance(skipped, pd.DataFrame):
+        skip.rows.extend(skipped.to_dict(orient="records"))
+    df = pd.DataFrame(_fill_durations(list(rows), skip))
     for col in MANIFEST_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan if col in ("strength", "duration") else None
@@ -80,10 +106,7 @@ def make_manifest(rows, skipped=None):
     if len(df):
         df = df.sort_values("utterance_id", kind="stable").reset_index(drop=True)
     validate_manifest(df)
-    skipped = skipped.frame() if isinstance(skipped, SkipCollector) else skipped
-    if skipped is None:
-        skipped = pd.DataFrame(columns=["path", "reason"])
-    return LoadResult(df, skipped)
+    return LoadResult(df, skip.frame())
 
 
 _TEXT_COLUMNS = ("utterance_id", "path", "corpus", "speaker", "gender", "emotion", "intensity",

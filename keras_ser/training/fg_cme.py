@@ -51,7 +51,7 @@ def word_alignments(cfg, manifest):
             raise AlignmentError(f"{path}: no word timings (fg_cme.alignment=given); use 'auto' or 'approximate'")
         elif mode == "uniform":
             duration = row.duration
-            if not np.isfinite(duration):  # real corpora's manifests leave it unread (NaN)
+            if not np.isfinite(duration):  # a hand-written manifest may leave it out
                 import soundfile
 
                 duration = soundfile.info(path).duration
