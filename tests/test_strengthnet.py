@@ -125,6 +125,10 @@ def test_fused_run_labels_each_corpus_and_splits_each(fused_run):
     fold = summary["folds"][0]
     assert {"mae", "lcc", "srcc", "ccc", "n"} <= set(fold["overall"]) and fold["overall"]["n"] == fold["test"]
     assert fold["emotion"]["n"] == fold["test"] and "srcc_vs_truth" in fold
+    # The test fold spans both corpora, so each is also scored on its own.
+    per = fold["per_corpus"]
+    assert set(per) == {"synthetic", "emodb"} and per["emodb"]["overall"]["n"] + per["synthetic"]["overall"]["n"] == fold["test"]
+    assert "srcc_vs_truth" in per["synthetic"] and "srcc_vs_truth" not in per["emodb"]
     import pandas as pd
 
     labels = pd.read_csv(os.path.join(cfg.output_dir, "ranking", "labels.csv"))

@@ -11,8 +11,9 @@ Beyond the classifier runs' output folder (see `keras_ser.training.trainer`):
     metrics.json                  per fold: MAE/LCC/SRCC/CCC overall and per emotion, emotion
                                   WA/UA, ranking order accuracy on held-out pairs, SRCC against
                                   the true strength where the corpus has one, RAVDESS-style
-                                  intensity agreement; `unseen`: the same on `data.eval_corpora`
-                                  plus the training corpus's ranking function applied to them
+                                  intensity agreement; `per_corpus` in fused runs; `unseen`: the
+                                  same on `data.eval_corpora` plus the training corpora's ranking
+                                  functions applied to them
 """
 
 import os
@@ -191,7 +192,8 @@ def predict(model, ds):
 
 
 def evaluate(cfg, model, rs, ids, table, label_names):
-    """Strength and emotion metrics on `ids` (plus truth SRCC and intensity agreement when known)."""
+    """Strength and emotion metrics on `ids` (plus truth SRCC and intensity agreement when known);
+    when `ids` span several corpora, `per_corpus` holds the same metrics for each."""
     p = predict(model, strength_dataset(rs, cfg, list(ids), table, extra=True))
     s_true, s_pred, e_true = p["s_true"], p["s_pred"], p["e_true"]
     res = {"overall": M.regression_metrics(s_true, s_pred)}
@@ -212,6 +214,13 @@ def evaluate(cfg, model, rs, ids, table, label_names):
             from sklearn.metrics import roc_auc_score
 
             res["intensity"]["auc"] = float(roc_auc_score(strong, s_pred[known]))
+    corpora = table.loc[list(ids), "corpus"].to_numpy(str)
+    if len(set(corpora)) > 1:  # a fused run: each corpus's unseen speakers on their own as well
+        res["per_corpus"] = {}
+        for c in sorted(set(corpora)):
+            r = evaluate(cfg, model, rs, [u for u, k in zip(ids, corpora) if k == c], table, label_names)
+            r.pop("_arrays")
+            res["per_corpus"][c] = r
     res["_arrays"] = (s_true, s_pred, e_true)
     return res
 
