@@ -255,3 +255,19 @@ def test_the_original_frontend_switches_on_the_original_input():
         stats = types.SimpleNamespace(mean=np.zeros(dim), std=lambda dim=dim: np.ones(dim))
         model = strength.build_model(cfg, rs, stats)
         assert model.get_layer(layer) is not None
+
+
+def test_table1_experiment_reads_a_fused_run(fused_run):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "experiments", "strengthnet_table1.py")
+    spec = importlib.util.spec_from_file_location("strengthnet_table1", path)
+    table1 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table1)
+    cfg, summary = fused_run
+    row = table1.row_summary("fused", summary, cfg.output_dir)
+    assert row["test"]["n"] == summary["folds"][0]["test"] and row["epochs"] == 1 and row["best_epoch"] == 1
+    assert set(row) >= {"test_emodb", "test_synthetic", "unseen_ravdess"}
+    assert set(row["unseen_ravdess"]) >= {"R_emodb", "R_synthetic", "intensity_agreement"}
+    md = table1.markdown({"fused": row})
+    assert md.count("\n") == 2 and "ravdess" in md and "R_emodb" in md

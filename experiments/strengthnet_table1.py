@@ -1,0 +1,136 @@
+"""The StrengthNet paper's Table 1 layout with the corpora at hand: rows = training corpora (single,
+fused) and ablations; columns = unseen speakers of the training corpora and unseen corpora.
+
+    python experiments/strengthnet_table1.py [key=value ...] [--rows emodb,ravdess,...]
+        [--base runs/strengthnet_table1] [--collect] [--out docs/results/strengthnet_table1.json]
+
+Every row is one `keras_ser-train` run (a preset plus the row's overrides plus the command line's)
+into `<base>/<row>/`; an interrupted row resumes. `--collect` trains nothing: it reads each row's
+`metrics.json` and prints the table. The paper's rows map onto these as follows: R_ESD(·) ↔ the
+training corpus's ranking functions applied to an unseen corpus (`R_<corpus>` in the unseen
+columns); StrengthNet_ESD ↔ `emodb` / `ravdess`; StrengthNet_ESD+SAVEE on RAVDESS ↔
+`emodb+synthetic` (a second corpus fused in, RAVDESS unseen); "w/o L_cat" and "w/o L_frame" ↔
+the `*_no_*` rows. Every unseen corpus is scored against its own ranking labels, as in the paper.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROWS = {
+    "emodb": ("StrengthNet_Emo-DB", "strengthnet/emodb", []),
+    "ravdess": ("StrengthNet_RAVDESS", "strengthnet/ravdess", []),
+    "emodb+synthetic": ("StrengthNet_Emo-DB+synthetic", "strengthnet/emodb", ["data.fuse=[{corpus: synthetic}]"]),
+    "emodb+ravdess": ("StrengthNet_Emo-DB+RAVDESS", "strengthnet/fused", ["data.eval_corpora=[{corpus: synthetic}]"]),
+    "emodb_no_cat": ("StrengthNet_Emo-DB w/o L_cat", "strengthnet/emodb", ["strength.loss_weights={emotion: 0.0}"]),
+    "emodb_no_frame": ("StrengthNet_Emo-DB w/o L_frame", "strengthnet/emodb",
+                       ["strength.loss_weights={frame_strength: 0.0}"]),
+}
+
+CPU = ["train.epochs=12", "train.learning_rate=3.0e-4", "train.batch_size=16", "train.patience=5",
+       "data.max_frames=400"]
+"""The reduced settings of the CPU runs in docs/results.md (pass them on the command line)."""
+
+
+def _cell(m, key="mae"):
+    return f"{m[key]:.3f}" if m and m.get(key) is not None else "–"
+
+
+def _epochs(out_dir, fold):
+    """(epochs run, best epoch by dev strength MAE) from the fold's history.csv, or (None, None)."""
+    import csv
+
+    path = os.path.join(out_dir, "folds", fold, "strengthnet", "history.csv")
+    if not os.path.exists(path):
+        return None, None
+    with open(path, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    key = "val_strength_mae" if rows and "val_strength_mae" in rows[0] else "val_loss"
+    best = min(range(len(rows)), key=lambda i: float(rows[i][key])) if rows else None
+    return len(rows), None if best is None else best + 1
+
+
+def row_summary(name, metrics, out_dir=None):
+    """One table row from a run's metrics.json: test (unseen speakers), per corpus when fused, and
+    every unseen corpus with the training corpora's ranking functions applied to it."""
+    fold = metrics["folds"][0]
+    epochs, best = _epochs(out_dir, fold["fold"]) if out_dir else (None, None)
+    out = {"name": name, "corpus": metrics["corpus"], "folds_run": metrics["folds_run"],
+           "test": {"mae": fold["overall"]["mae"], "srcc": fold["overall"]["srcc"], "lcc": fold["overall"]["lcc"],
+                    "n": fold["overall"]["n"], "emotion_wa": fold["emotion"]["wa"], "emotion_ua": fold["emotion"]["ua"]},
+           "epochs": epochs, "best_epoch": best}
+    for c, r in fold.get("per_corpus", {}).items():
+        out["test_" + c] = {"mae": r["overall"]["mae"], "srcc": r["overall"]["srcc"], "n": r["overall"]["n"]}
+    for c, r in fold.get("unseen", {}).items():
+        u = {"mae": r["overall"]["mae"], "srcc": r["overall"]["srcc"], "n": r["overall"]["n"],
+             "emotion_wa": r["emotion"]["wa"]}
+        if "intensity" in r:
+            u["intensity_agreement"], u["intensity_auc"] = r["intensity"]["agreement"], r["intensity"].get("auc")
+        for k, v in r.items():
+            if k.startswith("R_"):
+                u[k] = {"mae": v["mae"], "srcc": v["srcc"]}
+        out["unseen_" + c] = u
+    return out
+
+
+def markdown(rows):
+    lines = ["| row | test: MAE / SRCC / emotion WA | unseen corpus: MAE / SRCC (R_train: MAE / SRCC) |",
+             "|---|---|---|"]
+    for r in rows.values():
+        t = r["test"]
+        test = f"{t['mae']:.3f} / {t['srcc']:.3f} / {t['emotion_wa']:.3f}"
+        parts = [f"{k[5:]} {_cell(v)}/{_cell(v, 'srcc')}" for k, v in r.items() if k.startswith("test_")]
+        if parts:
+            test += " (" + "; ".join(parts) + ")"
+        unseen = []
+        for k, v in r.items():
+            if k.startswith("unseen_"):
+                rs = "; ".join(f"{rk}: {_cell(rv)}/{_cell(rv, 'srcc')}" for rk, rv in v.items() if rk.startswith("R_"))
+                cell = f"{k[7:]} {_cell(v)}/{_cell(v, 'srcc')}" + (f" ({rs})" if rs else "")
+                if v.get("intensity_agreement") is not None:
+                    cell += f", intensity agreement {v['intensity_agreement']:.3f}"
+                unseen.append(cell)
+        lines.append(f"| {r['name']} | {test} | {'; '.join(unseen) or '–'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("overrides", nargs="*")
+    ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--base", default="runs/strengthnet_table1")
+    ap.add_argument("--collect", action="store_true", help="read the rows' metrics.json; train nothing")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    unknown = [r for r in args.rows.split(",") if r not in ROWS]
+    if unknown:
+        ap.error(f"unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
+
+    results = {}
+    for row in args.rows.split(","):
+        name, preset, extra = ROWS[row]
+        out_dir = os.path.join(args.base, row)
+        path = os.path.join(out_dir, "metrics.json")
+        if not args.collect:
+            from keras_ser.config import load_config
+            from keras_ser.training.trainer import run
+
+            run(load_config(preset, [*extra, *args.overrides, f"output_dir={out_dir}"]))
+        if not os.path.exists(path):
+            print(f"{row}: no {path} (not run yet)", file=sys.stderr)
+            continue
+        with open(path, encoding="utf-8") as f:
+            results[row] = dict(row_summary(name, json.load(f), out_dir), preset=preset, overrides=extra)
+        print(markdown(results))
+        if args.out:  # after every row, so that a cut-short experiment keeps what it finished
+            from keras_ser.utils import write_json
+
+            write_json({"overrides": args.overrides, "rows": results}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
