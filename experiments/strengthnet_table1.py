@@ -62,18 +62,30 @@ def row_summary(name, metrics, out_dir=None):
            "test": {"mae": fold["overall"]["mae"], "srcc": fold["overall"]["srcc"], "lcc": fold["overall"]["lcc"],
                     "n": fold["overall"]["n"], "emotion_wa": fold["emotion"]["wa"], "emotion_ua": fold["emotion"]["ua"]},
            "epochs": epochs, "best_epoch": best}
+    if "intensity" in fold:
+        for k in ("agreement", "auc", "labels_agreement", "labels_auc"):
+            out["test"]["intensity_" + k] = fold["intensity"].get(k)
     for c, r in fold.get("per_corpus", {}).items():
         out["test_" + c] = {"mae": r["overall"]["mae"], "srcc": r["overall"]["srcc"], "n": r["overall"]["n"]}
     for c, r in fold.get("unseen", {}).items():
         u = {"mae": r["overall"]["mae"], "srcc": r["overall"]["srcc"], "n": r["overall"]["n"],
              "emotion_wa": r["emotion"]["wa"]}
         if "intensity" in r:
-            u["intensity_agreement"], u["intensity_auc"] = r["intensity"]["agreement"], r["intensity"].get("auc")
+            for k in ("agreement", "auc", "labels_agreement", "labels_auc"):
+                u["intensity_" + k] = r["intensity"].get(k)
         for k, v in r.items():
             if k.startswith("R_"):
                 u[k] = {"mae": v["mae"], "srcc": v["srcc"]}
         out["unseen_" + c] = u
     return out
+
+
+def _intensity(v):
+    """", intensity agreement a (AUC b; labels c / d)" where the corpus has intensities."""
+    if v.get("intensity_agreement") is None:
+        return ""
+    return (f", intensity agreement {v['intensity_agreement']:.3f} (AUC {_cell(v, 'intensity_auc')}; labels "
+            f"{_cell(v, 'intensity_labels_agreement')} / {_cell(v, 'intensity_labels_auc')})")
 
 
 def markdown(rows):
@@ -85,13 +97,13 @@ def markdown(rows):
         parts = [f"{k[5:]} {_cell(v)}/{_cell(v, 'srcc')}" for k, v in r.items() if k.startswith("test_")]
         if parts:
             test += " (" + "; ".join(parts) + ")"
+        test += _intensity(t)
         unseen = []
         for k, v in r.items():
             if k.startswith("unseen_"):
                 rs = "; ".join(f"{rk}: {_cell(rv)}/{_cell(rv, 'srcc')}" for rk, rv in v.items() if rk.startswith("R_"))
                 cell = f"{k[7:]} {_cell(v)}/{_cell(v, 'srcc')}" + (f" ({rs})" if rs else "")
-                if v.get("intensity_agreement") is not None:
-                    cell += f", intensity agreement {v['intensity_agreement']:.3f}"
+                cell += _intensity(v)
                 unseen.append(cell)
         lines.append(f"| {r['name']} | {test} | {'; '.join(unseen) or '–'} |")
     return "\n".join(lines)

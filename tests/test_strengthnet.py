@@ -147,6 +147,7 @@ def test_unseen_corpus_is_labelled_by_its_own_ranking_and_scored(fused_run):
     # The training corpora's per-emotion ranking functions applied to it (the paper's R_corpus rows).
     assert {"R_synthetic", "R_emodb"} <= set(unseen) and unseen["R_emodb"]["n"] == 24
     assert unseen["intensity"]["n"] == 24 and 0 <= unseen["intensity"]["agreement"] <= 1
+    assert 0 <= unseen["intensity"]["labels_agreement"] <= 1 and 0 <= unseen["intensity"]["labels_auc"] <= 1
 
 
 def test_fused_folds_are_per_corpus_and_speaker_disjoint(fused_run, tiny_corpus):

@@ -208,12 +208,17 @@ def evaluate(cfg, model, rs, ids, table, label_names):
     if known.sum() > 2:
         strong = p["strong"][known] == 1.0
         pred_strong = s_pred[known] >= cfg.strength.intensity_threshold
+        label_strong = s_true[known] >= cfg.strength.intensity_threshold
+        # The ranking labels' own agreement with the corpus's intensity: with the original group
+        # normalisation (neutral utterances in the range) most emotional labels sit far above 0.5.
         res["intensity"] = {"agreement": float(np.mean(strong == pred_strong)), "n": int(known.sum()),
-                            "threshold": cfg.strength.intensity_threshold}
+                            "threshold": cfg.strength.intensity_threshold,
+                            "labels_agreement": float(np.mean(strong == label_strong))}
         if 0 < strong.sum() < len(strong):
             from sklearn.metrics import roc_auc_score
 
             res["intensity"]["auc"] = float(roc_auc_score(strong, s_pred[known]))
+            res["intensity"]["labels_auc"] = float(roc_auc_score(strong, s_true[known]))
     corpora = table.loc[list(ids), "corpus"].to_numpy(str)
     if len(set(corpora)) > 1:  # a fused run: each corpus's unseen speakers on their own as well
         res["per_corpus"] = {}
