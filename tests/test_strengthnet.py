@@ -15,13 +15,14 @@ from keras_ser.errors import ConfigError
 SMALL = "model.params={filters: [4, 4, 8, 8], lstm_units: 8, dense_units: 8}"
 
 
-@pytest.mark.parametrize("original", [False, True])
-def test_padded_and_unpadded_outputs_are_equal(original):
+@pytest.mark.parametrize("original, pooling", [(False, "last"), (True, "last"), (False, "mean")])
+def test_padded_and_unpadded_outputs_are_equal(original, pooling):
     from keras_ser.models.strengthnet import build_strengthnet
 
     d = 257 if original else 80
     m = build_strengthnet(4, d, lstm_units=8, dense_units=8, original_input=original,
-                          recurrent_max_norm=1e-5 if original else None)
+                          recurrent_max_norm=1e-5 if original else None, emotion_pooling=pooling)
+    assert (m.get_layer("emotion_blstm").return_sequences) == (pooling == "mean")
     assert sorted(m.output.keys()) == ["emotion", "frame_strength", "strength"]
     rng = np.random.default_rng(0)
     a = rng.standard_normal((1, 150, d)).astype("float32")

@@ -76,7 +76,17 @@ class LengthMask(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_ser")
 class MaskedTimeAverage(keras.layers.Layer):
-    """Mean of `(batch, frames[, ...])` over its first `num_frames` frames (0 for an empty one)."""
+    """Mean of `(batch, frames[, ...])` over its first `num_frames` frames (0 for an empty one).
+
+    A Keras mask on `x` (from an LSTM) is consumed: `num_frames` already says which frames count.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, x, mask=None):
+        return None
 
     def call(self, x, num_frames):
         mask = tf.sequence_mask(num_frames, tf.shape(x)[1], dtype=x.dtype)

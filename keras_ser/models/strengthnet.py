@@ -9,7 +9,8 @@ Paper version (default):
     strength predictor: BiLSTM(128) → Dense(128, ReLU) → Dropout(0.3) → Dense(1) per frame
              = `frame_strength`; its average over the real frames = `strength`
     emotion predictor: a second BiLSTM(128) on the encoder output (not on the first BiLSTM),
-             last state → Dropout(0.3) → softmax(K) = `emotion`
+             last state → Dropout(0.3) → softmax(K) = `emotion` (`emotion_pooling="mean"`:
+             the mean over real frames instead, an option outside the paper)
 
 The original code differs (options, see `original_input` and `recurrent_max_norm`): its input is
 the linear mel *magnitude* (n_fft 512, hop 256; the `strengthnet_original` frontend) without
@@ -35,7 +36,7 @@ STRIDES = ((1, 1), (1, 1), (1, 3))
 
 def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filters=FILTERS, lstm_units=128,
                       dense_units=128, dropout=0.3, original_input=False, recurrent_max_norm=None,
-                      conv_initializer="he_normal", name="strengthnet"):
+                      conv_initializer="he_normal", emotion_pooling="last", name="strengthnet"):
     """The StrengthNet model.
 
     Args:
@@ -56,6 +57,12 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
             about 4x per block, the encoder output is ~1e-3 and the emotion BiLSTM's output hardly
             varies between utterances, so the emotion head does not learn. The original code
             used Glorot on un-normalised linear magnitudes; "glorot_uniform" restores it.
+        emotion_pooling: "last" (the paper and the code): the emotion BiLSTM's final states,
+            i.e. the forward pass's state after the last real frame and the backward pass's after
+            the first. "mean": the masked mean of its outputs over the real frames (not in the
+            paper). On corpora with long leading and trailing silences (RAVDESS: about a second
+            each side) both final states summarise silence, and in short CPU runs the emotion
+            head stayed at chance (docs/results.md).
 
     Returns:
         Model `{features, num_frames}` → `{"frame_strength", "strength", "emotion"}`.
@@ -91,7 +98,13 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
     frame = ApplyTimeMask(dtype="float32", name="frame_mask")(frame, num_frames)
     frame = keras.layers.Reshape((-1,), dtype="float32", name="frame_strength")(frame)
     strength = MaskedTimeAverage(dtype="float32", name="strength")(frame, num_frames)
-    e = blstm(False, "emotion_blstm")(x, mask=mask)
+    if emotion_pooling == "last":
+        e = blstm(False, "emotion_blstm")(x, mask=mask)
+    elif emotion_pooling == "mean":
+        e = blstm(True, "emotion_blstm")(x, mask=mask)
+        e = MaskedTimeAverage(name="emotion_pool")(e, num_frames)
+    else:
+        raise ValueError(f"build_strengthnet: emotion_pooling must be 'last' or 'mean', got {emotion_pooling!r}")
     e = keras.layers.Dropout(dropout, name="emotion_dropout")(e)
     emotion = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="emotion")(e)
     return keras.Model({"features": features, "num_frames": num_frames},
