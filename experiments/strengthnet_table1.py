@@ -10,7 +10,8 @@ into `<base>/<row>/`; an interrupted row resumes. `--collect` trains nothing: it
 training corpus's ranking functions applied to an unseen corpus (`R_<corpus>` in the unseen
 columns); StrengthNet_ESD ↔ `emodb` / `ravdess`; StrengthNet_ESD+SAVEE on RAVDESS ↔
 `emodb+synthetic` (a second corpus fused in, RAVDESS unseen); "w/o L_cat" and "w/o L_frame" ↔
-the `*_no_*` rows. Every unseen corpus is scored against its own ranking labels, as in the paper.
+the `*_no_*` rows. The `*_mean_pool` rows are not in the paper: the emotion head on the mean of
+its BiLSTM's outputs instead of its final states (`model.params.emotion_pooling`). Every unseen corpus is scored against its own ranking labels, as in the paper.
 """
 
 import argparse
@@ -28,6 +29,10 @@ ROWS = {
     "emodb_no_cat": ("StrengthNet_Emo-DB w/o L_cat", "strengthnet/emodb", ["strength.loss_weights={emotion: 0.0}"]),
     "emodb_no_frame": ("StrengthNet_Emo-DB w/o L_frame", "strengthnet/emodb",
                        ["strength.loss_weights={frame_strength: 0.0}"]),
+    "emodb_mean_pool": ("StrengthNet_Emo-DB, emotion head on the mean over frames", "strengthnet/emodb",
+                        ["model.params={emotion_pooling: mean}"]),
+    "ravdess_mean_pool": ("StrengthNet_RAVDESS, emotion head on the mean over frames", "strengthnet/ravdess",
+                          ["model.params={emotion_pooling: mean}"]),
 }
 
 CPU = ["train.epochs=12", "train.learning_rate=3.0e-4", "train.batch_size=16", "train.patience=5",
