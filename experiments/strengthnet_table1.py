@@ -44,6 +44,11 @@ def _cell(m, key="mae"):
     return f"{m[key]:.3f}" if m and m.get(key) is not None else "–"
 
 
+def _mae(m):
+    """"MAE [best constant's MAE]"."""
+    return _cell(m) + (f" [{m['mae_constant']:.3f}]" if m.get("mae_constant") is not None else "")
+
+
 def _epochs(out_dir, fold):
     """(epochs run, best epoch by dev strength MAE) from the fold's history.csv, or (None, None)."""
     import csv
@@ -64,17 +69,19 @@ def row_summary(name, metrics, out_dir=None):
     fold = metrics["folds"][0]
     epochs, best = _epochs(out_dir, fold["fold"]) if out_dir else (None, None)
     out = {"name": name, "corpus": metrics["corpus"], "folds_run": metrics["folds_run"],
-           "test": {"mae": fold["overall"]["mae"], "srcc": fold["overall"]["srcc"], "lcc": fold["overall"]["lcc"],
+           "test": {"mae": fold["overall"]["mae"], "mae_constant": fold["overall"].get("mae_constant"),
+                    "srcc": fold["overall"]["srcc"], "lcc": fold["overall"]["lcc"],
                     "n": fold["overall"]["n"], "emotion_wa": fold["emotion"]["wa"], "emotion_ua": fold["emotion"]["ua"]},
            "epochs": epochs, "best_epoch": best}
     if "intensity" in fold:
         for k in ("agreement", "auc", "labels_agreement", "labels_auc"):
             out["test"]["intensity_" + k] = fold["intensity"].get(k)
     for c, r in fold.get("per_corpus", {}).items():
-        out["test_" + c] = {"mae": r["overall"]["mae"], "srcc": r["overall"]["srcc"], "n": r["overall"]["n"]}
+        out["test_" + c] = {"mae": r["overall"]["mae"], "mae_constant": r["overall"].get("mae_constant"),
+                            "srcc": r["overall"]["srcc"], "n": r["overall"]["n"]}
     for c, r in fold.get("unseen", {}).items():
-        u = {"mae": r["overall"]["mae"], "srcc": r["overall"]["srcc"], "n": r["overall"]["n"],
-             "emotion_wa": r["emotion"]["wa"]}
+        u = {"mae": r["overall"]["mae"], "mae_constant": r["overall"].get("mae_constant"),
+             "srcc": r["overall"]["srcc"], "n": r["overall"]["n"], "emotion_wa": r["emotion"]["wa"]}
         if "intensity" in r:
             for k in ("agreement", "auc", "labels_agreement", "labels_auc"):
                 u["intensity_" + k] = r["intensity"].get(k)
@@ -94,12 +101,13 @@ def _intensity(v):
 
 
 def markdown(rows):
-    lines = ["| row | test: MAE / SRCC / emotion WA | unseen corpus: MAE / SRCC (R_train: MAE / SRCC) |",
+    lines = ["| row | test: MAE [best constant] / SRCC / emotion WA | unseen corpus: MAE [best constant] / SRCC "
+             "(R_train: MAE / SRCC) |",
              "|---|---|---|"]
     for r in rows.values():
         t = r["test"]
-        test = f"{t['mae']:.3f} / {t['srcc']:.3f} / {t['emotion_wa']:.3f}"
-        parts = [f"{k[5:]} {_cell(v)}/{_cell(v, 'srcc')}" for k, v in r.items() if k.startswith("test_")]
+        test = f"{_mae(t)} / {t['srcc']:.3f} / {t['emotion_wa']:.3f}"
+        parts = [f"{k[5:]} {_mae(v)}/{_cell(v, 'srcc')}" for k, v in r.items() if k.startswith("test_")]
         if parts:
             test += " (" + "; ".join(parts) + ")"
         test += _intensity(t)
@@ -107,7 +115,7 @@ def markdown(rows):
         for k, v in r.items():
             if k.startswith("unseen_"):
                 rs = "; ".join(f"{rk}: {_cell(rv)}/{_cell(rv, 'srcc')}" for rk, rv in v.items() if rk.startswith("R_"))
-                cell = f"{k[7:]} {_cell(v)}/{_cell(v, 'srcc')}" + (f" ({rs})" if rs else "")
+                cell = f"{k[7:]} {_mae(v)}/{_cell(v, 'srcc')}" + (f" ({rs})" if rs else "")
                 cell += _intensity(v)
                 unseen.append(cell)
         lines.append(f"| {r['name']} | {test} | {'; '.join(unseen) or '–'} |")

@@ -37,6 +37,10 @@ def test_regression_metrics_match_scipy():
     cov = np.cov(x, y, bias=True)[0, 1]
     assert M.ccc(x, y) == pytest.approx(2 * cov / (x.var() + y.var() + (x.mean() - y.mean()) ** 2))
     assert M.ccc(x, x) == pytest.approx(1.0) and M.ccc(x, x + 0.5) < M.pearson(x, x + 0.5)
+    # The best constant's MAE: no constant does better than the median.
+    floor = M.regression_metrics(y, x)["mae_constant"]
+    assert floor == pytest.approx(np.mean(np.abs(y - np.median(y))))
+    assert all(floor <= M.mae(y, np.full(len(y), c)) + 1e-12 for c in np.linspace(0, 1, 101))
 
 
 def _manifest(n_speakers=6, per=10):

@@ -88,7 +88,12 @@ def ccc(x, y):
 
 
 def regression_metrics(y_true, y_pred):
-    return {"mae": mae(y_true, y_pred), "lcc": pearson(y_true, y_pred),
+    """MAE, LCC, SRCC, CCC and n; `mae_constant` is the MAE of the best constant prediction (the
+    targets' median): an oracle floor that a model must beat before its MAE means anything, since
+    strength labels can be concentrated in a narrow range."""
+    y_true = np.asarray(y_true, float)
+    floor = mae(y_true, np.full(len(y_true), np.median(y_true))) if len(y_true) else float("nan")
+    return {"mae": mae(y_true, y_pred), "mae_constant": floor, "lcc": pearson(y_true, y_pred),
             "srcc": spearman(y_true, y_pred), "ccc": ccc(y_true, y_pred), "n": int(len(y_true))}
 
 
