@@ -76,6 +76,15 @@ def row_summary(name, metrics, out_dir=None):
     if "intensity" in fold:
         for k in ("agreement", "auc", "labels_agreement", "labels_auc"):
             out["test"]["intensity_" + k] = fold["intensity"].get(k)
+    settings = os.path.join(out_dir, "config.yaml") if out_dir else None
+    if settings and os.path.exists(settings):  # what the row was trained with, also under --collect
+        import yaml
+
+        with open(settings, encoding="utf-8") as f:
+            c = yaml.safe_load(f)
+        out["settings"] = {**{k: c["train"][k] for k in ("epochs", "learning_rate", "batch_size", "patience")},
+                           "max_frames": c["data"]["max_frames"], "model_params": c["model"].get("params") or {},
+                           "loss_weights": c["strength"]["loss_weights"]}
     for c, r in fold.get("per_corpus", {}).items():
         out["test_" + c] = {"mae": r["overall"]["mae"], "mae_constant": r["overall"].get("mae_constant"),
                             "srcc": r["overall"]["srcc"], "n": r["overall"]["n"]}
