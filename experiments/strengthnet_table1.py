@@ -11,7 +11,10 @@ training corpus's ranking functions applied to an unseen corpus (`R_<corpus>` in
 columns); StrengthNet_ESD ↔ `emodb` / `ravdess`; StrengthNet_ESD+SAVEE on RAVDESS ↔
 `emodb+synthetic` (a second corpus fused in, RAVDESS unseen); "w/o L_cat" and "w/o L_frame" ↔
 the `*_no_*` rows. The `*_mean_pool` rows are not in the paper: the emotion head on the mean of
-its BiLSTM's outputs instead of its final states (`model.params.emotion_pooling`). Every unseen corpus is scored against its own ranking labels, as in the paper.
+its BiLSTM's outputs instead of its final states (`model.params.emotion_pooling`). Every unseen
+corpus is scored against its own ranking labels, as in the paper. The CPU runs in
+docs/results.md passed `train.epochs=12 train.learning_rate=3.0e-4 train.batch_size=16
+train.patience=5 data.max_frames=400`.
 """
 
 import argparse
@@ -34,11 +37,6 @@ ROWS = {
     "ravdess_mean_pool": ("StrengthNet_RAVDESS, emotion head on the mean over frames", "strengthnet/ravdess",
                           ["model.params={emotion_pooling: mean}"]),
 }
-
-CPU = ["train.epochs=12", "train.learning_rate=3.0e-4", "train.batch_size=16", "train.patience=5",
-       "data.max_frames=400"]
-"""The reduced settings of the CPU runs in docs/results.md (pass them on the command line)."""
-
 
 def _cell(m, key="mae"):
     return f"{m[key]:.3f}" if m and m.get(key) is not None else "–"
@@ -63,19 +61,24 @@ def _epochs(out_dir, fold):
     return len(rows), None if best is None else best + 1
 
 
+def _strength(r):
+    """MAE, best constant's MAE, SRCC and n of one `evaluate` result, plus its intensity check."""
+    o = r["overall"]
+    out = {"mae": o["mae"], "mae_constant": o.get("mae_constant"), "srcc": o["srcc"], "n": o["n"]}
+    for k in ("agreement", "auc", "labels_agreement", "labels_auc") if "intensity" in r else ():
+        out["intensity_" + k] = r["intensity"].get(k)
+    return out
+
+
 def row_summary(name, metrics, out_dir=None):
     """One table row from a run's metrics.json: test (unseen speakers), per corpus when fused, and
     every unseen corpus with the training corpora's ranking functions applied to it."""
     fold = metrics["folds"][0]
     epochs, best = _epochs(out_dir, fold["fold"]) if out_dir else (None, None)
     out = {"name": name, "corpus": metrics["corpus"], "folds_run": metrics["folds_run"],
-           "test": {"mae": fold["overall"]["mae"], "mae_constant": fold["overall"].get("mae_constant"),
-                    "srcc": fold["overall"]["srcc"], "lcc": fold["overall"]["lcc"],
-                    "n": fold["overall"]["n"], "emotion_wa": fold["emotion"]["wa"], "emotion_ua": fold["emotion"]["ua"]},
+           "test": {**_strength(fold), "lcc": fold["overall"]["lcc"], "emotion_wa": fold["emotion"]["wa"],
+                    "emotion_ua": fold["emotion"]["ua"]},
            "epochs": epochs, "best_epoch": best}
-    if "intensity" in fold:
-        for k in ("agreement", "auc", "labels_agreement", "labels_auc"):
-            out["test"]["intensity_" + k] = fold["intensity"].get(k)
     settings = os.path.join(out_dir, "config.yaml") if out_dir else None
     if settings and os.path.exists(settings):  # what the row was trained with, also under --collect
         import yaml
@@ -86,14 +89,9 @@ def row_summary(name, metrics, out_dir=None):
                            "max_frames": c["data"]["max_frames"], "model_params": c["model"].get("params") or {},
                            "loss_weights": c["strength"]["loss_weights"]}
     for c, r in fold.get("per_corpus", {}).items():
-        out["test_" + c] = {"mae": r["overall"]["mae"], "mae_constant": r["overall"].get("mae_constant"),
-                            "srcc": r["overall"]["srcc"], "n": r["overall"]["n"]}
+        out["test_" + c] = _strength(r)
     for c, r in fold.get("unseen", {}).items():
-        u = {"mae": r["overall"]["mae"], "mae_constant": r["overall"].get("mae_constant"),
-             "srcc": r["overall"]["srcc"], "n": r["overall"]["n"], "emotion_wa": r["emotion"]["wa"]}
-        if "intensity" in r:
-            for k in ("agreement", "auc", "labels_agreement", "labels_auc"):
-                u["intensity_" + k] = r["intensity"].get(k)
+        u = {**_strength(r), "emotion_wa": r["emotion"]["wa"]}
         for k, v in r.items():
             if k.startswith("R_"):
                 u[k] = {"mae": v["mae"], "srcc": v["srcc"]}

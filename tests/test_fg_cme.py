@@ -189,7 +189,7 @@ def test_word_alignments_by_mode(tiny_corpus):
     assert [w for w, _, _ in auto[man.utterance_id.iloc[1]]] == man.text.iloc[1].split()
     uni, counts = word_alignments(load_config("fg_cme/synthetic", ["fg_cme.alignment=uniform"]), man)
     assert counts["uniform"] == 4 and uni[man.utterance_id.iloc[0]][-1][2] == pytest.approx(man.duration.iloc[0], abs=1e-3)
-    # Real corpora's manifests leave the duration unread (NaN): the audio's own length is used
+    # A manifest without durations (NaN; e.g. a hand-written one): the audio's own length is used
     # (the timings were NaN before, every word covered no frame and FG_CME lost its audio).
     no_duration = man.assign(duration=np.nan)
     uni2, _ = word_alignments(load_config("fg_cme/synthetic", ["fg_cme.alignment=uniform"]), no_duration)

@@ -123,8 +123,9 @@ def _strength_xy(b, rows, extra=False):
     frames = tf.where(tf.sequence_mask(n, tf.shape(b["features"])[1]), s[:, None], -1.0)
     x = {"features": b["features"], "num_frames": n}
     y = {"frame_strength": frames, "strength": s, "emotion": rows["emotion"]}
-    if extra:  # evaluation only: the corpus's true strength and intensity (NaN where unknown)
-        y.update(true_strength=rows["true_strength"], strong=rows["strong"])
+    if extra:  # evaluation only: the corpus's true strength and intensity (NaN where unknown),
+        # and each utterance's position in `ids` (the pipeline reads shards, not `ids`, in order)
+        y.update(true_strength=rows["true_strength"], strong=rows["strong"], position=rows["position"])
     sw = {"frame_strength": tf.ones_like(s), "strength": tf.ones_like(s), "emotion": rows["weight"]}
     return x, y, sw
 
@@ -141,6 +142,7 @@ def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weight
         inten = sub["intensity"].to_numpy(object)
         cols["true_strength"] = sub["true_strength"].to_numpy(np.float32)
         cols["strong"] = np.where(inten == "strong", 1.0, np.where(inten == "normal", 0.0, np.nan)).astype(np.float32)
+        cols["position"] = np.arange(len(sub), dtype=np.float32)
 
     def to_xy(b, rows):
         return _strength_xy(b, rows, extra)
@@ -178,8 +180,9 @@ def compile_model(model, cfg):
 
 def predict(model, ds):
     """Arrays over the dataset: target and predicted strength, emotion index and probabilities,
-    true strength and "strong" (NaN where unknown). Traced, not eager (see `trainer.predict_labels`)."""
-    cols = {k: [] for k in ("s_true", "s_pred", "e_true", "e_prob", "truth", "strong")}
+    true strength and "strong" (NaN where unknown), and each utterance's position in the ids the
+    dataset was built from. Traced, not eager (see `trainer.predict_labels`)."""
+    cols = {k: [] for k in ("s_true", "s_pred", "e_true", "e_prob", "truth", "strong", "position")}
     for x, y, _ in ds:
         out = model.predict_on_batch(x)
         cols["s_pred"].append(np.asarray(out["strength"]))
@@ -188,13 +191,26 @@ def predict(model, ds):
         cols["e_true"].append(np.asarray(y["emotion"]).argmax(-1))
         cols["truth"].append(np.asarray(y["true_strength"]))
         cols["strong"].append(np.asarray(y["strong"]))
+        cols["position"].append(np.asarray(y["position"]).astype(int))
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
 def evaluate(cfg, model, rs, ids, table, label_names):
     """Strength and emotion metrics on `ids` (plus truth SRCC and intensity agreement when known);
     when `ids` span several corpora, `per_corpus` holds the same metrics for each."""
-    p = predict(model, strength_dataset(rs, cfg, list(ids), table, extra=True))
+    ids = list(ids)
+    p = predict(model, strength_dataset(rs, cfg, ids, table, extra=True))
+    res = _metrics(cfg, p, label_names)
+    corpora = table.loc[ids, "corpus"].to_numpy(str)[p["position"]]
+    if len(set(corpora)) > 1:  # a fused run: each corpus's unseen speakers on their own as well
+        res["per_corpus"] = {c: _metrics(cfg, {k: v[corpora == c] for k, v in p.items()}, label_names)
+                             for c in sorted(set(corpora))}
+    res["_arrays"] = (p["s_true"], p["s_pred"], p["e_true"])
+    return res
+
+
+def _metrics(cfg, p, label_names):
+    """The metrics of `evaluate` from `predict`'s arrays."""
     s_true, s_pred, e_true = p["s_true"], p["s_pred"], p["e_true"]
     res = {"overall": M.regression_metrics(s_true, s_pred)}
     res["per_emotion"] = {label_names[k]: M.regression_metrics(s_true[e_true == k], s_pred[e_true == k])
@@ -219,14 +235,6 @@ def evaluate(cfg, model, rs, ids, table, label_names):
 
             res["intensity"]["auc"] = float(roc_auc_score(strong, s_pred[known]))
             res["intensity"]["labels_auc"] = float(roc_auc_score(strong, s_true[known]))
-    corpora = table.loc[list(ids), "corpus"].to_numpy(str)
-    if len(set(corpora)) > 1:  # a fused run: each corpus's unseen speakers on their own as well
-        res["per_corpus"] = {}
-        for c in sorted(set(corpora)):
-            r = evaluate(cfg, model, rs, [u for u, k in zip(ids, corpora) if k == c], table, label_names)
-            r.pop("_arrays")
-            res["per_corpus"][c] = r
-    res["_arrays"] = (s_true, s_pred, e_true)
     return res
 
 
