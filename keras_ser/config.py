@@ -103,7 +103,10 @@ class StrengthConfig:
     `keras_ser.labels.ranking.StrengthLabeler`. feature_set: openSMILE set. neutral: the reference
     category of the ranking pairs (not a StrengthNet class). loss_weights: per head; 0 drops a
     loss (the paper's ablations "w/o L_frame", "w/o L_cat"). intensity_threshold: predicted
-    strength at or above it means "strong" (RAVDESS intensity agreement)."""
+    strength at or above it means "strong" (RAVDESS intensity agreement). monitor: what early
+    stopping and the best checkpoint watch on the dev set: "strength_mae" (the paper: validation
+    MAE of the utterance strength; the weighted total loss when the strength loss is off) or
+    "loss" (the weighted total of every head's loss, so the emotion head counts too)."""
 
     labels: str = "ranking"
     C: float = 0.1
@@ -115,6 +118,7 @@ class StrengthConfig:
     loss_weights: typing.Dict[str, float] = dataclasses.field(
         default_factory=lambda: {"frame_strength": 1.0, "strength": 1.0, "emotion": 1.0})
     intensity_threshold: float = 0.5
+    monitor: str = "strength_mae"
 
 
 EPR_REFINERIES = ("sepr", "pepr", "hard_dynamic", "soft_static")
@@ -374,12 +378,16 @@ def validate(cfg):
         raise ConfigError(f"epr.percentiles: each must be in [0, 100], got {e.percentiles}")
     st = cfg.strength
     for key, value, allowed in (("labels", st.labels, ("ranking", "manifest")), ("per", st.per, ("speaker_emotion", "emotion")),
-                                ("normalise", st.normalise, ("group", "corpus"))):
+                                ("normalise", st.normalise, ("group", "corpus")),
+                                ("monitor", st.monitor, ("strength_mae", "loss"))):
         if value not in allowed:
             raise ConfigError(f"strength.{key}: {value!r} is not one of {', '.join(allowed)}")
     unknown = set(st.loss_weights) - {"frame_strength", "strength", "emotion"}
     if unknown:
         raise ConfigError(f"strength.loss_weights: unknown head {sorted(unknown)[0]!r} (frame_strength, strength, emotion)")
+    pooling = cfg.model.params.get("emotion_pooling", "last") if cfg.system == "strengthnet" else "last"
+    if pooling not in ("last", "mean"):
+        raise ConfigError(f"model.params.emotion_pooling: {pooling!r} is not last or mean")
     for key in ("fuse", "eval_corpora"):
         for i, entry in enumerate(getattr(cfg.data, key)):
             if set(entry) - {"corpus", "root"} or "corpus" not in entry:

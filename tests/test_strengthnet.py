@@ -55,6 +55,10 @@ def test_masked_mae_ignores_padding():
 def test_strength_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="strength.per"):
         load_config("strengthnet/synthetic", ["strength.per=corpus"])
+    with pytest.raises(ConfigError, match="strength.monitor"):
+        load_config("strengthnet/synthetic", ["strength.monitor=val_mae"])
+    with pytest.raises(ConfigError, match="model.params.emotion_pooling"):
+        load_config("strengthnet/synthetic", ["model.params.emotion_pooling=max"])
     with pytest.raises(ConfigError, match="strength.loss_weights"):
         load_config("strengthnet/synthetic", ["strength.loss_weights={frame: 1}"])
     with pytest.raises(ConfigError, match=r"data.fuse\[0\]"):
@@ -204,12 +208,16 @@ def test_frame_targets_are_masked_in_the_pipeline(fused_run):
         assert np.all(frames[i, :k] == 0.25) and np.all(frames[i, k:] == -1.0)
 
 
-def test_ablation_without_the_emotion_loss(tiny_corpus, tmp_path):
+def test_ablation_without_the_emotion_loss(tiny_corpus, tmp_path, monkeypatch):
+    from keras_ser.training import trainer
     from keras_ser.training.trainer import run
 
+    watched, fit = [], trainer.fit
+    monkeypatch.setattr(trainer, "fit", lambda *a, monitor, **k: watched.append(monitor) or fit(*a, monitor=monitor, **k))
     cfg = _cfg(tmp_path, tiny_corpus, "strength.loss_weights={emotion: 0.0}", "strength.labels=manifest",
-               "export.enabled=false")
+               "export.enabled=false", "strength.monitor=loss")
     summary = run(cfg)
+    assert watched == ["val_loss"]  # strength.monitor=loss: early stopping watches the total dev loss
     assert summary["strength_labels"] == {"labels": "manifest"}
     # With the synthetic truth as labels, label SRCC against the truth is exactly 1.
     assert summary["folds"][0]["srcc_labels_vs_truth"] == pytest.approx(1.0)

@@ -158,10 +158,10 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_corpus, tmp_path):
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
+            if epoch == 0:
                 raise KeyboardInterrupt
 
-    cfg = _cfg(tmp_path, tiny_corpus, "train.epochs=4", "train.patience=10", "export.enabled=false")
+    cfg = _cfg(tmp_path, tiny_corpus, "train.epochs=3", "train.patience=10", "export.enabled=false")
     with pytest.raises(KeyboardInterrupt):
         run(cfg, callbacks=[Interrupt()])
     assert not os.path.exists(os.path.join(cfg.output_dir, "metrics.json"))
@@ -170,8 +170,8 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_corpus, tmp_path):
     (fold,) = os.listdir(fold_dir)
     with open(os.path.join(fold_dir, fold, "dominant", "history.csv")) as f:
         epochs = [int(r["epoch"]) for r in csv.DictReader(f)]
-    # Epochs 0 and 1 ran before the interruption; the second run continued at 2, not at 0.
-    assert epochs == [0, 1, 2, 3], epochs
+    # Epoch 0 ran before the interruption; the second run continued at 1, not at 0.
+    assert epochs == [0, 1, 2], epochs
     assert json.load(open(os.path.join(cfg.output_dir, "metrics.json")))["folds_run"] == 1
 
 

@@ -323,7 +323,9 @@ def run(cfg, out, callbacks=()):
             keras.utils.set_random_seed(cfg.seed)
             with T._strategy(cfg.train.strategy).scope():
                 model = compile_model(build_model(cfg, rs, stats), cfg)
-            monitor = "val_strength_mae" if cfg.strength.loss_weights.get("strength", 1.0) > 0 else "val_loss"
+            monitor = "val_loss"
+            if cfg.strength.monitor == "strength_mae" and cfg.strength.loss_weights.get("strength", 1.0) > 0:
+                monitor = "val_strength_mae"
             model = T.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks, monitor=monitor)
         res = evaluate(cfg, model, rs, fold.test, table, label_names)
         s_true, s_pred, e_true = res.pop("_arrays")
