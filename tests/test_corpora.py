@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import soundfile as sf
 
 from keras_ser.corpora import MANIFEST_COLUMNS, emodb, load_corpus, read_manifest, save_manifest
+from keras_ser.errors import CorpusError
 from tests.conftest import shared_corpus
 
 
@@ -77,6 +79,20 @@ def test_loaders_read_durations_and_skip_unreadable_audio(tmp_path):
     assert m["duration"].tolist() == [0.5, 1.25]
     row = skipped[skipped["path"] == str(broken)]
     assert len(row) == 1 and row["reason"].iloc[0].startswith("unreadable audio header")
+
+
+def test_read_manifest_fills_durations_and_names_unreadable_files(tmp_path):
+    _wav(str(tmp_path / "a.wav"), seconds=0.75)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00not audio at all")
+    row = dict(dict.fromkeys(MANIFEST_COLUMNS), utterance_id="u1", path="a.wav", corpus="mine", speaker="s1",
+               emotion="happy")
+    (tmp_path / "m.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    m = read_manifest(tmp_path / "m.jsonl")
+    assert m["duration"].tolist() == [0.75] and m["path"].iloc[0] == str(tmp_path / "a.wav")
+    bad = dict(row, utterance_id="u2", path="bad.wav")
+    (tmp_path / "m.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"m.jsonl:2: .*bad.wav: unreadable audio header"):
+        read_manifest(tmp_path / "m.jsonl")
 
 
 def test_savee_fixture(tmp_path):

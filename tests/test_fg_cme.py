@@ -189,12 +189,10 @@ def test_word_alignments_by_mode(tiny_corpus):
     assert [w for w, _, _ in auto[man.utterance_id.iloc[1]]] == man.text.iloc[1].split()
     uni, counts = word_alignments(load_config("fg_cme/synthetic", ["fg_cme.alignment=uniform"]), man)
     assert counts["uniform"] == 4 and uni[man.utterance_id.iloc[0]][-1][2] == pytest.approx(man.duration.iloc[0], abs=1e-3)
-    # A manifest without durations (NaN; e.g. a hand-written one): the audio's own length is used
-    # (the timings were NaN before, every word covered no frame and FG_CME lost its audio).
-    no_duration = man.assign(duration=np.nan)
-    uni2, _ = word_alignments(load_config("fg_cme/synthetic", ["fg_cme.alignment=uniform"]), no_duration)
-    for u, d in zip(man.utterance_id, man.duration):
-        assert uni2[u][-1][2] == pytest.approx(d, abs=1e-3) and uni2[u][0][1] == 0.0
+    # Loaders and read_manifest fill durations; a DataFrame without them is an error naming the file
+    # (NaN timings once made every word cover no frame, and FG_CME silently lost its audio).
+    with pytest.raises(AlignmentError, match="no duration in the manifest"):
+        word_alignments(load_config("fg_cme/synthetic", ["fg_cme.alignment=uniform"]), man.assign(duration=np.nan))
     # A transcript that disagrees with the timings is an error, not a silent crop.
     man.loc[man.index[0], "text"] = man.text.iloc[0] + " extra"
     with pytest.raises(AlignmentError, match="does not match the transcript"):

@@ -92,11 +92,9 @@ def make_manifest(rows, skipped=None):
     """Build a validated manifest DataFrame from a list of dicts (missing columns filled).
 
     A missing `duration` is read from the audio file's header; files whose header cannot be read
-    are moved to `skipped` with the reason.
+    are moved to `skipped` (a `SkipCollector`, the loader's) with the reason.
     """
-    skip = skipped if isinstance(skipped, SkipCollector) else SkipCollector()
-    if isinstance(skipped, pd.DataFrame):
-        skip.rows.extend(skipped.to_dict(orient="records"))
+    skip = skipped if skipped is not None else SkipCollector()
     df = pd.DataFrame(_fill_durations(list(rows), skip))
     for col in MANIFEST_COLUMNS:
         if col not in df.columns:
@@ -173,7 +171,9 @@ def save_manifest(df, path):
 
 
 def read_manifest(path):
-    """Read a manifest written by `save_manifest`; relative paths resolve against its folder."""
+    """Read a manifest written by `save_manifest` (or by hand); relative paths resolve against its
+    folder. A missing `duration` is read from the audio header; an unreadable file is an error
+    that names the manifest line and the file."""
     rows = []
     base = os.path.dirname(os.path.abspath(path))
     with open(path, encoding="utf-8") as f:
@@ -188,6 +188,12 @@ def read_manifest(path):
                 rec["words"] = [tuple(w) for w in rec["words"]]
             if rec.get("path") and not os.path.isabs(rec["path"]):
                 rec["path"] = os.path.join(base, rec["path"])
+            if rec.get("path"):
+                skip = SkipCollector()
+                filled = _fill_durations([rec], skip)
+                if not filled:
+                    raise CorpusError(f"{path}:{i}: {rec['path']}: {skip.rows[0]['reason']}, and no duration given")
+                rec = filled[0]
             rows.append(rec)
     df = pd.DataFrame(rows)
     for col in ("strength", "duration"):

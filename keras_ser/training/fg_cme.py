@@ -50,12 +50,9 @@ def word_alignments(cfg, manifest):
         elif mode == "given":
             raise AlignmentError(f"{path}: no word timings (fg_cme.alignment=given); use 'auto' or 'approximate'")
         elif mode == "uniform":
-            duration = row.duration
-            if not np.isfinite(duration):  # a hand-written manifest may leave it out
-                import soundfile
-
-                duration = soundfile.info(path).duration
-            words, source = uniform_alignment(text or " ".join(w for w, _, _ in words), duration), "uniform"
+            if not np.isfinite(row.duration):  # manifests from loaders and read_manifest always have one
+                raise AlignmentError(f"{path}: no duration in the manifest (fg_cme.alignment=uniform needs it)")
+            words, source = uniform_alignment(text or " ".join(w for w, _, _ in words), row.duration), "uniform"
         else:
             words = approximate_alignment(text or " ".join(w for w, _, _ in words), load_audio(path))
             source = "approximate"
