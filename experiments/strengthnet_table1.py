@@ -9,7 +9,8 @@ into `<base>/<row>/`; an interrupted row resumes. `--collect` trains nothing: it
 `metrics.json` and prints the table. The paper's rows map onto these as follows: R_ESD(·) ↔ the
 training corpus's ranking functions applied to an unseen corpus (`R_<corpus>` in the unseen
 columns); StrengthNet_ESD ↔ `emodb` / `ravdess`; StrengthNet_ESD+SAVEE on RAVDESS ↔
-`emodb+synthetic` (a second corpus fused in, RAVDESS unseen); "w/o L_cat" and "w/o L_frame" ↔
+`emodb+synthetic` (a second corpus fused in, RAVDESS unseen); StrengthNet_ESD+RAVDESS on SAVEE ↔
+`emodb+ravdess` (the synthetic corpus unseen); "w/o L_cat" and "w/o L_frame" ↔
 the `*_no_*` rows. The `*_mean_pool` rows are not in the paper: the emotion head on the mean of
 its BiLSTM's outputs instead of its final states (`model.params.emotion_pooling`); `*_loss` also
 stops early on the weighted total development loss (`strength.monitor=loss`), so that the emotion
@@ -97,7 +98,7 @@ def row_summary(name, metrics, out_dir=None):
                            "max_frames": c["data"]["max_frames"], "model_params": c["model"].get("params") or {},
                            "loss_weights": c["strength"]["loss_weights"], "monitor": monitor}
     for c, r in fold.get("per_corpus", {}).items():
-        out["test_" + c] = _strength(r)
+        out["test_" + c] = {**_strength(r), "emotion_wa": r["emotion"]["wa"]}
     for c, r in fold.get("unseen", {}).items():
         u = {**_strength(r), "emotion_wa": r["emotion"]["wa"]}
         for k, v in r.items():
@@ -122,7 +123,8 @@ def markdown(rows):
     for r in rows.values():
         t = r["test"]
         test = f"{_mae(t)} / {t['srcc']:.3f} / {t['emotion_wa']:.3f}"
-        parts = [f"{k[5:]} {_mae(v)}/{_cell(v, 'srcc')}" for k, v in r.items() if k.startswith("test_")]
+        parts = [f"{k[5:]} {_mae(v)}/{_cell(v, 'srcc')}/{_cell(v, 'emotion_wa')}" for k, v in r.items()
+                 if k.startswith("test_")]
         if parts:
             test += " (" + "; ".join(parts) + ")"
         test += _intensity(t)
