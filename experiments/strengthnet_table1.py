@@ -39,6 +39,9 @@ ROWS = {
                         ["model.params={emotion_pooling: mean}"]),
     "ravdess_mean_pool": ("StrengthNet_RAVDESS, emotion head on the mean over frames", "strengthnet/ravdess",
                           ["model.params={emotion_pooling: mean}"]),
+    "emodb_mean_pool_loss": ("StrengthNet_Emo-DB, emotion head on the mean over frames, stopping on the total "
+                             "dev loss", "strengthnet/emodb",
+                             ["model.params={emotion_pooling: mean}", "strength.monitor=loss"]),
     "ravdess_mean_pool_loss": ("StrengthNet_RAVDESS, emotion head on the mean over frames, stopping on the total "
                                "dev loss", "strengthnet/ravdess",
                                ["model.params={emotion_pooling: mean}", "strength.monitor=loss"]),
