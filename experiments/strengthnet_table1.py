@@ -47,6 +47,7 @@ ROWS = {
                                ["model.params={emotion_pooling: mean}", "strength.monitor=loss"]),
 }
 
+
 def _cell(m, key="mae"):
     return f"{m[key]:.3f}" if m and m.get(key) is not None else "–"
 
@@ -83,23 +84,25 @@ def row_summary(name, metrics, out_dir=None):
     """One table row from a run's metrics.json: test (unseen speakers), per corpus when fused, and
     every unseen corpus with the training corpora's ranking functions applied to it."""
     fold = metrics["folds"][0]
-    c = None
+    config = None
     settings = os.path.join(out_dir, "config.yaml") if out_dir else None
     if settings and os.path.exists(settings):  # what the row was trained with, also under --collect
         import yaml
 
         with open(settings, encoding="utf-8") as f:
-            c = yaml.safe_load(f)
-    monitor = c["strength"].get("monitor", "strength_mae") if c else "strength_mae"
+            config = yaml.safe_load(f)
+    monitor = config["strength"].get("monitor", "strength_mae") if config else "strength_mae"
     epochs, best = _epochs(out_dir, fold["fold"], monitor) if out_dir else (None, None)
     out = {"name": name, "corpus": metrics["corpus"], "folds_run": metrics["folds_run"],
            "test": {**_strength(fold), "lcc": fold["overall"]["lcc"], "emotion_wa": fold["emotion"]["wa"],
                     "emotion_ua": fold["emotion"]["ua"]},
            "epochs": epochs, "best_epoch": best}
-    if c:
-        out["settings"] = {**{k: c["train"][k] for k in ("epochs", "learning_rate", "batch_size", "patience")},
-                           "max_frames": c["data"]["max_frames"], "model_params": c["model"].get("params") or {},
-                           "loss_weights": c["strength"]["loss_weights"], "monitor": monitor}
+    if config:
+        train = config["train"]
+        out["settings"] = {**{k: train[k] for k in ("epochs", "learning_rate", "batch_size", "patience")},
+                           "max_frames": config["data"]["max_frames"],
+                           "model_params": config["model"].get("params") or {},
+                           "loss_weights": config["strength"]["loss_weights"], "monitor": monitor}
     for c, r in fold.get("per_corpus", {}).items():
         out["test_" + c] = {**_strength(r), "emotion_wa": r["emotion"]["wa"]}
     for c, r in fold.get("unseen", {}).items():
