@@ -93,16 +93,22 @@ def main(argv=None):
             for stage in recipe(cfg):
                 done_stages.setdefault(stage_key(cfg, stage), os.path.join(out_dir, "folds"))
             print(f"== {v} / {s}: {cell(results[(v, s)])}", flush=True)
+            if args.out:  # after every cell, so that a cut-short experiment keeps what it finished
+                write_out(args, base, results)
     print(table(results, variants, sets))
-    if args.out:
-        doc = {"preset": args.preset, "overrides": args.overrides, "protocol": base.protocol.name,
-               "cells": [{"variant": v, "train_set": s, "wa": r["mean"]["wa"], "ua": r["mean"]["ua"],
-                          "folds_run": r["folds_run"], "seconds": r["seconds"]} for (v, s), r in results.items()]}
-        from keras_ser.utils import write_json
-
-        os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-        write_json(doc, args.out)
     return 0
+
+
+def write_out(args, base, results):
+    from keras_ser.utils import write_json
+
+    doc = {"preset": args.preset, "overrides": args.overrides, "protocol": base.protocol.name,
+           "cells": [{"variant": v, "train_set": s, "wa": r["mean"]["wa"], "ua": r["mean"]["ua"],
+                      "folds_run": r["folds_run"], "seconds": r["seconds"],
+                      "per_fold": [{"wa": f["wa"], "ua": f["ua"], "n": f["n"]} for f in r["folds"]]}
+                     for (v, s), r in results.items()]}
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    write_json(doc, args.out)
 
 
 if __name__ == "__main__":

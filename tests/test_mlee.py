@@ -155,3 +155,26 @@ def test_all_training_set_includes_utterances_without_a_target_emotion(tiny_corp
     assert sum(y["emotion"].shape[0] for _x, y, _w in train) == len(fold.train)
     hard = stage_targets(cfg, manifest, rs.label_names, "hard").subset(fold.test)
     assert sum(y["emotion"].shape[0] for _x, y, _w in test) == (hard.dominant >= 0).sum() < len(fold.test)
+
+
+def test_table3_experiment_writes_cells_with_their_folds(tmp_path):
+    import argparse
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "experiments", "mlee_table3.py")
+    spec = importlib.util.spec_from_file_location("mlee_table3", path)
+    table3 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table3)
+    folds = [{"wa": 0.5, "ua": 0.25, "n": 40, "confusion": [[1]]}, {"wa": 0.75, "ua": 0.5, "n": 38, "confusion": [[1]]}]
+    summary = {"mean": {"wa": {"mean": 0.625, "sd": 0.18, "n": 2}, "ua": {"mean": 0.375, "sd": 0.18, "n": 2}},
+               "folds_run": 2, "seconds": 1.0, "folds": folds}
+    results = {("hard", "dominant"): summary, ("soft", "all"): summary}
+    out = tmp_path / "t3.json"
+    args = argparse.Namespace(preset="mlee/synthetic", overrides=["train.epochs=1"], out=str(out))
+    base = argparse.Namespace(protocol=argparse.Namespace(name="loso"))
+    table3.write_out(args, base, results)
+    doc = json.loads(out.read_text())
+    assert [(c["variant"], c["train_set"]) for c in doc["cells"]] == [("hard", "dominant"), ("soft", "all")]
+    assert doc["cells"][1]["per_fold"] == [{"wa": 0.5, "ua": 0.25, "n": 40}, {"wa": 0.75, "ua": 0.5, "n": 38}]
+    md = table3.table(results, ["hard", "soft"], ["dominant", "all"])
+    assert "| Conventional, hard | 62.5 / 37.5 | n/a |" in md and "| Conventional, soft | n/a | 62.5 / 37.5 |" in md
