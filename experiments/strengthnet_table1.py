@@ -57,8 +57,9 @@ def _mae(m):
     return _cell(m) + (f" [{m['mae_constant']:.3f}]" if m.get("mae_constant") is not None else "")
 
 
-def _epochs(out_dir, fold, monitor="strength_mae"):
-    """(epochs run, best epoch by what the run monitored) from the fold's history.csv, or (None, None)."""
+def _epochs(out_dir, fold, key="val_strength_mae"):
+    """(epochs run, best epoch by `key`, the history column the run monitored) from the fold's
+    history.csv, or (None, None)."""
     import csv
 
     path = os.path.join(out_dir, "folds", fold, "strengthnet", "history.csv")
@@ -66,7 +67,6 @@ def _epochs(out_dir, fold, monitor="strength_mae"):
         return None, None
     with open(path, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    key = "val_strength_mae" if monitor == "strength_mae" and rows and "val_strength_mae" in rows[0] else "val_loss"
     best = min(range(len(rows)), key=lambda i: float(rows[i][key])) if rows else None
     return len(rows), None if best is None else best + 1
 
@@ -91,7 +91,12 @@ def row_summary(name, metrics, out_dir=None):
 
         with open(settings, encoding="utf-8") as f:
             config = yaml.safe_load(f)
-    monitor = config["strength"].get("monitor", "strength_mae") if config else "strength_mae"
+    monitor = fold.get("monitor")  # runs before it was recorded: the same rule from their config
+    if monitor is None:
+        from keras_ser.training.strength import monitored_metric
+
+        strength = config["strength"] if config else {}
+        monitor = monitored_metric(strength.get("monitor", "strength_mae"), strength.get("loss_weights"))
     epochs, best = _epochs(out_dir, fold["fold"], monitor) if out_dir else (None, None)
     out = {"name": name, "corpus": metrics["corpus"], "folds_run": metrics["folds_run"],
            "test": {**_strength(fold), "lcc": fold["overall"]["lcc"], "emotion_wa": fold["emotion"]["wa"],
@@ -102,7 +107,8 @@ def row_summary(name, metrics, out_dir=None):
         out["settings"] = {**{k: train[k] for k in ("epochs", "learning_rate", "batch_size", "patience")},
                            "max_frames": config["data"]["max_frames"],
                            "model_params": config["model"].get("params") or {},
-                           "loss_weights": config["strength"]["loss_weights"], "monitor": monitor}
+                           "loss_weights": config["strength"]["loss_weights"],
+                           "monitor": config["strength"].get("monitor", "strength_mae"), "monitored": monitor}
     for c, r in fold.get("per_corpus", {}).items():
         out["test_" + c] = {**_strength(r), "emotion_wa": r["emotion"]["wa"]}
     for c, r in fold.get("unseen", {}).items():

@@ -208,6 +208,15 @@ def test_frame_targets_are_masked_in_the_pipeline(fused_run):
         assert np.all(frames[i, :k] == 0.25) and np.all(frames[i, k:] == -1.0)
 
 
+def test_monitored_metric_falls_back_to_the_loss_without_a_strength_head():
+    from keras_ser.training.strength import monitored_metric
+
+    assert monitored_metric("strength_mae", {"strength": 1.0, "emotion": 1.0}) == "val_strength_mae"
+    assert monitored_metric("strength_mae", None) == "val_strength_mae"
+    assert monitored_metric("strength_mae", {"strength": 0.0}) == "val_loss"
+    assert monitored_metric("loss", {"strength": 1.0}) == "val_loss"
+
+
 def test_ablation_without_the_emotion_loss(tiny_corpus, tmp_path, monkeypatch):
     from keras_ser.training import trainer
     from keras_ser.training.trainer import run
@@ -278,7 +287,8 @@ def test_table1_experiment_reads_a_fused_run(fused_run):
     row = table1.row_summary("fused", summary, cfg.output_dir)
     assert row["test"]["n"] == summary["folds"][0]["test"] and row["epochs"] == 1 and row["best_epoch"] == 1
     assert row["settings"]["epochs"] == 1 and row["settings"]["batch_size"] == 8  # from the run's config.yaml
-    assert row["settings"]["monitor"] == "strength_mae"
+    assert row["settings"]["monitor"] == "strength_mae" and row["settings"]["monitored"] == "val_strength_mae"
+    assert summary["folds"][0]["monitor"] == "val_strength_mae"
     assert set(row) >= {"test_emodb", "test_synthetic", "unseen_ravdess"} and "emotion_wa" in row["test_emodb"]
     assert set(row["unseen_ravdess"]) >= {"R_emodb", "R_synthetic", "intensity_agreement"}
     md = table1.markdown({"fused": row})

@@ -286,6 +286,15 @@ def fold_list(cfg, table):
     return folds
 
 
+def monitored_metric(monitor, loss_weights):
+    """The Keras history key that early stopping and the kept checkpoint follow: the dev utterance
+    strength MAE (`strength.monitor: strength_mae`, the paper) unless that head has no weight, when
+    it falls back to the weighted total dev loss, as with `strength.monitor: loss`."""
+    if monitor == "strength_mae" and (loss_weights or {}).get("strength", 1.0) > 0:
+        return "val_strength_mae"
+    return "val_loss"
+
+
 def run(cfg, out, callbacks=()):
     import keras
 
@@ -323,15 +332,14 @@ def run(cfg, out, callbacks=()):
             keras.utils.set_random_seed(cfg.seed)
             with T._strategy(cfg.train.strategy).scope():
                 model = compile_model(build_model(cfg, rs, stats), cfg)
-            monitor = "val_loss"
-            if cfg.strength.monitor == "strength_mae" and cfg.strength.loss_weights.get("strength", 1.0) > 0:
-                monitor = "val_strength_mae"
-            model = T.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks, monitor=monitor)
+            model = T.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks,
+                          monitor=monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights))
         res = evaluate(cfg, model, rs, fold.test, table, label_names)
         s_true, s_pred, e_true = res.pop("_arrays")
         plot_strength(s_true, s_pred, e_true, label_names, os.path.join(out, "plots", f"strength_{fold.name}.png"),
                       f"{fold.name}: MAE {res['overall']['mae']:.3f}, SRCC {res['overall']['srcc']:.3f}")
-        res.update(fold=fold.name, **fold.to_dict())
+        res.update(fold=fold.name, monitor=monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights),
+                   **fold.to_dict())
         if cfg.data.eval_corpora and i == 0:
             res["unseen"] = unseen(cfg, model, manifest, label_names, out, load_corpus, cache)
         results.append(res)
