@@ -20,7 +20,8 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
 @dataclasses.dataclass
 class DataConfig:
-    """corpus: one of keras_ser.corpora.LOADERS. root: its folder (not needed for "synthetic").
+    """corpus: one of keras_ser.corpora.LOADERS. root: its folder (not needed for "synthetic"); for
+    corpus "manifest", the JSON-lines manifest file of your own corpus (docs/data.md).
     synthetic_size: "tiny" or "default". emotions: the label set (others are excluded from
     training on dominant targets). frontend: a feature preset. speed_perturb: extra training
     copies (e.g. [0.9, 1.1]). records_dir: where the records go (default: a cache folder).
@@ -340,7 +341,10 @@ def validate(cfg):
     if cfg.data.corpus not in LOADERS:
         raise ConfigError(f"data.corpus: unknown corpus {cfg.data.corpus!r}; known: {', '.join(LOADERS)}")
     if cfg.data.corpus != "synthetic" and not cfg.data.root:
-        raise ConfigError(f"data.root is required for corpus {cfg.data.corpus!r} (the folder holding it)")
+        what = "the manifest file" if cfg.data.corpus == "manifest" else "the folder holding it"
+        raise ConfigError(f"data.root is required for corpus {cfg.data.corpus!r} ({what})")
+    if cfg.data.corpus == "manifest" and not os.path.isfile(cfg.data.root):
+        raise ConfigError(f"data.root: {cfg.data.root} is not a manifest file (data.corpus: manifest)")
     if cfg.data.frontend not in PRESETS:
         raise ConfigError(f"data.frontend: unknown preset {cfg.data.frontend!r}; known: {', '.join(PRESETS)}")
     if cfg.protocol.name not in ("split", "loso", "loso_session", "kfold"):
@@ -394,6 +398,8 @@ def validate(cfg):
                 raise ConfigError(f"data.{key}[{i}]: expected {{corpus: NAME, root: DIR}}, got {entry!r}")
             if entry["corpus"] not in LOADERS:
                 raise ConfigError(f"data.{key}[{i}].corpus: unknown corpus {entry['corpus']!r}")
+            if entry["corpus"] == "manifest" and not os.path.isfile(entry.get("root") or ""):
+                raise ConfigError(f"data.{key}[{i}].root: {entry.get('root')} is not a manifest file")
     if len(cfg.data.emotions) < 2:
         raise ConfigError("data.emotions: need at least two labels")
     return cfg

@@ -95,6 +95,32 @@ def test_read_manifest_fills_durations_and_names_unreadable_files(tmp_path):
         read_manifest(tmp_path / "m.jsonl")
 
 
+def test_read_manifest_fills_optional_columns_of_a_hand_written_manifest(tmp_path):
+    _wav(str(tmp_path / "a.wav"), seconds=0.5)
+    _wav(str(tmp_path / "b.wav"), seconds=0.25)
+    lines = [{"path": "a.wav", "speaker": "alice", "emotion": "happy"},
+             {"path": "b.wav", "speaker": "bob", "emotion": "sad", "text": "hello"}]
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    m = read_manifest(tmp_path / "mine.jsonl")
+    assert list(m.columns[:len(MANIFEST_COLUMNS)]) == MANIFEST_COLUMNS
+    assert m["utterance_id"].tolist() == ["a", "b"] and m["corpus"].tolist() == ["mine", "mine"]
+    assert m["session"].tolist() == ["alice", "bob"] and m["duration"].tolist() == [0.5, 0.25]
+    assert m["text"].tolist() == [None, "hello"] and m["words"].tolist() == [None, None]
+    assert np.isnan(m["strength"]).all()
+    assert load_corpus("manifest", str(tmp_path / "mine.jsonl")).manifest.equals(m)
+    (tmp_path / "mine.jsonl").write_text(json.dumps(lines[0]) + "\n" + json.dumps({"path": "b.wav"}) + "\n")
+    with pytest.raises(CorpusError, match=r"mine.jsonl:2: no speaker"):
+        read_manifest(tmp_path / "mine.jsonl")
+    (tmp_path / "mine.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(CorpusError, match=r"mine.jsonl:1: expected a JSON object"):
+        read_manifest(tmp_path / "mine.jsonl")
+    (tmp_path / "mine.jsonl").write_text(json.dumps(lines[0]) + "\n" + json.dumps(dict(lines[0], emotion="joy")) + "\n")
+    with pytest.raises(CorpusError, match=r"mine.jsonl.*duplicate utterance_id 'a'"):
+        read_manifest(tmp_path / "mine.jsonl")
+    with pytest.raises(CorpusError, match="no such manifest file"):
+        load_corpus("manifest", str(tmp_path / "absent.jsonl"))
+
+
 def test_savee_fixture(tmp_path):
     for p in ["AudioData/DC/a01.wav", "AudioData/JE/sa03.wav", "AudioData/KL/su15.wav",
               "AudioData/JK/n30.wav", "AudioData/XX/a01.wav", "AudioData/DC/zz01.wav"]:

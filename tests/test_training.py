@@ -242,6 +242,31 @@ def test_mixed_precision_keeps_variables_and_heads_float32(tiny_corpus, tmp_path
     assert model(x)["emotion"].dtype == "float32"
 
 
+def test_a_users_manifest_trains_through_the_config(tiny_corpus, tmp_path):
+    """data.corpus: manifest with data.root: a JSON-lines file giving only path, speaker and emotion."""
+    from keras_ser.errors import ConfigError
+    from keras_ser.training.trainer import records_dir, run
+
+    man = tiny_corpus.manifest
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps({"path": p, "speaker": s, "emotion": e}) + "\n"
+                            for p, s, e in zip(man["path"], man["speaker"], man["emotion"], strict=True)))
+    cfg = load_config("mlee/synthetic", [
+        "data.corpus=manifest", f"data.root={path}", "data.num_workers=0", "data.speed_perturb=[]",
+        "train.epochs=1", "train.verbose=0", "protocol.max_folds=1", "export.enabled=false",
+        "model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 8}",
+        f"output_dir={tmp_path}/run"])
+    assert os.path.basename(records_dir(cfg)).startswith("manifest-mine-")
+    cfg.data.records_dir = str(tmp_path / "records")
+    summary = run(cfg)
+    fold = summary["folds"][0]
+    speaker = sorted(man["speaker"].unique())[0]
+    labelled = man["emotion"].isin(cfg.data.emotions) & (man["speaker"] == speaker)
+    assert summary["folds_run"] == 1 and fold["fold"] == f"test-{speaker}" and fold["n"] == labelled.sum()
+    with pytest.raises(ConfigError, match="absent.jsonl is not a manifest file"):
+        load_config("mlee/synthetic", ["data.corpus=manifest", f"data.root={tmp_path}/absent.jsonl"])
+
+
 def test_every_preset_resolves():
     """Each preset parses and validates (real-corpus presets need no data to load)."""
     from keras_ser.config import list_presets

@@ -2,6 +2,7 @@
 
     from keras_ser.corpora import load_corpus
     manifest, skipped = load_corpus("emodb", "../shared/data/emodb")
+    manifest, skipped = load_corpus("manifest", "my_corpus.jsonl")   # your own corpus
 """
 
 import importlib
@@ -16,7 +17,8 @@ from keras_ser.corpora.manifest import (
     validate_manifest,
 )
 
-LOADERS = ("emodb", "ravdess", "savee", "esd", "casia", "iemocap", "tess", "cremad", "synthetic")
+LOADERS = ("emodb", "ravdess", "savee", "esd", "casia", "iemocap", "tess", "cremad", "synthetic", "manifest")
+"""Corpus names `load_corpus` knows; "manifest" reads the user's own manifest file (`read_manifest`)."""
 
 
 def load_corpus(name, root, **kwargs):

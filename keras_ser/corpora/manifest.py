@@ -170,10 +170,18 @@ def save_manifest(df, path):
     os.replace(tmp, path)
 
 
+REQUIRED_COLUMNS = ("path", "speaker")
+"""What a hand-written manifest must give on every line; `read_manifest` fills the rest."""
+
+
 def read_manifest(path):
-    """Read a manifest written by `save_manifest` (or by hand); relative paths resolve against its
-    folder. A missing `duration` is read from the audio header; an unreadable file is an error
-    that names the manifest line and the file."""
+    """Read a manifest written by `save_manifest` or by hand (JSON lines); relative paths resolve
+    against its folder. A missing `duration` is read from the audio header; an unreadable file is
+    an error that names the manifest line and the file.
+
+    Only `path` and `speaker` are required on each line (`emotion` too, for training). Missing
+    columns are filled: `utterance_id` from the file name, `corpus` from the manifest's file name,
+    `session` from the speaker, the others with None (NaN for `strength` and `duration`)."""
     rows = []
     base = os.path.dirname(os.path.abspath(path))
     with open(path, encoding="utf-8") as f:
@@ -184,6 +192,11 @@ def read_manifest(path):
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise CorpusError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
+            if not isinstance(rec, dict):
+                raise CorpusError(f"{path}:{i}: expected a JSON object per line, got {type(rec).__name__}")
+            missing = [c for c in REQUIRED_COLUMNS if rec.get(c) in (None, "")]
+            if missing:
+                raise CorpusError(f"{path}:{i}: no {' or '.join(missing)} (every line needs {', '.join(REQUIRED_COLUMNS)})")
             if rec.get("words") is not None:
                 rec["words"] = [tuple(w) for w in rec["words"]]
             if rec.get("path") and not os.path.isabs(rec["path"]):
@@ -195,8 +208,27 @@ def read_manifest(path):
                     raise CorpusError(f"{path}:{i}: {rec['path']}: {skip.rows[0]['reason']}, and no duration given")
                 rec = filled[0]
             rows.append(rec)
+    if not rows:
+        raise CorpusError(f"{path}: no utterances")
     df = pd.DataFrame(rows)
+    if "utterance_id" not in df.columns:
+        df["utterance_id"] = [os.path.splitext(os.path.basename(p))[0] for p in df["path"]]
+    if "corpus" not in df.columns:
+        df["corpus"] = os.path.splitext(os.path.basename(str(path)))[0]
+    if "session" not in df.columns:
+        df["session"] = df["speaker"]
+    for col in MANIFEST_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan if col in ("strength", "duration") else None
     for col in ("strength", "duration"):
-        if col in df.columns:
-            df[col] = df[col].astype(float)
-    return validate_manifest(_normalize(df), source=str(path))
+        df[col] = df[col].astype(float)
+    extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
+    return validate_manifest(_normalize(df[MANIFEST_COLUMNS + extra].copy()), source=str(path))
+
+
+def load(root):
+    """`load_corpus("manifest", path)`: a manifest file of the user's own corpus (`read_manifest`),
+    so that `data.corpus: manifest` with `data.root: PATH.jsonl` trains on it."""
+    if not os.path.isfile(root):
+        raise CorpusError(f"{root}: no such manifest file (data.corpus: manifest wants data.root to be a .jsonl file)")
+    return LoadResult(read_manifest(root), SkipCollector().frame())

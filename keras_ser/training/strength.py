@@ -386,7 +386,9 @@ def unseen(cfg, model, train_manifest, label_names, out, load_corpus, train_cach
             man = synthetic.generate(root, size=cfg.data.synthetic_size, seed=cfg.data.seed + 1).manifest
         else:
             man = load_corpus(name, entry.get("root")).manifest
-        sub_cfg = _with_records_dir(cfg, name)
+        sub_cfg = _with_records_dir(cfg, name, entry.get("root"))
+        if name == "manifest":  # a user's corpus goes by the names in its corpus column
+            name = "+".join(sorted(man["corpus"].unique()))
         rs = T.prepare_records(sub_cfg, man)
         cache = os.path.join(rs.root, "functionals")
         strengths, _, info = strength_labels(cfg, man, os.path.join(out, "unseen", name), cache)
@@ -409,12 +411,13 @@ def unseen(cfg, model, train_manifest, label_names, out, load_corpus, train_cach
     return res
 
 
-def _with_records_dir(cfg, corpus):
+def _with_records_dir(cfg, corpus, root=None):
     """The config for an unseen corpus's records: the same frontend, no speed perturbation."""
     import copy
 
     c = copy.deepcopy(cfg)
-    c.data.corpus, c.data.fuse, c.data.speed_perturb = corpus, [], []
-    c.data.records_dir = (os.path.join(os.path.dirname(cfg.data.records_dir.rstrip("/")), f"eval-{corpus}")
+    c.data.corpus, c.data.root, c.data.fuse, c.data.speed_perturb = corpus, root, [], []
+    c.data.records_dir = (os.path.join(os.path.dirname(cfg.data.records_dir.rstrip("/")),
+                                       f"eval-{T._cache_name(corpus, root)}")
                           if cfg.data.records_dir else None)
     return c

@@ -76,6 +76,16 @@ def load_manifest(cfg):
     return manifest
 
 
+def _cache_name(corpus, root):
+    """A corpus's part of the records folder name; a user's manifest is told apart by its path."""
+    if corpus != "manifest":
+        return corpus
+    import hashlib
+
+    stem = os.path.splitext(os.path.basename(root))[0]
+    return f"manifest-{stem}-{hashlib.sha1(os.path.abspath(root).encode()).hexdigest()[:8]}"
+
+
 def records_dir(cfg):
     """Where the records of `cfg.data` go (`data.records_dir`, or a cache folder)."""
     from keras_ser.corpora import synthetic
@@ -83,7 +93,8 @@ def records_dir(cfg):
     if cfg.data.records_dir:
         return cfg.data.records_dir
     base = os.path.dirname(os.path.dirname(synthetic.default_root()))
-    corpora = "+".join([cfg.data.corpus] + [e["corpus"] for e in cfg.data.fuse])
+    corpora = "+".join(_cache_name(e["corpus"], e.get("root"))
+                       for e in [{"corpus": cfg.data.corpus, "root": cfg.data.root}, *cfg.data.fuse])
     tag = cfg.data.synthetic_size if "synthetic" in corpora else "full"
     return os.path.join(base, "records", f"{corpora}-{tag}-seed{cfg.data.seed}-{cfg.data.frontend}")
 
