@@ -217,6 +217,16 @@ def test_monitored_metric_falls_back_to_the_loss_without_a_strength_head():
     assert monitored_metric("loss", {"strength": 1.0}) == "val_loss"
 
 
+def test_unseen_manifest_corpora_get_their_own_records(tmp_path):
+    from keras_ser.training.strength import _with_records_dir
+
+    cfg = load_config("strengthnet/synthetic", [f"data.records_dir={tmp_path}/records/train"])
+    a = _with_records_dir(cfg, "manifest", str(tmp_path / "a.jsonl"))
+    b = _with_records_dir(cfg, "manifest", str(tmp_path / "sub" / "a.jsonl"))
+    assert a.data.root == str(tmp_path / "a.jsonl") and a.data.speed_perturb == [] and a.data.fuse == []
+    assert a.data.records_dir != b.data.records_dir and "eval-manifest-a-" in a.data.records_dir
+
+
 def test_ablation_without_the_emotion_loss(tiny_corpus, tmp_path, monkeypatch):
     from keras_ser.training import trainer
     from keras_ser.training.trainer import run
