@@ -95,16 +95,21 @@ def make_manifest(rows, skipped=None):
     are moved to `skipped` (a `SkipCollector`, the loader's) with the reason.
     """
     skip = skipped if skipped is not None else SkipCollector()
-    df = pd.DataFrame(_fill_durations(list(rows), skip))
-    for col in MANIFEST_COLUMNS:
-        if col not in df.columns:
-            df[col] = np.nan if col in ("strength", "duration") else None
-    extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
-    df = _normalize(df[MANIFEST_COLUMNS + extra].copy())
+    df = _all_columns(pd.DataFrame(_fill_durations(list(rows), skip)))
     if len(df):
         df = df.sort_values("utterance_id", kind="stable").reset_index(drop=True)
     validate_manifest(df)
     return LoadResult(df, skip.frame())
+
+
+def _all_columns(df):
+    """`df` with every manifest column (missing ones None, NaN for the numeric), in schema order
+    and then the extra columns, text columns normalised."""
+    for col in MANIFEST_COLUMNS:
+        if col not in df.columns:
+            df[col] = np.nan if col in ("strength", "duration") else None
+    extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
+    return _normalize(df[MANIFEST_COLUMNS + extra].copy())
 
 
 _TEXT_COLUMNS = ("utterance_id", "path", "corpus", "speaker", "gender", "emotion", "intensity",
@@ -199,15 +204,13 @@ def read_manifest(path):
                 raise CorpusError(f"{path}:{i}: no {' or '.join(missing)} (every line needs {', '.join(REQUIRED_COLUMNS)})")
             if rec.get("words") is not None:
                 rec["words"] = [tuple(w) for w in rec["words"]]
-            if rec.get("path") and not os.path.isabs(rec["path"]):
+            if not os.path.isabs(rec["path"]):
                 rec["path"] = os.path.join(base, rec["path"])
-            if rec.get("path"):
-                skip = SkipCollector()
-                filled = _fill_durations([rec], skip)
-                if not filled:
-                    raise CorpusError(f"{path}:{i}: {rec['path']}: {skip.rows[0]['reason']}, and no duration given")
-                rec = filled[0]
-            rows.append(rec)
+            skip = SkipCollector()
+            filled = _fill_durations([rec], skip)
+            if not filled:
+                raise CorpusError(f"{path}:{i}: {rec['path']}: {skip.rows[0]['reason']}, and no duration given")
+            rows.append(filled[0])
     if not rows:
         raise CorpusError(f"{path}: no utterances")
     df = pd.DataFrame(rows)
@@ -217,13 +220,10 @@ def read_manifest(path):
         df["corpus"] = os.path.splitext(os.path.basename(str(path)))[0]
     if "session" not in df.columns:
         df["session"] = df["speaker"]
-    for col in MANIFEST_COLUMNS:
-        if col not in df.columns:
-            df[col] = np.nan if col in ("strength", "duration") else None
+    df = _all_columns(df)
     for col in ("strength", "duration"):
         df[col] = df[col].astype(float)
-    extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
-    return validate_manifest(_normalize(df[MANIFEST_COLUMNS + extra].copy()), source=str(path))
+    return validate_manifest(df, source=str(path))
 
 
 def load(root):

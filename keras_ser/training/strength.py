@@ -310,6 +310,7 @@ def run(cfg, out, callbacks=()):
     if dropped:
         print(f"{dropped} utterances of {label_names} have no strength label and are left out")
     folds = fold_list(cfg, table)
+    monitor = monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights)
     results, first_model = [], None
     for i, fold in enumerate(folds):
         fold_dir = os.path.join(out, "folds", fold.name)
@@ -332,14 +333,12 @@ def run(cfg, out, callbacks=()):
             keras.utils.set_random_seed(cfg.seed)
             with T._strategy(cfg.train.strategy).scope():
                 model = compile_model(build_model(cfg, rs, stats), cfg)
-            model = T.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks,
-                          monitor=monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights))
+            model = T.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks, monitor=monitor)
         res = evaluate(cfg, model, rs, fold.test, table, label_names)
         s_true, s_pred, e_true = res.pop("_arrays")
         plot_strength(s_true, s_pred, e_true, label_names, os.path.join(out, "plots", f"strength_{fold.name}.png"),
                       f"{fold.name}: MAE {res['overall']['mae']:.3f}, SRCC {res['overall']['srcc']:.3f}")
-        res.update(fold=fold.name, monitor=monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights),
-                   **fold.to_dict())
+        res.update(fold=fold.name, monitor=monitor, **fold.to_dict())
         if cfg.data.eval_corpora and i == 0:
             res["unseen"] = unseen(cfg, model, manifest, label_names, out, load_corpus, cache)
         results.append(res)
