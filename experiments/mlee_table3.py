@@ -105,7 +105,8 @@ def write_out(args, base, results):
     doc = {"preset": args.preset, "overrides": args.overrides, "protocol": base.protocol.name,
            "cells": [{"variant": v, "train_set": s, "wa": r["mean"]["wa"], "ua": r["mean"]["ua"],
                       "folds_run": r["folds_run"], "seconds": r["seconds"],
-                      "per_fold": [{"wa": f["wa"], "ua": f["ua"], "n": f["n"]} for f in r["folds"]]}
+                      "per_fold": [{"fold": f["name"], "wa": f["wa"], "ua": f["ua"], "n": f["n"]}
+                                   for f in r["folds"]]}
                      for (v, s), r in results.items()]}
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     write_json(doc, args.out)

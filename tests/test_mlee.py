@@ -165,7 +165,8 @@ def test_table3_experiment_writes_cells_with_their_folds(tmp_path):
     spec = importlib.util.spec_from_file_location("mlee_table3", path)
     table3 = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(table3)
-    folds = [{"wa": 0.5, "ua": 0.25, "n": 40, "confusion": [[1]]}, {"wa": 0.75, "ua": 0.5, "n": 38, "confusion": [[1]]}]
+    folds = [{"name": "test-s1", "wa": 0.5, "ua": 0.25, "n": 40, "confusion": [[1]]},
+             {"name": "test-s2", "wa": 0.75, "ua": 0.5, "n": 38, "confusion": [[1]]}]
     summary = {"mean": {"wa": {"mean": 0.625, "sd": 0.18, "n": 2}, "ua": {"mean": 0.375, "sd": 0.18, "n": 2}},
                "folds_run": 2, "seconds": 1.0, "folds": folds}
     results = {("hard", "dominant"): summary, ("soft", "all"): summary}
