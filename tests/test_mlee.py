@@ -176,6 +176,42 @@ def test_table3_experiment_writes_cells_with_their_folds(tmp_path):
     table3.write_out(args, base, results)
     doc = json.loads(out.read_text())
     assert [(c["variant"], c["train_set"]) for c in doc["cells"]] == [("hard", "dominant"), ("soft", "all")]
-    assert doc["cells"][1]["per_fold"] == [{"wa": 0.5, "ua": 0.25, "n": 40}, {"wa": 0.75, "ua": 0.5, "n": 38}]
+    assert doc["cells"][1]["per_fold"] == [{"fold": "test-s1", "wa": 0.5, "ua": 0.25, "n": 40},
+                                          {"fold": "test-s2", "wa": 0.75, "ua": 0.5, "n": 38}]
     md = table3.table(results, ["hard", "soft"], ["dominant", "all"])
     assert "| Conventional, hard | 62.5 / 37.5 | n/a |" in md and "| Conventional, soft | n/a | 62.5 / 37.5 |" in md
+
+
+def test_soft_weighting_sets_the_sample_weights_of_soft_targets(tiny_corpus, tmp_path):
+    """task.soft_weighting=argmax weighs each soft-target example by its dominant class, like hard targets."""
+    from keras_ser.errors import ConfigError
+    from keras_ser.training.trainer import (
+        fold_list,
+        load_manifest,
+        make_datasets,
+        prepare_records,
+        stage_targets,
+    )
+
+    def weights(*extra):
+        cfg = _cfg(tmp_path, tiny_corpus, "data.speed_perturb=[]", *extra)
+        manifest = load_manifest(cfg)
+        rs = prepare_records(cfg, manifest)
+        fold = fold_list(cfg, manifest)[0]
+        soft = stage_targets(cfg, manifest, rs.label_names, "soft")
+        train, _dev, _test, _w = make_datasets(rs, fold, cfg, soft)
+        pairs = [(y["emotion"].numpy(), w["emotion"].numpy()) for _x, y, w in train]
+        return np.concatenate([p for p, _ in pairs]), np.concatenate([w for _, w in pairs])
+
+    t, by_mass = weights()
+    t2, by_argmax = weights("task.soft_weighting=argmax")
+    order, order2 = np.lexsort(t.T), np.lexsort(t2.T)  # the training pipeline shuffles
+    t, by_mass, t2, by_argmax = t[order], by_mass[order], t2[order2], by_argmax[order2]
+    np.testing.assert_allclose(t, t2)
+    top = t.argmax(1)
+    counts = np.bincount(top, minlength=t.shape[1])
+    np.testing.assert_allclose(by_argmax, len(t) / counts[top] / (counts > 0).sum(), rtol=1e-5)
+    np.testing.assert_allclose(by_mass, t @ (t.sum() / t.sum(0) / t.shape[1]), rtol=1e-5)
+    assert not np.allclose(by_mass, by_argmax)
+    with pytest.raises(ConfigError, match="soft_weighting"):
+        _cfg(tmp_path, tiny_corpus, "task.soft_weighting=votes")

@@ -11,6 +11,7 @@ from keras_ser.labels.emotion_targets import (
     make_targets,
     soft_targets,
     vote_counts,
+    weighting_targets,
 )
 
 K4 = ["neutral", "happy", "sad", "angry"]
@@ -82,6 +83,26 @@ def test_class_weights_by_hand():
     pos, neg = class_weights(np.array([[1, 0], [1, 0]], float), "existence")
     np.testing.assert_allclose(pos, [2 / (2 * 2), 1.0])
     np.testing.assert_allclose(neg, [1.0, 2 / (2 * 2)])
+
+
+def test_soft_targets_weighted_by_mass_or_by_their_argmax():
+    # Three utterances lean neutral, one leans happy: by mass, happy holds 1.5 of 4.
+    soft = np.array([[0.7, 0.3], [0.7, 0.3], [0.7, 0.3], [0.4, 0.6]])
+    w = class_weights(weighting_targets(soft, "mass"), "soft")
+    np.testing.assert_allclose(w, [4 / 2.5 / 2, 4 / 1.5 / 2])
+    # An example weighs Σ_k w_k t_k: the happy-leaning one only 1.17x a neutral-leaning one.
+    np.testing.assert_allclose(soft @ w, [0.96, 0.96, 0.96, 1.12])
+    # By argmax the classes count 3 and 1, as hard targets would: the lone happy example weighs 3x.
+    counted = weighting_targets(soft, "argmax")
+    w = class_weights(counted, "soft")
+    np.testing.assert_allclose(w, [4 / 3 / 2, 4 / 1 / 2])
+    np.testing.assert_allclose(counted @ w, [2 / 3, 2 / 3, 2 / 3, 2.0])
+    # A tie shares the example between its classes; hard targets are unchanged.
+    np.testing.assert_allclose(weighting_targets([[0.4, 0.4, 0.2]], "argmax"), [[0.5, 0.5, 0.0]])
+    hard = np.eye(3)[[0, 2, 2]]
+    np.testing.assert_array_equal(weighting_targets(hard, "argmax"), hard)
+    with pytest.raises(ValueError, match="soft_weighting"):
+        weighting_targets(soft, "votes")
 
 
 def test_weighted_bce_by_hand():

@@ -143,6 +143,23 @@ def make_targets(manifest, label_names, kind="hard", train_set="dominant", alpha
     return TargetSet(manifest["utterance_id"].tolist(), targets.astype(np.float32), dominant, usable, kind)
 
 
+def weighting_targets(targets, by="mass"):
+    """What class weights count for softmax targets: the targets themselves ("mass") or, for
+    "argmax", the indicator of each target's largest entries, ties sharing one example's count.
+
+    >>> weighting_targets([[0.5, 0.25, 0.25], [0.4, 0.4, 0.2]], "argmax")
+    array([[1. , 0. , 0. ],
+           [0.5, 0.5, 0. ]])
+    """
+    t = np.asarray(targets, np.float64)
+    if by == "mass":
+        return t
+    if by != "argmax":
+        raise ValueError(f"soft_weighting: {by!r} is not mass or argmax")
+    top = (t == t.max(1, keepdims=True)).astype(np.float64)
+    return top / top.sum(1, keepdims=True)
+
+
 def class_weights(targets, kind):
     """Per-class weights from training targets.
 

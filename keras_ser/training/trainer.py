@@ -258,17 +258,19 @@ def make_datasets(rs, fold, cfg, targets):
     Returns `(train, dev, test, weights)`; weights are the class weights (see
     `keras_ser.labels.emotion_targets.class_weights`) or None.
     """
-    from keras_ser.labels.emotion_targets import class_weights
+    from keras_ser.labels.emotion_targets import class_weights, weighting_targets
 
     train, dev = targets.subset(fold.train), targets.subset(fold.dev)
     train_ids = [u for u, ok in zip(train.ids, train.usable) if ok]
     dev_ids = [u for u, ok in zip(dev.ids, dev.usable) if ok]
     train_t = train.targets[train.usable]
     weights, sw = None, None
-    if cfg.train.class_weights:
+    if cfg.train.class_weights and targets.kind == "existence":  # existence weights live in the loss
         weights = class_weights(train_t, targets.kind)
-        if targets.kind != "existence":  # existence weights live in the loss
-            sw = train_t @ weights
+    elif cfg.train.class_weights:
+        counted = weighting_targets(train_t, cfg.task.soft_weighting)
+        weights = class_weights(counted, targets.kind)
+        sw = (counted @ weights).astype(np.float32)
     test = targets.subset(fold.test)
     has_label = test.dominant >= 0
     test_ids = [u for u, ok in zip(test.ids, has_label) if ok]
