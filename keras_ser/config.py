@@ -74,6 +74,8 @@ class TrainConfig:
 
 
 TASK_VARIANTS = ("hard", "soft", "mlee_only", "pretrain_hard", "pretrain_soft", "fusion_hard", "fusion_soft")
+SOFT_WEIGHTINGS = ("mass", "argmax")
+TRAIN_SETS = ("dominant", "all")
 
 
 @dataclasses.dataclass
@@ -360,10 +362,10 @@ def validate(cfg):
         raise ConfigError(f"train.strategy: {cfg.train.strategy!r} is not default, mirrored or multi_worker")
     if cfg.task.variant not in TASK_VARIANTS:
         raise ConfigError(f"task.variant: {cfg.task.variant!r} is not one of {', '.join(TASK_VARIANTS)}")
-    if cfg.task.train_set not in ("dominant", "all"):
-        raise ConfigError(f"task.train_set: {cfg.task.train_set!r} is not dominant or all")
-    if cfg.task.soft_weighting not in ("mass", "argmax"):
-        raise ConfigError(f"task.soft_weighting: {cfg.task.soft_weighting!r} is not mass or argmax")
+    if cfg.task.train_set not in TRAIN_SETS:
+        raise ConfigError(f"task.train_set: {cfg.task.train_set!r} is not one of {', '.join(TRAIN_SETS)}")
+    if cfg.task.soft_weighting not in SOFT_WEIGHTINGS:
+        raise ConfigError(f"task.soft_weighting: {cfg.task.soft_weighting!r} is not one of {', '.join(SOFT_WEIGHTINGS)}")
     if cfg.task.soft_alpha < 0:
         raise ConfigError(f"task.soft_alpha: must be >= 0, got {cfg.task.soft_alpha}")
     missing = {"mlee", "finetune", "fusion"} - set(cfg.task.learning_rates)

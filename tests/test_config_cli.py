@@ -22,6 +22,9 @@ def test_presets_load_and_overrides_apply():
     ("data.corpus=emodb", "data.root is required"),
     ("protocol.name=holdout", "protocol.name"),
     ("noequals", "is not key=value"),
+    ("task.train_set=most", "task.train_set: 'most' is not one of dominant, all"),
+    ("task.soft_weighting=votes", "task.soft_weighting: 'votes' is not one of mass, argmax"),
+    ("task.variant=fusion", "task.variant: 'fusion' is not one of hard, soft"),
 ])
 def test_bad_config_names_the_key(override, message):
     with pytest.raises(ConfigError, match=message):

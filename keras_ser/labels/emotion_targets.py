@@ -26,8 +26,9 @@ import dataclasses
 
 import numpy as np
 
+from keras_ser.config import SOFT_WEIGHTINGS, TRAIN_SETS
+
 TARGET_KINDS = ("hard", "soft", "existence")
-TRAIN_SETS = ("dominant", "all")
 
 
 def _annotations_of(annotations, emotion):
@@ -154,8 +155,8 @@ def weighting_targets(targets, by="mass"):
     t = np.asarray(targets, np.float64)
     if by == "mass":
         return t
-    if by != "argmax":
-        raise ValueError(f"soft_weighting: {by!r} is not mass or argmax")
+    if by not in SOFT_WEIGHTINGS:
+        raise ValueError(f"soft_weighting: {by!r} is not one of {', '.join(SOFT_WEIGHTINGS)}")
     top = (t == t.max(1, keepdims=True)).astype(np.float64)
     return top / top.sum(1, keepdims=True)
 

@@ -417,6 +417,6 @@ def _with_records_dir(cfg, corpus, root=None):
     c = copy.deepcopy(cfg)
     c.data.corpus, c.data.root, c.data.fuse, c.data.speed_perturb = corpus, root, [], []
     c.data.records_dir = (os.path.join(os.path.dirname(cfg.data.records_dir.rstrip("/")),
-                                       f"eval-{T._cache_name(corpus, root)}")
+                                       f"eval-{T.cache_name(corpus, root)}")
                           if cfg.data.records_dir else None)
     return c

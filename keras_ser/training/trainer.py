@@ -76,7 +76,7 @@ def load_manifest(cfg):
     return manifest
 
 
-def _cache_name(corpus, root):
+def cache_name(corpus, root):
     """A corpus's part of the records folder name; a user's manifest is told apart by its path."""
     if corpus != "manifest":
         return corpus
@@ -93,7 +93,7 @@ def records_dir(cfg):
     if cfg.data.records_dir:
         return cfg.data.records_dir
     base = os.path.dirname(os.path.dirname(synthetic.default_root()))
-    corpora = "+".join(_cache_name(e["corpus"], e.get("root"))
+    corpora = "+".join(cache_name(e["corpus"], e.get("root"))
                        for e in [{"corpus": cfg.data.corpus, "root": cfg.data.root}, *cfg.data.fuse])
     tag = cfg.data.synthetic_size if "synthetic" in corpora else "full"
     return os.path.join(base, "records", f"{corpora}-{tag}-seed{cfg.data.seed}-{cfg.data.frontend}")
