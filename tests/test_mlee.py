@@ -215,3 +215,39 @@ def test_soft_weighting_sets_the_sample_weights_of_soft_targets(tiny_corpus, tmp
     assert not np.allclose(by_mass, by_argmax)
     with pytest.raises(ConfigError, match="soft_weighting"):
         _cfg(tmp_path, tiny_corpus, "task.soft_weighting=votes")
+
+
+@pytest.mark.parametrize("variant", ["mlee_only", "fusion_soft"])
+def test_existence_and_fusion_models_export_with_named_heads(variant, tmp_path):
+    """The two model shapes that the hard/soft export test does not cover: a sigmoid head, and
+    two frozen encoders whose attention heads are stacked. Served outputs equal the Keras model's."""
+    import tensorflow as tf
+
+    from keras_ser.models.mlee import build_mlee_classifier, build_mlee_encoder
+    from keras_ser.serving.export import export_model
+
+    kw = dict(conv_blocks=((4, (12, 16), (2, 2)), (4, (8, 12), (1, 1))), lstm_units=8, attention_units=4)
+    if variant == "mlee_only":
+        model = build_mlee_classifier(4, 400, activation="sigmoid", return_attention=True, **kw)
+    else:
+        encoders = [build_mlee_encoder(400, name=n, **kw) for n in ("dominant_encoder", "mlee_encoder")]
+        model = build_mlee_classifier(4, 400, encoder=encoders, return_attention=True)
+    path = export_model(model, str(tmp_path / "export"), frontend="mlee", label_names=["n", "h", "s", "a"])
+    served = tf.saved_model.load(path)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 80, 400)).astype("float32")
+    n = np.array([80, 50], "int32")
+    got = served.signatures["features"](features=tf.constant(x), num_frames=tf.constant(n))
+    want = model({"features": x, "num_frames": n})
+    assert sorted(got) == ["attention", "emotion"]
+    for k in got:
+        np.testing.assert_allclose(got[k].numpy(), np.asarray(want[k]), atol=1e-5, err_msg=k)
+    p = got["emotion"].numpy()
+    heads = got["attention"].shape[1]
+    if variant == "mlee_only":
+        assert heads == 1 and not np.allclose(p.sum(-1), 1.0)
+    else:
+        assert heads == 2 and np.allclose(p.sum(-1), 1.0, atol=1e-5)
+    wave = rng.standard_normal((1, 16000)).astype("float32") * 0.1
+    out = served.signatures["serving_default"](waveform=tf.constant(wave), num_samples=tf.constant([16000]))
+    assert out["emotion"].shape == (1, 4) and int(out["num_frames"][0]) > 0
