@@ -234,9 +234,9 @@ def test_ablation_without_the_emotion_loss(tiny_corpus, tmp_path, monkeypatch):
     watched, fit = [], trainer.fit
     monkeypatch.setattr(trainer, "fit", lambda *a, monitor, **k: watched.append(monitor) or fit(*a, monitor=monitor, **k))
     cfg = _cfg(tmp_path, tiny_corpus, "strength.loss_weights={emotion: 0.0}", "strength.labels=manifest",
-               "export.enabled=false", "strength.monitor=loss")
+               "export.enabled=false", "strength.monitor=strength_mae")
     summary = run(cfg)
-    assert watched == ["val_loss"]  # strength.monitor=loss: early stopping watches the total dev loss
+    assert watched == ["val_strength_mae"]  # the paper's stopping, not the preset's total dev loss
     assert summary["strength_labels"] == {"labels": "manifest"}
     # With the synthetic truth as labels, label SRCC against the truth is exactly 1.
     assert summary["folds"][0]["srcc_labels_vs_truth"] == pytest.approx(1.0)
@@ -297,8 +297,9 @@ def test_table1_experiment_reads_a_fused_run(fused_run):
     row = table1.row_summary("fused", summary, cfg.output_dir)
     assert row["test"]["n"] == summary["folds"][0]["test"] and row["epochs"] == 1 and row["best_epoch"] == 1
     assert row["settings"]["epochs"] == 1 and row["settings"]["batch_size"] == 8  # from the run's config.yaml
-    assert row["settings"]["monitor"] == "strength_mae" and row["settings"]["monitored"] == "val_strength_mae"
-    assert summary["folds"][0]["monitor"] == "val_strength_mae"
+    assert cfg.strength.monitor == "loss"  # the strengthnet/synthetic preset's
+    assert row["settings"]["monitor"] == "loss" and row["settings"]["monitored"] == "val_loss"
+    assert summary["folds"][0]["monitor"] == "val_loss"
     assert set(row) >= {"test_emodb", "test_synthetic", "unseen_ravdess"} and "emotion_wa" in row["test_emodb"]
     assert set(row["unseen_ravdess"]) >= {"R_emodb", "R_synthetic", "intensity_agreement"}
     md = table1.markdown({"fused": row})
