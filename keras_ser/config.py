@@ -190,7 +190,9 @@ class FgCmeConfig:
 class ProtocolConfig:
     """name: "split", "loso", "loso_session" or "kfold". k: folds for kfold. max_folds: run only
     the first N folds (quick runs). group: for kfold/split, split by this column
-    (speaker-independent). fractions: for split. dev: for loso, "next" or a fraction."""
+    (speaker-independent). fractions: for split. dev: for loso and loso_session, "next" (the
+    next speaker or session is the development set) or a fraction in (0, 1) of the training
+    utterances (the development set then shares the training speakers; the test one never does)."""
 
     name: str = "loso"
     k: int = 10
@@ -358,6 +360,9 @@ def validate(cfg):
         raise ConfigError(f"data.frontend: unknown preset {cfg.data.frontend!r}; known: {', '.join(PRESETS)}")
     if cfg.protocol.name not in ("split", "loso", "loso_session", "kfold"):
         raise ConfigError(f"protocol.name: unknown protocol {cfg.protocol.name!r}")
+    dev = cfg.protocol.dev
+    if dev != "next" and not (isinstance(dev, (int, float)) and not isinstance(dev, bool) and 0 < dev < 1):
+        raise ConfigError(f"protocol.dev: {dev!r} is not \"next\" or a fraction in (0, 1)")
     if cfg.train.strategy not in ("default", "mirrored", "multi_worker"):
         raise ConfigError(f"train.strategy: {cfg.train.strategy!r} is not default, mirrored or multi_worker")
     if cfg.task.variant not in TASK_VARIANTS:

@@ -21,6 +21,8 @@ def test_presets_load_and_overrides_apply():
     ("train.epochs=three", "train.epochs: expected int"),
     ("data.corpus=emodb", "data.root is required"),
     ("protocol.name=holdout", "protocol.name"),
+    ("protocol.dev=1.5", "protocol.dev: 1.5 is not"),
+    ("protocol.dev=previous", "protocol.dev: 'previous' is not"),
     ("noequals", "is not key=value"),
     ("task.train_set=most", "task.train_set: 'most' is not one of dominant, all"),
     ("task.soft_weighting=votes", "task.soft_weighting: 'votes' is not one of mass, argmax"),

@@ -62,6 +62,38 @@ def test_loso_is_speaker_disjoint_with_a_dev_speaker():
     assert sorted(u for f in folds for u in f.test) == sorted(m["utterance_id"])
 
 
+def test_loso_with_a_dev_fraction_keeps_the_test_speaker_out():
+    m = _manifest()
+    folds = leave_one_group_out(m, "speaker", dev=0.2)
+    spk = dict(zip(m["utterance_id"], m["speaker"]))
+    for f in folds:
+        assert f.dev_from_train and f.to_dict()["dev_from_train"]
+        check_fold(f, m, "speaker")  # train and dev share speakers by design
+        assert len(f.dev) == 10 and len(f.train) == 40
+        test_speakers = {spk[u] for u in f.test}
+        assert len(test_speakers) == 1 and not test_speakers & {spk[u] for u in f.train + f.dev}
+    bad = leave_one_group_out(m, "speaker", dev=0.2)[0]
+    bad.dev_from_train = False
+    with pytest.raises(ValueError, match="train/dev share speakers"):
+        check_fold(bad, m, "speaker")
+    bad.dev_from_train = True
+    bad.dev = bad.dev + bad.test[:1]
+    bad.test = bad.test[1:]
+    with pytest.raises(ValueError, match="dev/test share speakers"):
+        check_fold(bad, m, "speaker")
+
+
+def test_trainer_accepts_a_loso_dev_fraction():
+    from keras_ser.config import load_config
+    from keras_ser.training.trainer import fold_list
+
+    m = _manifest()
+    m["corpus"] = "synthetic"
+    cfg = load_config("mlee/synthetic", ["protocol.dev=0.2", "protocol.max_folds=0"])
+    folds = fold_list(cfg, m)
+    assert len(folds) == 6 and all(f.dev_from_train for f in folds)
+
+
 def test_leave_one_session_out():
     m = _manifest()
     folds = make_folds(m, "loso_session")

@@ -2,7 +2,10 @@
 
 Speaker-independent protocols split by groups (speaker or session): no group is in two parts of
 one fold. Model selection uses `dev` only; `test` is for the final numbers. `check_fold` asserts
-disjointness (used by the tests and by the trainer before every fold).
+disjointness (used by the tests and by the trainer before every fold). A fold whose development
+set was drawn from the training groups' utterances (`Fold.dev_from_train`: leave-one-group-out
+with a dev fraction, or group k-fold with too few groups) shares groups between train and dev by
+design; its test group still shares nothing.
 
     seeded_split        random 8:1:1 (StrengthNet; `group=` makes it speaker-independent)
     leave_one_group_out one group tested per fold, another group for dev (MLEE: speakers;
@@ -21,13 +24,18 @@ class Fold:
     train: list
     dev: list
     test: list
+    dev_from_train: bool = False  # dev drawn from the training groups' utterances
 
     def to_dict(self):
-        return {"name": self.name, "train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+        d = {"name": self.name, "train": len(self.train), "dev": len(self.dev), "test": len(self.test)}
+        if self.dev_from_train:
+            d["dev_from_train"] = True
+        return d
 
 
 def check_fold(fold, manifest=None, group=None):
-    """Raise ValueError unless train/dev/test are disjoint (and their groups, if `group`)."""
+    """Raise ValueError unless train/dev/test are disjoint (and their groups, if `group`; train and
+    dev may share groups when `fold.dev_from_train`)."""
     sets = [set(fold.train), set(fold.dev), set(fold.test)]
     for a, b, name in ((0, 1, "train/dev"), (0, 2, "train/test"), (1, 2, "dev/test")):
         if sets[a] & sets[b]:
@@ -36,6 +44,8 @@ def check_fold(fold, manifest=None, group=None):
         g = dict(zip(manifest["utterance_id"], manifest[group]))
         gs = [{g[u] for u in s} for s in sets]
         for a, b, name in ((0, 1, "train/dev"), (0, 2, "train/test"), (1, 2, "dev/test")):
+            if name == "train/dev" and fold.dev_from_train:
+                continue
             if gs[a] & gs[b]:
                 raise ValueError(f"fold {fold.name}: {name} share {group}s {sorted(gs[a] & gs[b])[:3]}")
     if not fold.train or not fold.test:
@@ -89,7 +99,7 @@ def leave_one_group_out(manifest, group="speaker", dev="next"):
             rest = [u for h in groups if h != g for u in by[h]]
             rng = np.random.default_rng(i)
             tr, dv, _ = _split_ids(rest, (1 - float(dev), float(dev)), rng)
-            folds.append(Fold(f"test-{g}", tr, dv, list(by[g])))
+            folds.append(Fold(f"test-{g}", tr, dv, list(by[g]), dev_from_train=True))
     return folds
 
 
@@ -128,7 +138,7 @@ def kfold(manifest, k=10, seed=0, group=None, stratify="emotion", dev_fraction=0
             train = ids[np.isin(gid, rest_groups) & ~np.isin(gid, dev_groups)].tolist()
             if not dev:  # too few groups: dev from training utterances
                 train, dev, _ = _split_ids(train, (1 - dev_fraction, dev_fraction), rng)
-            folds.append(Fold(f"fold{i + 1}of{k}", train, dev, test))
+            folds.append(Fold(f"fold{i + 1}of{k}", train, dev, test, dev_from_train=not len(dev_groups)))
         return folds
     labels = manifest[stratify].astype(str).to_numpy() if stratify else np.zeros(len(ids), str)
     assign = stratified_assignment(labels, k, rng)

@@ -282,7 +282,8 @@ def fold_list(cfg, table):
     folds = []
     for i in range(min(len(p) for p in parts)):
         fs = [p[i] for p in parts]
-        folds.append(Fold(fs[0].name, *(sum((getattr(f, a) for f in fs), []) for a in ("train", "dev", "test"))))
+        folds.append(Fold(fs[0].name, *(sum((getattr(f, a) for f in fs), []) for a in ("train", "dev", "test")),
+                          dev_from_train=any(f.dev_from_train for f in fs)))
     return folds
 
 
