@@ -22,7 +22,7 @@ CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 class DataConfig:
     """corpus: one of keras_ser.corpora.LOADERS. root: its folder (not needed for "synthetic"); for
     corpus "manifest", the JSON-lines manifest file of your own corpus (docs/data.md).
-    synthetic_size: "tiny" or "default". emotions: the label set (others are excluded from
+    synthetic_size: "tiny", "default" or "large". emotions: the label set (others are excluded from
     training on dominant targets). frontend: a feature preset. speed_perturb: extra training
     copies (e.g. [0.9, 1.1]). records_dir: where the records go (default: a cache folder).
     max_frames: crop training utterances to this many frames (None: no crop).
@@ -356,6 +356,8 @@ def validate(cfg):
         raise ConfigError(f"data.root is required for corpus {cfg.data.corpus!r} ({what})")
     if cfg.data.corpus == "manifest" and not os.path.isfile(cfg.data.root):
         raise ConfigError(f"data.root: {cfg.data.root} is not a manifest file (data.corpus: manifest)")
+    if cfg.data.corpus == "synthetic" and cfg.data.synthetic_size not in ("tiny", "default", "large"):
+        raise ConfigError(f"data.synthetic_size: {cfg.data.synthetic_size!r} is not tiny, default or large")
     if cfg.data.frontend not in PRESETS:
         raise ConfigError(f"data.frontend: unknown preset {cfg.data.frontend!r}; known: {', '.join(PRESETS)}")
     if cfg.protocol.name not in ("split", "loso", "loso_session", "kfold"):

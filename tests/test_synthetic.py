@@ -104,3 +104,12 @@ def test_corpus_is_learnable_and_strength_drives_prosody(tiny_corpus):
 def test_default_size_generates(tmp_path):
     r = synthetic.generate(str(tmp_path / "default"), size="default", seed=0)
     assert len(r.manifest) == 8 * 5 * 10
+
+
+def test_sizes_offered_by_the_cli_and_config_are_the_generators():
+    import inspect
+
+    from keras_ser.cli import synth
+
+    assert f"[--size {'|'.join(synthetic.SIZES)}]" in inspect.getsource(synth)
+    assert synthetic.SIZES["large"]["n_speakers"] == 24

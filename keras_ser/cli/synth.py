@@ -1,4 +1,4 @@
-"""keras_ser-synth OUT_DIR [--size tiny|default] [--seed N]: write the synthetic corpus."""
+"""keras_ser-synth OUT_DIR [--size tiny|default|large] [--seed N]: write the synthetic corpus."""
 
 import argparse
 import sys
@@ -7,7 +7,7 @@ import sys
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="keras_ser-synth", description=__doc__)
     parser.add_argument("out_dir")
-    parser.add_argument("--size", default="default", choices=["tiny", "default"])
+    parser.add_argument("--size", default="default", choices=["tiny", "default", "large"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from keras_ser.corpora import synthetic
