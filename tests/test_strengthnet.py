@@ -127,6 +127,7 @@ def test_fused_run_labels_each_corpus_and_splits_each(fused_run):
         assert 0 <= info["order_accuracy_heldout"] <= 1 and info["order_accuracy_train"] > 0.9
     # The synthetic corpus knows the true strength: the labels' SRCC against it is reported.
     assert -1 <= summary["strength_labels"]["synthetic"]["srcc_labels_vs_truth"] <= 1
+    assert -1 <= summary["strength_labels"]["synthetic"]["srcc_labels_vs_truth_pure"] <= 1
     fold = summary["folds"][0]
     assert {"mae", "lcc", "srcc", "ccc", "n"} <= set(fold["overall"]) and fold["overall"]["n"] == fold["test"]
     assert fold["emotion"]["n"] == fold["test"] and "srcc_vs_truth" in fold
@@ -304,3 +305,31 @@ def test_table1_experiment_reads_a_fused_run(fused_run):
     assert set(row["unseen_ravdess"]) >= {"R_emodb", "R_synthetic", "intensity_agreement"}
     md = table1.markdown({"fused": row})
     assert md.count("\n") == 2 and "ravdess" in md and "R_emodb" in md
+
+
+def test_truth_is_also_scored_on_pure_utterances_only():
+    import numpy as np
+    import pandas as pd
+
+    from keras_ser.training.strength import _metrics, label_table
+
+    man = pd.DataFrame({
+        "utterance_id": ["a", "b", "c", "d", "e", "f"], "emotion": ["happy"] * 6,
+        "strength": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "intensity": ["normal"] * 6,
+        "blend": [None, "sad", None, None, None, None],
+        "emotion_segments": [[[0, 1, "happy", 0.1]], [[0, 1, "happy", 0.2]], [[0, 1, "happy", 0.3]],
+                             [[0, 0.5, "neutral", 0.0], [0.5, 1, "happy", 0.4]], [[0, 1, "happy", 0.5]],
+                             [[0, 1, "happy", 0.6]]],
+    })
+    table = label_table(None, man, np.linspace(0, 1, 6), ["happy"])
+    assert table["pure"].tolist() == [True, False, True, False, True, True]
+    # Predictions in order on the pure four, reversed on the blend and the change.
+    s_pred = np.array([0.1, 0.9, 0.3, 0.0, 0.5, 0.6])
+    p = {"s_true": table["strength_label"].to_numpy(), "s_pred": s_pred, "e_true": np.zeros(6, int),
+         "e_prob": np.ones((6, 1)), "truth": table["true_strength"].to_numpy(), "strong": np.full(6, np.nan),
+         "pure": table["pure"].to_numpy()}
+    res = _metrics(None, p, ["happy"])
+    assert res["srcc_vs_truth_pure"] == pytest.approx(1.0) and res["n_pure"] == 4
+    assert res["srcc_vs_truth"] < 0.6
+    # A corpus that knows no blends or changes counts every utterance as pure.
+    assert label_table(None, man.drop(columns=["blend", "emotion_segments"]), np.zeros(6), ["happy"])["pure"].all()
