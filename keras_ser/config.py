@@ -76,6 +76,7 @@ class TrainConfig:
 TASK_VARIANTS = ("hard", "soft", "mlee_only", "pretrain_hard", "pretrain_soft", "fusion_hard", "fusion_soft")
 SOFT_WEIGHTINGS = ("mass", "argmax")
 TRAIN_SETS = ("dominant", "all")
+SYNTHETIC_SIZES = ("tiny", "default", "large")  # keras_ser.corpora.synthetic.SIZES (tested)
 
 
 @dataclasses.dataclass
@@ -356,8 +357,8 @@ def validate(cfg):
         raise ConfigError(f"data.root is required for corpus {cfg.data.corpus!r} ({what})")
     if cfg.data.corpus == "manifest" and not os.path.isfile(cfg.data.root):
         raise ConfigError(f"data.root: {cfg.data.root} is not a manifest file (data.corpus: manifest)")
-    if cfg.data.corpus == "synthetic" and cfg.data.synthetic_size not in ("tiny", "default", "large"):
-        raise ConfigError(f"data.synthetic_size: {cfg.data.synthetic_size!r} is not tiny, default or large")
+    if cfg.data.corpus == "synthetic" and cfg.data.synthetic_size not in SYNTHETIC_SIZES:
+        raise ConfigError(f"data.synthetic_size: {cfg.data.synthetic_size!r} is not one of {', '.join(SYNTHETIC_SIZES)}")
     if cfg.data.frontend not in PRESETS:
         raise ConfigError(f"data.frontend: unknown preset {cfg.data.frontend!r}; known: {', '.join(PRESETS)}")
     if cfg.protocol.name not in ("split", "loso", "loso_session", "kfold"):

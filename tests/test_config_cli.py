@@ -22,7 +22,7 @@ def test_presets_load_and_overrides_apply():
     ("data.corpus=emodb", "data.root is required"),
     ("protocol.name=holdout", "protocol.name"),
     ("protocol.dev=1.5", "protocol.dev: 1.5 is not"),
-    ("data.synthetic_size=huge", "data.synthetic_size: 'huge' is not tiny, default or large"),
+    ("data.synthetic_size=huge", "data.synthetic_size: 'huge' is not one of tiny, default, large"),
     ("protocol.dev=previous", "protocol.dev: 'previous' is not"),
     ("noequals", "is not key=value"),
     ("task.train_set=most", "task.train_set: 'most' is not one of dominant, all"),

@@ -110,6 +110,8 @@ def test_sizes_offered_by_the_cli_and_config_are_the_generators():
     import inspect
 
     from keras_ser.cli import synth
+    from keras_ser.config import SYNTHETIC_SIZES
 
     assert f"[--size {'|'.join(synthetic.SIZES)}]" in inspect.getsource(synth)
+    assert SYNTHETIC_SIZES == tuple(synthetic.SIZES)
     assert synthetic.SIZES["large"]["n_speakers"] == 24
