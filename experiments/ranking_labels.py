@@ -5,8 +5,9 @@
 Extracts IS09 functionals (TensorFlow-free workers, cached beside the corpus), fits
 `StrengthLabeler` over a grid (per, C, similar, normalise) and prints the SRCC of the labels
 against the synthetic corpus's true strength, over all emotional utterances and per emotion, plus
-the SRCC over "pure" utterances (no blended second emotion, no mid-utterance change), and the
-ceiling of a speaker-independent ridge regression trained on the true strength itself.
+the SRCC over "pure" utterances (no blended second emotion, no mid-utterance change), the
+ceiling of a speaker-independent ridge regression trained on the true strength itself, and, for
+scale, the SRCC of one hand-picked cue (the active-speech RMS level) per emotion.
 """
 
 import argparse
@@ -57,13 +58,28 @@ def main(argv=None):
             preds[te] = Ridge(1.0).fit(Xs[tr], truth[tr]).predict(Xs[te])
         ceiling[k] = round(spearman(preds[emo == k], truth[emo == k]), 3)
     print("ridge on the true strength, leave-one-speaker-out:", ceiling)
+    # One hand-picked cue for scale: the active-speech level (the synthesizer sets it from the
+    # emotion's energy profile times the strength; sad gets quieter, hence negative).
+    from keras_ser.audio.io import load_audio
+
+    level = np.array([_active_level_db(load_audio(p)) for p in man["path"]])
+    level_srcc = {k: {"all": round(spearman(level[emo == k], truth[emo == k]), 3),
+                      "pure": round(spearman(level[pure & (emo == k)], truth[pure & (emo == k)]), 3)}
+                  for k in sorted(set(emo[e]))}
+    print("active-speech RMS level (dB) against the true strength:", level_srcc)
     doc = {"size": args.size, "utterances": int(len(man)), "emotional": int(e.sum()), "pure": int(pure.sum()),
-           "grid": rows, "ridge_ceiling_per_emotion": ceiling}
+           "grid": rows, "ridge_ceiling_per_emotion": ceiling, "level_srcc_per_emotion": level_srcc}
     if args.out:
         from keras_ser.utils import write_json
 
         write_json(doc, args.out)
     return 0
+
+
+def _active_level_db(wav, floor=1e-3):
+    """RMS level in dB of the samples above `floor` (speech, not the silence around it)."""
+    active = np.abs(wav) > floor
+    return 20 * np.log10(np.sqrt(np.mean(wav[active] ** 2)) + 1e-12) if active.any() else -120.0
 
 
 if __name__ == "__main__":
