@@ -34,7 +34,7 @@ def main(argv=None):
     X, _, _ = extract_functionals(man["path"].tolist(), "IS09", 2, os.path.join(root, "is09.npz"))
     spk, emo, truth = man["speaker"].to_numpy(str), man["emotion"].to_numpy(str), man["strength"].to_numpy(float)
     e = emo != "neutral"
-    pure = e & man["blend"].isna().to_numpy() & man["emotion_segments"].map(lambda s: s is None or len(s) <= 1).to_numpy()
+    pure = e & synthetic.pure_mask(man)
     rows = []
     for per in ("speaker_emotion", "emotion"):
         for C in (0.001, 0.01, 0.1, 1.0):

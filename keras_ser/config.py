@@ -364,7 +364,7 @@ def validate(cfg):
     if cfg.protocol.name not in ("split", "loso", "loso_session", "kfold"):
         raise ConfigError(f"protocol.name: unknown protocol {cfg.protocol.name!r}")
     dev = cfg.protocol.dev
-    if dev != "next" and not (isinstance(dev, (int, float)) and not isinstance(dev, bool) and 0 < dev < 1):
+    if dev != "next" and not (isinstance(dev, float) and 0 < dev < 1):
         raise ConfigError(f"protocol.dev: {dev!r} is not \"next\" or a fraction in (0, 1)")
     if cfg.train.strategy not in ("default", "mirrored", "multi_worker"):
         raise ConfigError(f"train.strategy: {cfg.train.strategy!r} is not default, mirrored or multi_worker")

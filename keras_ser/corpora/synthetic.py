@@ -439,6 +439,18 @@ def generate(out_dir, size="tiny", seed=0, emotions=BASE_EMOTIONS, n_speakers=No
     return load(out_dir)
 
 
+def pure_mask(manifest):
+    """Boolean array: utterances with one emotion at one strength throughout (no blended second
+    emotion, no change of emotion inside). Manifests without the `blend` / `emotion_segments`
+    columns (other corpora) count every utterance as pure."""
+    pure = np.ones(len(manifest), bool)
+    if "blend" in manifest:
+        pure &= manifest["blend"].isna().to_numpy()
+    if "emotion_segments" in manifest:
+        pure &= np.array([not isinstance(s, list) or len(s) <= 1 for s in manifest["emotion_segments"]], bool)
+    return pure
+
+
 def load(root):
     """Load a generated synthetic corpus (paths made absolute)."""
     path = os.path.join(root, "manifest.jsonl")

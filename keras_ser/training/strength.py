@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from keras_ser.corpora.synthetic import pure_mask
 from keras_ser.errors import CorpusError
 from keras_ser.training import metrics as M
 from keras_ser.training import trainer as T
@@ -104,7 +105,7 @@ def strength_labels(cfg, manifest, out_dir, cache_dir):
             truth = man["strength"].to_numpy(float)
             good = emo & np.isfinite(truth) & np.isfinite(out[sel])
             info[corpus]["srcc_labels_vs_truth"] = M.spearman(out[sel][good], truth[good])
-            pure = good & _pure(man)
+            pure = good & pure_mask(man)
             info[corpus]["srcc_labels_vs_truth_pure"] = M.spearman(out[sel][pure], truth[pure])
             info[corpus]["srcc_labels_vs_truth_per_emotion"] = {
                 e: M.spearman(out[sel][good & (man["emotion"].to_numpy() == e)], truth[good & (man["emotion"].to_numpy() == e)])
@@ -279,17 +280,8 @@ def label_table(cfg, manifest, strengths, label_names):
     return man.assign(
         strength_label=strengths[ok], label=[label_names.index(e) for e in man["emotion"]],
         true_strength=man["strength"].to_numpy(float), intensity=man["intensity"].to_numpy(object),
-        pure=_pure(man),
+        pure=pure_mask(man),
     ).set_index("utterance_id", drop=False)
-
-
-def _pure(manifest):
-    pure = np.ones(len(manifest), bool)
-    if "blend" in manifest:
-        pure &= manifest["blend"].isna().to_numpy()
-    if "emotion_segments" in manifest:
-        pure &= np.array([not isinstance(s, list) or len(s) <= 1 for s in manifest["emotion_segments"]])
-    return pure
 
 
 def fold_list(cfg, table):
