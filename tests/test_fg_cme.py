@@ -317,3 +317,19 @@ def test_the_emodb_preset_aligns_every_real_utterance():
     if len(missing):
         with pytest.raises(AlignmentError, match=os.path.basename(missing["path"].iloc[0])):
             word_alignments(load_config("fg_cme/emodb", [f"data.root={root}", "fg_cme.alignment=given"]), missing)
+
+
+def test_a_finished_run_resumes_without_retraining_and_exports_the_saved_model(fg_run):
+    """A rerun of a finished run trains nothing: it reads every fold's metrics, reloads the first
+    fold's model and vocabulary, and exports them with the same serving signature."""
+    from keras_ser.training.trainer import run
+
+    cfg, summary = fg_run
+    fold_dirs = [os.path.join(cfg.output_dir, "folds", f["fold"]) for f in summary["folds"]]
+    histories = [open(os.path.join(d, "history.csv")).read() for d in fold_dirs]
+    again = run(cfg)
+    assert [open(os.path.join(d, "history.csv")).read() for d in fold_dirs] == histories
+    assert again["mean"] == summary["mean"] and again["folds_run"] == summary["folds_run"]
+    meta = json.load(open(f"{again['export']}/keras_ser.json"))
+    assert meta["vocabulary"] == json.load(open(f"{summary['export']}/keras_ser.json"))["vocabulary"]
+    assert meta["signatures"]["serving_default"][-1] == "num_words"

@@ -333,3 +333,20 @@ def test_truth_is_also_scored_on_pure_utterances_only():
     assert res["srcc_vs_truth"] < 0.6
     # A corpus that knows no blends or changes counts every utterance as pure.
     assert label_table(None, man.drop(columns=["blend", "emotion_segments"]), np.zeros(6), ["happy"])["pure"].all()
+
+
+def test_a_run_stopped_before_its_test_metrics_resumes_without_retraining(fused_run):
+    """Killed after training but before the fold's metrics.json: the rerun reloads the trained
+    model (history unchanged), evaluates it, and writes the same metrics."""
+    from keras_ser.training.trainer import run
+
+    cfg, summary = fused_run
+    fold_dir = os.path.join(cfg.output_dir, "folds", summary["folds"][0]["fold"])
+    history = open(os.path.join(fold_dir, "strengthnet", "history.csv")).read()
+    os.remove(os.path.join(fold_dir, "metrics.json"))
+    again = run(cfg)
+    assert open(os.path.join(fold_dir, "strengthnet", "history.csv")).read() == history
+    assert os.path.exists(os.path.join(fold_dir, "metrics.json"))
+    fold, first = again["folds"][0], summary["folds"][0]
+    assert fold["overall"] == pytest.approx(first["overall"]) and fold["emotion"]["wa"] == first["emotion"]["wa"]
+    assert fold["unseen"].keys() == first["unseen"].keys()

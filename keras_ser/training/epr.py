@@ -30,7 +30,6 @@ import numpy as np
 from keras_ser.labels.profiles import refine_labels, statistic_names, statistics_matrix
 from keras_ser.training import metrics as M
 from keras_ser.training import trainer as T
-from keras_ser.utils import write_json
 
 
 @dataclasses.dataclass
@@ -347,17 +346,7 @@ def run(cfg, out, callbacks=()):
     print(f"EPR on {cfg.data.corpus}: {len(labels_of)} utterances, "
           f"{int(segment_counts(cfg, rs, list(labels_of)).sum())} segments of {cfg.epr.segment_frames} frames "
           f"(hop {cfg.epr.segment_hop}); {short} utterances shorter than one segment are padded with silence")
-    results, first = [], None
-    for i, fold in enumerate(folds):
-        fold_dir = os.path.join(out, "folds", fold.name)
-        done = os.path.join(fold_dir, "metrics.json")
-        finished = T.finished_fold(cfg, fold_dir)
-        if finished:
-            results.append(finished)
-            if i == 0:
-                first = T.load_model(os.path.join(fold_dir, "best.keras"))
-            continue
-        print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
+    def train_one(fold, fold_dir):
         stages, net, forest = run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks)
         model = build_epr_model(net, forest, rs.feature_dim, cfg.epr.segment_frames, cfg.epr.segment_hop,
                                 pad_value(rs), cfg.epr.percentiles)
@@ -369,10 +358,10 @@ def run(cfg, out, callbacks=()):
                "short_utterances": int(sum(frames[u] < cfg.epr.segment_frames for u in fold.test))}
         T.plot_confusion(final["confusion"], label_names, os.path.join(out, "plots", f"confusion_{fold.name}.png"),
                          f"{fold.name}: WA {final['wa']:.3f} UA {final['ua']:.3f}")
-        write_json(res, done)
-        results.append(res)
-        if i == 0:
-            first = model
+        return model, res
+
+    results, first = T.run_folds(cfg, out, folds, train_one,
+                                 lambda fold_dir: T.load_model(os.path.join(fold_dir, "best.keras")))
     per_stage = []
     for t in range(cfg.epr.stages):
         row = {"stage": t + 1, "segment_wa": M.mean_sd([r["stages"][t]["segment_wa"] for r in results])}

@@ -231,28 +231,20 @@ def run(cfg, out, callbacks=()):
           ", ".join(f"{v} {k}" for k, v in sources.items() if v)
           + (" (APPROXIMATE: spread over the voiced region, not forced-aligned)" if sources["approximate"] else ""))
     folds = T.fold_list(cfg, manifest)
-    results, first = [], None
-    for i, fold in enumerate(folds):
-        fold_dir = os.path.join(out, "folds", fold.name)
-        done = os.path.join(fold_dir, "metrics.json")
-        finished = T.finished_fold(cfg, fold_dir)
-        if finished:
-            results.append(finished)
-            if i == 0:
-                from keras_ser.text import Vocabulary
-
-                first = (T.load_model(os.path.join(fold_dir, "best.keras")),
-                         Vocabulary.load(os.path.join(fold_dir, "vocabulary.json")))
-            continue
-        print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
+    def train_one(fold, fold_dir):
         model, vocab, res = train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks)
         T.plot_confusion(res["confusion"], label_names, os.path.join(out, "plots", f"confusion_{fold.name}.png"),
                          f"{fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
-        write_json(res, done)
-        results.append(res)
         print(f"fold {fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
-        if i == 0:
-            first = (model, vocab)
+        return (model, vocab), res
+
+    def load_first(fold_dir):
+        from keras_ser.text import Vocabulary
+
+        return (T.load_model(os.path.join(fold_dir, "best.keras")),
+                Vocabulary.load(os.path.join(fold_dir, "vocabulary.json")))
+
+    results, first = T.run_folds(cfg, out, folds, train_one, load_first)
     summary = {
         "system": "fg_cme", "model": cfg.model.name, "corpus": cfg.data.corpus, "protocol": cfg.protocol.name,
         "seed": cfg.seed, "folds_run": len(results), "labels": label_names, "alignment": cfg.fg_cme.alignment,

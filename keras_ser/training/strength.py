@@ -24,7 +24,7 @@ from keras_ser.corpora.synthetic import pure_mask
 from keras_ser.errors import CorpusError
 from keras_ser.training import metrics as M
 from keras_ser.training import trainer as T
-from keras_ser.utils import save_figure, write_json
+from keras_ser.utils import save_figure
 
 HEADS = ("frame_strength", "strength", "emotion")
 
@@ -324,16 +324,12 @@ def run(cfg, out, callbacks=()):
         print(f"{dropped} utterances of {label_names} have no strength label and are left out")
     folds = fold_list(cfg, table)
     monitor = monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights)
-    results, first_model = [], None
-    for i, fold in enumerate(folds):
-        fold_dir = os.path.join(out, "folds", fold.name)
-        os.makedirs(fold_dir, exist_ok=True)
-        print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
+    def train_one(fold, fold_dir):
         stage_dir = os.path.join(fold_dir, "strengthnet")
         os.makedirs(stage_dir, exist_ok=True)
         best = os.path.join(stage_dir, "best.keras")
         if cfg.train.resume and os.path.exists(os.path.join(stage_dir, "done")) and os.path.exists(best):
-            model = T.load_model(best)
+            model = T.load_model(best)  # trained, but stopped before its test metrics were written
         else:
             stats = rs.feature_stats(T.fold_shards(rs, fold.train))
             weights = None
@@ -352,16 +348,16 @@ def run(cfg, out, callbacks=()):
         plot_strength(s_true, s_pred, e_true, label_names, os.path.join(out, "plots", f"strength_{fold.name}.png"),
                       f"{fold.name}: MAE {res['overall']['mae']:.3f}, SRCC {res['overall']['srcc']:.3f}")
         res.update(fold=fold.name, monitor=monitor, **fold.to_dict())
-        if cfg.data.eval_corpora and i == 0:
+        if cfg.data.eval_corpora and fold is folds[0]:
             res["unseen"] = unseen(cfg, model, manifest, label_names, out, load_corpus, cache)
-        results.append(res)
-        write_json(res, os.path.join(fold_dir, "metrics.json"))
         print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
               f"SRCC {res['overall']['srcc']:.3f}; emotion WA {res['emotion']['wa']:.3f}"
               + (f"; SRCC vs true strength {res['srcc_vs_truth']:.3f}" if "srcc_vs_truth" in res else "")
               + (f" ({res['srcc_vs_truth_pure']:.3f} on {res['n_pure']} pure)" if "srcc_vs_truth_pure" in res else ""))
-        if i == 0:
-            first_model = model
+        return model, res
+
+    results, first_model = T.run_folds(
+        cfg, out, folds, train_one, lambda fold_dir: T.load_model(os.path.join(fold_dir, "strengthnet", "best.keras")))
     keys = [("mae", lambda r: r["overall"]["mae"]), ("lcc", lambda r: r["overall"]["lcc"]),
             ("srcc", lambda r: r["overall"]["srcc"]), ("ccc", lambda r: r["overall"]["ccc"]),
             ("emotion_wa", lambda r: r["emotion"]["wa"]), ("emotion_ua", lambda r: r["emotion"]["ua"])]

@@ -429,6 +429,33 @@ def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss
     return model
 
 
+def run_folds(cfg, out, folds, train_one, load_first):
+    """The fold loop every system shares: train each fold, skip the finished ones on resume.
+
+    `train_one(fold, fold_dir)` trains and tests one fold and returns `(model, metrics)`;
+    the metrics are written (atomically) to `fold_dir/metrics.json`, which marks the fold
+    finished. `load_first(fold_dir)` rebuilds the first fold's model when that fold was
+    finished by an earlier run (the export uses the first fold's model). Returns
+    `(list of the folds' metrics, first fold's model or None)`.
+    """
+    results, first = [], None
+    for i, fold in enumerate(folds):
+        fold_dir = os.path.join(out, "folds", fold.name)
+        finished = finished_fold(cfg, fold_dir)
+        if finished:
+            results.append(finished)
+            if i == 0:
+                first = load_first(fold_dir)
+            continue
+        print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
+        model, res = train_one(fold, fold_dir)
+        write_json(res, os.path.join(fold_dir, "metrics.json"))
+        results.append(res)
+        if i == 0:
+            first = model
+    return results, first
+
+
 def finished_fold(cfg, fold_dir):
     """The saved test metrics of a finished fold (`fold_dir/metrics.json`) when resuming, else None."""
     done = os.path.join(fold_dir, "metrics.json")
@@ -514,26 +541,16 @@ def _run(cfg, out, callbacks):
     manifest = load_manifest(cfg)
     rs = prepare_records(cfg, manifest)
     folds = fold_list(cfg, manifest)
-    results = []
-    first_model = None
-    for i, fold in enumerate(folds):
-        fold_dir = os.path.join(out, "folds", fold.name)
-        done = os.path.join(fold_dir, "metrics.json")
-        finished = finished_fold(cfg, fold_dir)
-        if finished:
-            results.append(finished)
-            if i == 0:
-                first_model = load_model(os.path.join(fold_dir, "best.keras"))
-            continue
-        print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
+
+    def train_one(fold, fold_dir):
         model, res = train_fold(cfg, rs, fold, fold_dir, manifest, callbacks)
         plot_confusion(res["confusion"], res["labels"], os.path.join(out, "plots", f"confusion_{fold.name}.png"),
                        f"{fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
-        write_json(res, done)
-        results.append(res)
         print(f"fold {fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f} macro-F1 {res['macro_f1']:.3f}")
-        if i == 0:
-            first_model = model
+        return model, res
+
+    results, first_model = run_folds(cfg, out, folds, train_one,
+                                     lambda fold_dir: load_model(os.path.join(fold_dir, "best.keras")))
     summary = {
         "system": cfg.system, "corpus": cfg.data.corpus, "protocol": cfg.protocol.name,
         "variant": cfg.task.variant, "train_set": cfg.task.train_set,
