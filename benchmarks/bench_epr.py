@@ -36,29 +36,26 @@ def main(argv=None):
     from keras_ser.training import trainer as T
 
     cfg = load_config(args.preset, ["train.verbose=0", *args.overrides])
-    policy = keras.config.dtype_policy()
-    if cfg.train.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
-    manifest = T.load_manifest(cfg)
-    rs = T.prepare_records(cfg, manifest)
-    fold = T.fold_list(cfg, manifest)[0]
-    labelled = manifest[manifest["emotion"].isin(rs.label_names)]
-    labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(rs.label_names.index)))
-    table = epr.make_table(cfg, rs, fold.train, labels_of, None, None, len(rs.label_names))
-    net = epr.SegmentClassifier(cfg, rs, epr.utterance_stats(rs, cfg, fold.train))
-    it = iter(epr.segment_dataset(rs, cfg, table, shuffle=True).repeat())
-    waits, computes, segments = [], [], 0
-    for step in range(args.warmup + args.steps):
-        t0 = time.perf_counter()
-        x, y, sw = next(it)
-        t1 = time.perf_counter()
-        net.model.train_on_batch(x, y, sample_weight=sw)  # returns host floats: synchronous
-        t2 = time.perf_counter()
-        if step >= args.warmup:
-            waits.append(t1 - t0)
-            computes.append(t2 - t1)
-            segments += int(x["segments"].shape[0])
-    keras.config.set_dtype_policy(policy)
+    with T.precision(cfg):
+        manifest = T.load_manifest(cfg)
+        rs = T.prepare_records(cfg, manifest)
+        fold = T.fold_list(cfg, manifest)[0]
+        labelled = manifest[manifest["emotion"].isin(rs.label_names)]
+        labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(rs.label_names.index)))
+        table = epr.make_table(cfg, rs, fold.train, labels_of, None, None, len(rs.label_names))
+        net = epr.SegmentClassifier(cfg, rs, epr.utterance_stats(rs, cfg, fold.train))
+        it = iter(epr.segment_dataset(rs, cfg, table, shuffle=True).repeat())
+        waits, computes, segments = [], [], 0
+        for step in range(args.warmup + args.steps):
+            t0 = time.perf_counter()
+            x, y, sw = next(it)
+            t1 = time.perf_counter()
+            net.model.train_on_batch(x, y, sample_weight=sw)  # returns host floats: synchronous
+            t2 = time.perf_counter()
+            if step >= args.warmup:
+                waits.append(t1 - t0)
+                computes.append(t2 - t1)
+                segments += int(x["segments"].shape[0])
     total = sum(waits) + sum(computes)
     gpus = tf.config.list_physical_devices("GPU")
     result = {

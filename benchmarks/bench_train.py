@@ -36,32 +36,29 @@ def main(argv=None):
     from keras_ser.training import trainer
 
     cfg = load_config(args.preset, ["train.verbose=0", *args.overrides])
-    policy = keras.config.dtype_policy()
-    if cfg.train.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
-    manifest = trainer.load_manifest(cfg)
-    rs = trainer.prepare_records(cfg, manifest)
-    fold = trainer.fold_list(cfg, manifest)[0]
-    stage = trainer.recipe(cfg)[0]
-    targets = trainer.stage_targets(cfg, manifest, rs.label_names, stage.kind)
-    train_ds, _, _, weights = trainer.make_datasets(rs, fold, cfg, targets)
-    stats = rs.feature_stats(trainer.fold_shards(rs, fold.train))
-    model = trainer.compile_stage(trainer.build_model(cfg, rs, stats, stage), stage, weights, cfg)
+    with trainer.precision(cfg):
+        manifest = trainer.load_manifest(cfg)
+        rs = trainer.prepare_records(cfg, manifest)
+        fold = trainer.fold_list(cfg, manifest)[0]
+        stage = trainer.recipe(cfg)[0]
+        targets = trainer.stage_targets(cfg, manifest, rs.label_names, stage.kind)
+        train_ds, _, _, weights = trainer.make_datasets(rs, fold, cfg, targets)
+        stats = rs.feature_stats(trainer.fold_shards(rs, fold.train))
+        model = trainer.compile_stage(trainer.build_model(cfg, rs, stats, stage), stage, weights, cfg)
 
-    it = iter(train_ds.repeat())
-    waits, computes, frames, utts = [], [], 0, 0
-    for step in range(args.warmup + args.steps):
-        t0 = time.perf_counter()
-        x, y, sw = next(it)
-        t1 = time.perf_counter()
-        model.train_on_batch(x, y, sample_weight=sw)  # returns host floats: synchronous
-        t2 = time.perf_counter()
-        if step >= args.warmup:
-            waits.append(t1 - t0)
-            computes.append(t2 - t1)
-            frames += int(np.sum(x["num_frames"]))
-            utts += int(x["num_frames"].shape[0])
-    keras.config.set_dtype_policy(policy)
+        it = iter(train_ds.repeat())
+        waits, computes, frames, utts = [], [], 0, 0
+        for step in range(args.warmup + args.steps):
+            t0 = time.perf_counter()
+            x, y, sw = next(it)
+            t1 = time.perf_counter()
+            model.train_on_batch(x, y, sample_weight=sw)  # returns host floats: synchronous
+            t2 = time.perf_counter()
+            if step >= args.warmup:
+                waits.append(t1 - t0)
+                computes.append(t2 - t1)
+                frames += int(np.sum(x["num_frames"]))
+                utts += int(x["num_frames"].shape[0])
     total = sum(waits) + sum(computes)
     from keras_ser.audio import get_frontend_config
 

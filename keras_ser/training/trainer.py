@@ -14,6 +14,7 @@ Output folder (`cfg.output_dir`):
     export/<name>/<version>/    SavedModel for TF Serving (first fold's best model)
 """
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -504,7 +505,6 @@ def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=()):
 
 def run(cfg, callbacks=()):
     """Run a whole config; returns the summary written to metrics.json."""
-    import keras
 
     # tf.data pipelines are finite and shuffled by design; Keras warns about both needlessly.
     warnings.filterwarnings("ignore", message=".*shuffle=True.*was passed.*")
@@ -515,14 +515,23 @@ def run(cfg, callbacks=()):
     os.makedirs(out, exist_ok=True)
     os.makedirs(os.path.join(out, "plots"), exist_ok=True)
     save_config(cfg, os.path.join(out, "config.yaml"))
+    with precision(cfg):
+        return _run(cfg, out, callbacks)
+
+
+@contextlib.contextmanager
+def precision(cfg):
+    """The run's global Keras dtype policy, restored on exit: with `train.mixed_precision`,
+    float16 on GPUs and bfloat16 on CPUs (which have no fast float16 kernels)."""
+    import keras
+
     policy = keras.config.dtype_policy()
     if cfg.train.mixed_precision:
-        # float16 on GPUs; bfloat16 on CPUs, which have no fast float16 kernels.
         import tensorflow as tf
 
         keras.config.set_dtype_policy("mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
     try:
-        return _run(cfg, out, callbacks)
+        yield
     finally:
         keras.config.set_dtype_policy(policy)
 
