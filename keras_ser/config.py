@@ -28,7 +28,11 @@ class DataConfig:
     max_frames: crop training utterances to this many frames (None: no crop).
     num_workers: processes for feature extraction. fuse: more training corpora, each
     `{corpus: NAME, root: DIR}` (domain fusion: the union is trained on; each corpus is split on
-    its own). eval_corpora: unseen corpora `{corpus, root}`, used for testing only."""
+    its own). eval_corpora: unseen corpora `{corpus, root}`, used for testing only.
+    autotune: let tf.data's autotuner size the pipeline's parallelism and buffers. Off by
+    default: with it, destroying a finished iterator (Keras does so at every epoch's
+    evaluation) waited for the autotuner's thread, up to 100 s an epoch on CPU
+    (docs/benchmarks.md)."""
 
     corpus: str = "synthetic"
     root: typing.Optional[str] = None
@@ -42,6 +46,7 @@ class DataConfig:
     num_workers: int = 2
     fuse: typing.List[typing.Dict[str, typing.Any]] = dataclasses.field(default_factory=list)
     eval_corpora: typing.List[typing.Dict[str, typing.Any]] = dataclasses.field(default_factory=list)
+    autotune: bool = False
 
 
 @dataclasses.dataclass

@@ -156,3 +156,25 @@ def test_opensmile_runs_in_tensorflow_free_workers(tiny_corpus, tmp_path):
     assert list(errors) == [paths[3]] and "does not exist" in errors[paths[3]]
     again, _, _ = extract_functionals(paths, cache_path=str(tmp_path / "c.npz"))
     np.testing.assert_array_equal(again, feats)
+
+
+def test_pipelines_run_without_the_autotuner_unless_asked(tiny_records):
+    """tf.data's autotuner is off by default (`data.autotune`): with it, Keras's destruction of
+    each epoch's finished iterator waited for the autotuner's thread (docs/benchmarks.md). The
+    option reaches the end of every pipeline built on the reader: the trainer's batches and the
+    EPR segments."""
+    from keras_ser.config import load_config
+    from keras_ser.training import epr
+    from keras_ser.training import trainer as T
+
+    rs = tiny_records
+    ids = rs.manifest["utterance_id"].tolist()
+    assert rs.dataset(rs.files(), 4).options().autotune.enabled is False
+    assert rs.dataset(rs.files(), None, autotune=True).options().autotune.enabled is True
+    for autotune in (False, True):
+        cfg = load_config("epr/synthetic", [f"data.autotune={str(autotune).lower()}"])
+        batches = T.make_dataset(rs, cfg, ids, {"w": np.ones(len(ids))}, lambda b, rows: (b["features"], rows["w"]))
+        assert batches.options().autotune.enabled is autotune
+        table = epr.make_table(cfg, rs, ids, dict.fromkeys(ids, 0), None, None, len(rs.label_names))
+        assert epr.segment_dataset(rs, cfg, table).options().autotune.enabled is autotune
+        assert len(next(iter(batches))[0].shape) == 3

@@ -28,6 +28,14 @@ def bucket_boundaries_for(lengths, num_buckets=8):
     return sorted({int(q) + 1 for q in qs if q > 0})
 
 
+def _with_autotune(ds, enabled):
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = bool(enabled)
+    return ds.with_options(options)
+
+
 def padded_fraction(dataset):
     """Fraction of feature frames in a batched dataset that are padding (0 = none)."""
     real = total = 0
@@ -112,7 +120,7 @@ class RecordSet:
 
     def dataset(self, files, batch_size=16, shuffle=False, seed=0, bucket=True, num_buckets="auto",
                 cache=False, repeat=False, drop_remainder=False, with_waveform=False,
-                max_frames=None, map_fn=None, filter_fn=None, shuffle_buffer=2048):
+                max_frames=None, map_fn=None, filter_fn=None, shuffle_buffer=2048, autotune=False):
         """A tf.data pipeline over `files`: interleave, parse, cache, shuffle, bucket, pad, prefetch.
 
         Args:
@@ -130,6 +138,11 @@ class RecordSet:
             max_frames: int or None. Crop features to at most this many frames (from the start).
             map_fn: optional function applied to each parsed example before batching.
             filter_fn: optional predicate on parsed examples (e.g. a fold's utterance ids).
+            autotune: bool. tf.data's autotuner (`Options.autotune.enabled`) for this pipeline and
+                any built on it. Off by default: with TensorFlow 2.21 on CPU, Keras's
+                destruction of a finished iterator at each epoch's evaluation waited for the
+                autotuner's thread, up to 100 s an epoch. Without it, `AUTOTUNE`
+                parallelism falls back to the number of cores.
 
         Returns:
             `tf.data.Dataset` of dicts; `features` is `(batch, frames, dim)` zero-padded,
@@ -167,7 +180,7 @@ class RecordSet:
         if map_fn is not None:
             ds = ds.map(map_fn, num_parallel_calls=tf.data.AUTOTUNE)
         if batch_size is None:
-            return ds.prefetch(tf.data.AUTOTUNE)
+            return _with_autotune(ds.prefetch(tf.data.AUTOTUNE), autotune)
         if bucket:
             lengths = np.minimum(self.lengths(files), max_frames or np.inf)
             if num_buckets == "auto":
@@ -179,7 +192,7 @@ class RecordSet:
             )
         else:
             ds = ds.padded_batch(batch_size, drop_remainder=drop_remainder)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        return _with_autotune(ds.prefetch(tf.data.AUTOTUNE), autotune)
 
     def __repr__(self):
         return (f"RecordSet({self.root!r}: {self.meta['num_examples']} examples, "

@@ -79,7 +79,7 @@ def _utterance_dataset(rs, cfg, ids, shuffle=False):
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(len(ids), dtype=tf.int64)), -1)
     ds = rs.dataset(T.fold_shards(rs, ids), batch_size=None, shuffle=shuffle, seed=cfg.seed,
-                    filter_fn=lambda ex: table.lookup(ex["utterance_id"]) >= 0)
+                    filter_fn=lambda ex: table.lookup(ex["utterance_id"]) >= 0, autotune=cfg.data.autotune)
     return ds, table
 
 

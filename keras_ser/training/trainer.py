@@ -237,7 +237,7 @@ def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False):
         return to_xy(b, {k: tf.gather(v, row) for k, v in consts.items()})
 
     ds = rs.dataset(files, batch_size=cfg.train.batch_size, shuffle=shuffle, seed=cfg.seed,
-                    max_frames=cfg.data.max_frames if shuffle else None, filter_fn=keep)
+                    max_frames=cfg.data.max_frames if shuffle else None, filter_fn=keep, autotune=cfg.data.autotune)
     return ds.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
 
 
