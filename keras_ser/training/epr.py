@@ -24,6 +24,7 @@ Output folder, beside the trainer's (`config.yaml`, `metrics.json`, `plots/`, `e
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 
@@ -235,7 +236,9 @@ class SegmentClassifier:
         cfg = self.cfg
         best = os.path.join(net_dir, "best.keras")
         if cfg.train.resume and os.path.exists(os.path.join(net_dir, "done")) and os.path.exists(best):
-            self.model.load_weights(best)
+            with warnings.catch_warnings():  # a finished network only predicts: its optimizer state is not needed
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                self.model.load_weights(best)
             return self
         os.makedirs(net_dir, exist_ok=True)
         self.reset()
