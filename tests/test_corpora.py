@@ -22,7 +22,7 @@ def _check_schema(m):
 
 
 # --- fixture trees with each corpus's exact naming ------------------------------------------
-def test_emodb_fixture(tmp_path):
+def _emodb_tree(tmp_path):
     for name in ["03a01Fa", "08b10Tc", "16a05Wb"]:
         _wav(str(tmp_path / "wav" / f"{name}.wav"))
     _wav(str(tmp_path / "wav" / "03a01Xa.wav"))  # unknown emotion code
@@ -31,6 +31,10 @@ def test_emodb_fixture(tmp_path):
     (tmp_path / "silb" / "03a01Fa.silb").write_text(
         "0.05\tder\n0.2\tlap\n0.3\tpen\n0.5\tliegt\n0.7\tauf\n0.8\tdem\n0.9\teis\n1.1\tschrank\n1.4\t.\n",
         encoding="latin-1")
+
+
+def test_emodb_fixture(tmp_path):
+    _emodb_tree(tmp_path)
     m, skipped = load_corpus("emodb", str(tmp_path))
     _check_schema(m)
     assert m["emotion"].tolist() == ["happy", "sad", "angry"]
@@ -39,6 +43,21 @@ def test_emodb_fixture(tmp_path):
     assert m["text"].iloc[1].startswith("Die wird auf dem Platz")
     assert m["words"].iloc[0][0] == ("der", 0.05, 0.2) and m["words"].iloc[0][-1] == ("eisschrank", 0.9, 1.4)
     assert len(skipped) == 2 and set(skipped["reason"].str[:10]) == {"not a .wav", "name does "}
+
+
+def test_training_names_the_files_a_loader_did_not_use(tmp_path, capsys):
+    from keras_ser.config import load_config
+    from keras_ser.training.trainer import _load_one
+
+    _emodb_tree(tmp_path)
+    (tmp_path / "wav" / "more_notes.txt").write_text("x")
+    (tmp_path / "silb" / "08b10Tc.silb").write_text("0.1\tdie\n0.3\t.\n", encoding="latin-1")  # too few
+    m = _load_one(load_config("epr/emodb_small"), "emodb", str(tmp_path))
+    assert len(m) == 3
+    out = capsys.readouterr().out
+    assert "emodb: 4 files not used:" in out and "records folder" not in out
+    assert f"2 x not a .wav file: {tmp_path / 'wav'}" in out  # one line per reason, with a path
+    assert "1 x word timings not derived" in out and str(tmp_path / "silb" / "08b10Tc.silb") in out
 
 
 def test_emodb_syllable_grouping_handles_stutters_and_breaths():

@@ -52,9 +52,18 @@ class LoadResult(collections.namedtuple("LoadResult", ["manifest", "skipped"])):
         lines = [f"{len(m)} utterances, {m['speaker'].nunique() if len(m) else 0} speakers"]
         if len(s):
             lines.append(f"{len(s)} files skipped:")
-            for reason, n in s["reason"].value_counts().items():
-                lines.append(f"  {n} x {reason}")
+            lines += self.skipped_lines()
         return "\n".join(lines)
+
+    def skipped_lines(self, limit=10):
+        """One line per reason for skipping (the first `limit` reasons): how many files, the
+        reason, the first such file."""
+        groups = list(self.skipped.groupby("reason", sort=False))
+        lines = [f"  {len(g)} x {reason}: {g['path'].iloc[0]}" + (" ..." if len(g) > 1 else "")
+                 for reason, g in groups[:limit]]
+        if len(groups) > limit:
+            lines.append(f"  ... {len(groups) - limit} more reasons")
+        return lines
 
 
 class SkipCollector:

@@ -54,8 +54,8 @@ def _load_one(cfg, corpus, root):
         root = root or synthetic.default_root(cfg.data.synthetic_size, cfg.data.seed)
         return synthetic.generate(root, size=cfg.data.synthetic_size, seed=cfg.data.seed).manifest
     result = load_corpus(corpus, root)
-    if len(result.skipped):
-        print(f"{corpus}: {len(result.skipped)} files skipped (see skipped.csv in the records folder)")
+    if len(result.skipped):  # the loader's list (the record writer's skipped.csv has only unreadable audio)
+        print("\n".join([f"{corpus}: {len(result.skipped)} files not used:", *result.skipped_lines()]))
     return result.manifest
 
 
