@@ -248,6 +248,25 @@ def test_export_returns_the_forest_probabilities_from_audio(epr_run):
     np.testing.assert_allclose(got["emotion"][0], want, atol=1e-5)
 
 
+def test_profile_features_experiment_refits_the_run_s_own_forest(epr_run, tmp_path):
+    """experiments/epr_profile_features.py reconstructs the folds and refits the forests; its
+    `paper` row must equal the run's recorded forest scores (the script checks each stage)."""
+    import importlib.util
+
+    cfg, summary = epr_run
+    path = os.path.join(os.path.dirname(__file__), "..", "experiments", "epr_profile_features.py")
+    spec = importlib.util.spec_from_file_location("epr_profile_features", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.main([cfg.output_dir, "--out", str(tmp_path / "f.json")]) == 0
+    doc = json.load(open(tmp_path / "f.json"))
+    assert doc["folds"] == [summary["folds"][0]["fold"]]
+    rows = {(r["stage"], r["statistics"]): r for r in doc["stages"]}
+    assert set(rows) == {(t, s) for t in (1, 2) for s in ("paper", "mean", "paper+log", "paper+delta", "paper+length")}
+    for t in (1, 2):
+        assert rows[t, "paper"]["wa"]["mean"] == pytest.approx(summary["stages"][t - 1]["forest"]["wa"]["mean"])
+
+
 def test_an_interrupted_run_resumes_without_retraining(epr_run):
     """Lose the last stage's profiles and the fold's metrics (as if killed before writing them):
     a rerun retrains no network (each is done), rebuilds the profiles and gives the same result."""
