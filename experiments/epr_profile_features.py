@@ -17,6 +17,9 @@ NumPy and scikit-learn run (seconds).
     paper+delta  paper, plus the mean absolute change between consecutive segments, and the
                  means over the first and the last third of the segments
     paper+length paper, plus log(segment count): utterance length, not a profile statistic
+
+Two reference rows come from the run's records: `network` (argmax of the mean posterior) and
+`segments` (segment accuracy, WA only).
 """
 
 import argparse
@@ -109,6 +112,8 @@ def main(argv=None):
             if not np.isclose(scores["paper"]["wa"], rec["forest"]["wa"]):
                 raise RuntimeError(f"{fold_dir} stage {t}: the paper set scores WA {scores['paper']['wa']:.4f}, "
                                    f"the run recorded {rec['forest']['wa']:.4f}")
+            scores["network"] = {m: rec["network"][m] for m in ("wa", "ua")}  # as recorded, for reference
+            scores["segments"] = {"wa": rec["segment_wa"]}
             per_fold[fold.name].append(scores)
     if not per_fold:
         raise SystemExit(f"{args.run_dir}: no finished fold")
@@ -117,13 +122,14 @@ def main(argv=None):
     print(f"{len(per_fold)} folds; forest WA / UA %, mean ± sd over folds")
     print("| statistics | " + " | ".join(f"stage {t}" for t in range(1, stages + 1)) + " |")
     print("|---|" + "---|" * stages)
-    for name in sets:
+    for name in [*sets, "network", "segments"]:
         row = []
         for t in range(stages):
             wa = M.mean_sd([per_fold[f][t][name]["wa"] for f in per_fold])
-            ua = M.mean_sd([per_fold[f][t][name]["ua"] for f in per_fold])
-            row.append(f"{100 * wa['mean']:.1f} ± {100 * wa['sd']:.1f} / {100 * ua['mean']:.1f}")
-            summary["stages"].append({"stage": t + 1, "statistics": name, "wa": wa, "ua": ua})
+            ua = M.mean_sd([per_fold[f][t][name].get("ua") for f in per_fold])
+            row.append(f"{100 * wa['mean']:.1f} ± {100 * wa['sd']:.1f}"
+                       + (f" / {100 * ua['mean']:.1f}" if ua["n"] else ""))
+            summary["stages"].append({"stage": t + 1, "statistics": name, "wa": wa, **({"ua": ua} if ua["n"] else {})})
         print(f"| {name} | " + " | ".join(row) + " |")
     if args.out:
         write_json(summary, args.out)

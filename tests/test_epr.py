@@ -262,9 +262,11 @@ def test_profile_features_experiment_refits_the_run_s_own_forest(epr_run, tmp_pa
     doc = json.load(open(tmp_path / "f.json"))
     assert doc["folds"] == [summary["folds"][0]["fold"]]
     rows = {(r["stage"], r["statistics"]): r for r in doc["stages"]}
-    assert set(rows) == {(t, s) for t in (1, 2) for s in ("paper", "mean", "paper+log", "paper+delta", "paper+length")}
+    sets = ("paper", "mean", "paper+log", "paper+delta", "paper+length", "network", "segments")
+    assert set(rows) == {(t, s) for t in (1, 2) for s in sets} and "ua" not in rows[1, "segments"]
     for t in (1, 2):
         assert rows[t, "paper"]["wa"]["mean"] == pytest.approx(summary["stages"][t - 1]["forest"]["wa"]["mean"])
+        assert rows[t, "network"]["ua"]["mean"] == pytest.approx(summary["stages"][t - 1]["network"]["ua"]["mean"])
 
 
 def test_an_interrupted_run_resumes_without_retraining(epr_run):
