@@ -59,19 +59,16 @@ def statistic_sets(percentiles):
 
 
 def fold_scores(cfg, fold, profiles, labels_of, label_names, sets):
-    from sklearn.ensemble import RandomForestClassifier
-
     from keras_ser.training import metrics as M
+    from keras_ser.training.epr import make_forest
 
     fit_ids = list(fold.train) + list(fold.dev)
     y_fit = [labels_of[u] for u in fit_ids]
     y_test = np.array([labels_of[u] for u in fold.test])
     out = {}
     for name, fn in sets.items():
-        forest = RandomForestClassifier(**{"random_state": cfg.seed, **cfg.epr.forest})
-        forest.fit(np.stack([fn(profiles[u]) for u in fit_ids]).astype(np.float32), y_fit)
-        pred = forest.classes_[forest.predict_proba(
-            np.stack([fn(profiles[u]) for u in fold.test]).astype(np.float32)).argmax(1)]
+        forest = make_forest(cfg).fit(np.stack([fn(profiles[u]) for u in fit_ids]).astype(np.float32), y_fit)
+        pred = forest.predict(np.stack([fn(profiles[u]) for u in fold.test]).astype(np.float32))
         m = M.classification_metrics(y_test, pred, label_names)
         out[name] = {"wa": m["wa"], "ua": m["ua"]}
     return out
@@ -94,6 +91,8 @@ def main(argv=None):
     manifest = T.load_manifest(cfg)
     folds_dir = os.path.join(args.run_dir, "folds")
     sets = statistic_sets(cfg.epr.percentiles)
+    labelled = manifest[manifest["emotion"].isin(label_names)]
+    labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(label_names.index)))
     per_fold = {}
     for fold in T.fold_list(cfg, manifest):
         fold_dir = os.path.join(folds_dir, fold.name)
@@ -103,8 +102,6 @@ def main(argv=None):
             recorded = json.load(f)
         if (recorded["train"], recorded["dev"], recorded["test"]) != (len(fold.train), len(fold.dev), len(fold.test)):
             raise RuntimeError(f"{fold_dir}: the run's fold sizes differ from the reconstructed fold's")
-        labelled = manifest[manifest["emotion"].isin(label_names)]
-        labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(label_names.index)))
         per_fold[fold.name] = []
         for t, rec in enumerate(recorded["stages"], 1):
             profiles = load_profiles(os.path.join(fold_dir, f"stage{t}", "profiles.npz"))

@@ -263,10 +263,16 @@ def load_profiles(path):
     return dict(zip(ids, np.split(flat, np.cumsum(counts)[:-1])))
 
 
-def fit_forest(cfg, profiles, ids, labels_of):
+def make_forest(cfg):
+    """An unfitted forest as every EPR run builds it: scikit-learn's defaults, `random_state =
+    seed`, then `epr.forest`."""
     from sklearn.ensemble import RandomForestClassifier
 
-    forest = RandomForestClassifier(**{"random_state": cfg.seed, **cfg.epr.forest})
+    return RandomForestClassifier(**{"random_state": cfg.seed, **cfg.epr.forest})
+
+
+def fit_forest(cfg, profiles, ids, labels_of):
+    forest = make_forest(cfg)
     forest.fit(statistics_matrix([profiles[u] for u in ids], cfg.epr.percentiles), [labels_of[u] for u in ids])
     return forest
 
