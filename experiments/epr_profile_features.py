@@ -20,6 +20,12 @@ NumPy and scikit-learn run (seconds).
 
 Two reference rows come from the run's records: `network` (argmax of the mean posterior) and
 `segments` (segment accuracy, WA only).
+
+Per-class recall, pooled over the finished folds, for each stage: the network's decision (argmax
+of the mean posterior) on the test utterances and on the training utterances' out-of-fold
+profiles (the profiles the next stage's targets are made from), and the forest's on the test
+utterances. This is where a refinery that feeds a weak network's bias back into its targets
+shows: a class the networks seldom predict loses recall stage by stage.
 """
 
 import argparse
@@ -58,7 +64,14 @@ def statistic_sets(percentiles):
     }
 
 
+def network_decisions(profiles, ids):
+    """The network's utterance decision: the argmax of the mean posterior over the segments."""
+    return np.array([int(np.argmax(profiles[u].mean(0))) for u in ids])
+
+
 def fold_scores(cfg, fold, profiles, labels_of, label_names, sets):
+    """Forest scores per statistics set, and (under `_decisions`) the labels and decisions that
+    the per-class recall pools: test network, training out-of-fold network, test forest."""
     from keras_ser.training import metrics as M
     from keras_ser.training.epr import make_forest
 
@@ -71,6 +84,24 @@ def fold_scores(cfg, fold, profiles, labels_of, label_names, sets):
         pred = forest.predict(np.stack([fn(profiles[u]) for u in fold.test]).astype(np.float32))
         m = M.classification_metrics(y_test, pred, label_names)
         out[name] = {"wa": m["wa"], "ua": m["ua"]}
+        if name == "paper":
+            forest_pred = pred
+    out["_decisions"] = {
+        "test network": (y_test, network_decisions(profiles, fold.test)),
+        "train network (out-of-fold)": (np.array([labels_of[u] for u in fold.train]),
+                                        network_decisions(profiles, fold.train)),
+        "test forest": (y_test, forest_pred),
+    }
+    return out
+
+
+def per_class_recall(decisions, num_classes):
+    """{part: [recall of class k]} from {part: [(labels, predictions) per fold]}, pooled."""
+    out = {}
+    for part, pairs in decisions.items():
+        y = np.concatenate([p[0] for p in pairs])
+        pred = np.concatenate([p[1] for p in pairs])
+        out[part] = [float(np.mean(pred[y == k] == k)) if np.any(y == k) else None for k in range(num_classes)]
     return out
 
 
@@ -93,7 +124,7 @@ def main(argv=None):
     sets = statistic_sets(cfg.epr.percentiles)
     labelled = manifest[manifest["emotion"].isin(label_names)]
     labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(label_names.index)))
-    per_fold = {}
+    per_fold, decisions = {}, {}
     for fold in T.fold_list(cfg, manifest):
         fold_dir = os.path.join(folds_dir, fold.name)
         if not os.path.exists(os.path.join(fold_dir, "metrics.json")):
@@ -109,6 +140,12 @@ def main(argv=None):
             if not np.isclose(scores["paper"]["wa"], rec["forest"]["wa"]):
                 raise RuntimeError(f"{fold_dir} stage {t}: the paper set scores WA {scores['paper']['wa']:.4f}, "
                                    f"the run recorded {rec['forest']['wa']:.4f}")
+            y, pred = scores["_decisions"]["test network"]
+            if not np.isclose(np.mean(y == pred), rec["network"]["wa"]):
+                raise RuntimeError(f"{fold_dir} stage {t}: the mean-posterior decision scores WA "
+                                   f"{np.mean(y == pred):.4f}, the run recorded {rec['network']['wa']:.4f}")
+            for part, pair in scores.pop("_decisions").items():
+                decisions.setdefault(t, {}).setdefault(part, []).append(pair)
             scores["network"] = {m: rec["network"][m] for m in ("wa", "ua")}  # as recorded, for reference
             scores["segments"] = {"wa": rec["segment_wa"]}
             per_fold[fold.name].append(scores)
@@ -128,6 +165,14 @@ def main(argv=None):
                        + (f" / {100 * ua['mean']:.1f}" if ua["n"] else ""))
             summary["stages"].append({"stage": t + 1, "statistics": name, "wa": wa, **({"ua": ua} if ua["n"] else {})})
         print(f"| {name} | " + " | ".join(row) + " |")
+    summary["per_class_recall"] = []
+    print("\nper-class recall % (pooled over the folds)")
+    print("| stage | decision | " + " | ".join(label_names) + " |")
+    print("|---|---|" + "---|" * len(label_names))
+    for t in range(1, stages + 1):
+        for part, recall in per_class_recall(decisions[t], len(label_names)).items():
+            summary["per_class_recall"].append({"stage": t, "decision": part, "recall": dict(zip(label_names, recall))})
+            print(f"| {t} | {part} | " + " | ".join("–" if r is None else f"{100 * r:.0f}" for r in recall) + " |")
     if args.out:
         write_json(summary, args.out)
     return 0

@@ -267,6 +267,15 @@ def test_profile_features_experiment_refits_the_run_s_own_forest(epr_run, tmp_pa
     for t in (1, 2):
         assert rows[t, "paper"]["wa"]["mean"] == pytest.approx(summary["stages"][t - 1]["forest"]["wa"]["mean"])
         assert rows[t, "network"]["ua"]["mean"] == pytest.approx(summary["stages"][t - 1]["network"]["ua"]["mean"])
+    # One fold: the pooled per-class recalls average to the run's recorded UA, for the network's
+    # decision and for the forest's.
+    recall = {(r["stage"], r["decision"]): r["recall"] for r in doc["per_class_recall"]}
+    assert set(recall) == {(t, d) for t in (1, 2)
+                           for d in ("test network", "train network (out-of-fold)", "test forest")}
+    for t in (1, 2):
+        for decision, key in (("test network", "network"), ("test forest", "forest")):
+            present = [r for r in recall[t, decision].values() if r is not None]
+            assert np.mean(present) == pytest.approx(summary["stages"][t - 1][key]["ua"]["mean"])
 
 
 def test_an_interrupted_run_resumes_without_retraining(epr_run):
