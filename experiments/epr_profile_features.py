@@ -70,29 +70,29 @@ def network_decisions(profiles, ids):
 
 
 def fold_scores(cfg, fold, profiles, labels_of, label_names, sets):
-    """Forest scores per statistics set, and (under `_decisions`) the labels and decisions that
-    the per-class recall pools: test network, training out-of-fold network, test forest."""
+    """({statistics set: forest WA/UA}, {decision: (labels, predictions)}): the second holds what
+    the per-class recall pools, the test network, training out-of-fold network and test forest."""
     from keras_ser.training import metrics as M
     from keras_ser.training.epr import make_forest
 
     fit_ids = list(fold.train) + list(fold.dev)
     y_fit = [labels_of[u] for u in fit_ids]
     y_test = np.array([labels_of[u] for u in fold.test])
-    out = {}
+    scores = {}
     for name, fn in sets.items():
         forest = make_forest(cfg).fit(np.stack([fn(profiles[u]) for u in fit_ids]).astype(np.float32), y_fit)
         pred = forest.predict(np.stack([fn(profiles[u]) for u in fold.test]).astype(np.float32))
         m = M.classification_metrics(y_test, pred, label_names)
-        out[name] = {"wa": m["wa"], "ua": m["ua"]}
+        scores[name] = {"wa": m["wa"], "ua": m["ua"]}
         if name == "paper":
             forest_pred = pred
-    out["_decisions"] = {
+    decisions = {
         "test network": (y_test, network_decisions(profiles, fold.test)),
         "train network (out-of-fold)": (np.array([labels_of[u] for u in fold.train]),
                                         network_decisions(profiles, fold.train)),
         "test forest": (y_test, forest_pred),
     }
-    return out
+    return scores, decisions
 
 
 def per_class_recall(decisions, num_classes):
@@ -136,15 +136,15 @@ def main(argv=None):
         per_fold[fold.name] = []
         for t, rec in enumerate(recorded["stages"], 1):
             profiles = load_profiles(os.path.join(fold_dir, f"stage{t}", "profiles.npz"))
-            scores = fold_scores(cfg, fold, profiles, labels_of, label_names, sets)
+            scores, fold_decisions = fold_scores(cfg, fold, profiles, labels_of, label_names, sets)
             if not np.isclose(scores["paper"]["wa"], rec["forest"]["wa"]):
                 raise RuntimeError(f"{fold_dir} stage {t}: the paper set scores WA {scores['paper']['wa']:.4f}, "
                                    f"the run recorded {rec['forest']['wa']:.4f}")
-            y, pred = scores["_decisions"]["test network"]
+            y, pred = fold_decisions["test network"]
             if not np.isclose(np.mean(y == pred), rec["network"]["wa"]):
                 raise RuntimeError(f"{fold_dir} stage {t}: the mean-posterior decision scores WA "
                                    f"{np.mean(y == pred):.4f}, the run recorded {rec['network']['wa']:.4f}")
-            for part, pair in scores.pop("_decisions").items():
+            for part, pair in fold_decisions.items():
                 decisions.setdefault(t, {}).setdefault(part, []).append(pair)
             scores["network"] = {m: rec["network"][m] for m in ("wa", "ua")}  # as recorded, for reference
             scores["segments"] = {"wa": rec["segment_wa"]}
