@@ -64,7 +64,10 @@ class TrainConfig:
     (bfloat16 on a CPU) with float32 variables and heads, and loss scaling for float16.
     jit_compile: XLA; helps on GPUs when the bucketed shapes are few, slows the first steps.
     class_weights: inverse class frequency on the training fold. resume: continue an interrupted
-    run from its last epoch checkpoint."""
+    run from its last epoch checkpoint. deterministic: TensorFlow's op determinism
+    (`tf.config.experimental.enable_op_determinism`) for the rest of the process, so that two runs
+    with the same seed train the same weights (tested on the CPU); without it, two CPU runs differ
+    from the first epoch."""
 
     batch_size: int = 16
     epochs: int = 50
@@ -76,6 +79,7 @@ class TrainConfig:
     jit_compile: bool = False
     resume: bool = True
     verbose: int = 1
+    deterministic: bool = False
 
 
 TASK_VARIANTS = ("hard", "soft", "mlee_only", "pretrain_hard", "pretrain_soft", "fusion_hard", "fusion_soft")

@@ -204,6 +204,24 @@ def epr_run(tmp_path_factory):
         return load_config("epr/synthetic", overrides), json.load(f)
 
 
+def test_deterministic_runs_train_the_same_networks(epr_run, tmp_path):
+    """train.deterministic: two runs with the same seed write the same training histories (without
+    it, two CPU runs differ from the first epoch). Subprocesses: op determinism is process-wide."""
+    cfg, _ = epr_run
+    histories = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        overrides = ["data.synthetic_size=tiny", f"data.records_dir={cfg.data.records_dir}", f"output_dir={out}",
+                     "data.num_workers=1", "train.epochs=1", "train.verbose=0", "epr.stages=1", "epr.inner_folds=2",
+                     "protocol.k=4", "export.enabled=false", "train.deterministic=true", TINY_VGG]
+        res = subprocess.run([sys.executable, "-m", "keras_ser.cli.train", "epr/synthetic", *overrides],
+                             capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        assert res.returncode == 0, res.stderr[-3000:]
+        fold_dir = out / "folds" / os.listdir(out / "folds")[0] / "stage1"
+        histories.append({d: (fold_dir / d / "history.csv").read_text() for d in ("inner1", "inner2", "full")})
+    assert histories[0] == histories[1]
+
+
 def test_run_reports_every_stage_and_exports(epr_run):
     cfg, summary = epr_run
     assert summary["folds_run"] == 1 and [s["stage"] for s in summary["stages"]] == [1, 2]

@@ -514,6 +514,10 @@ def run(cfg, callbacks=()):
     os.makedirs(out, exist_ok=True)
     os.makedirs(os.path.join(out, "plots"), exist_ok=True)
     save_config(cfg, os.path.join(out, "config.yaml"))
+    if cfg.train.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()  # process-wide; TensorFlow has no public undo
     with precision(cfg):
         return _run(cfg, out, callbacks)
 
