@@ -64,16 +64,11 @@ def statistic_sets(percentiles):
     }
 
 
-def network_decisions(profiles, ids):
-    """The network's utterance decision: the argmax of the mean posterior over the segments."""
-    return np.array([int(np.argmax(profiles[u].mean(0))) for u in ids])
-
-
 def fold_scores(cfg, fold, profiles, labels_of, label_names, sets):
     """({statistics set: forest WA/UA}, {decision: (labels, predictions)}): the second holds what
     the per-class recall pools, the test network, training out-of-fold network and test forest."""
     from keras_ser.training import metrics as M
-    from keras_ser.training.epr import make_forest
+    from keras_ser.training.epr import make_forest, network_decisions
 
     fit_ids = list(fold.train) + list(fold.dev)
     y_fit = [labels_of[u] for u in fit_ids]
@@ -87,21 +82,24 @@ def fold_scores(cfg, fold, profiles, labels_of, label_names, sets):
         if name == "paper":
             forest_pred = pred
     decisions = {
-        "test network": (y_test, network_decisions(profiles, fold.test)),
+        "test network": (y_test, network_decisions([profiles[u] for u in fold.test])),
         "train network (out-of-fold)": (np.array([labels_of[u] for u in fold.train]),
-                                        network_decisions(profiles, fold.train)),
+                                        network_decisions([profiles[u] for u in fold.train])),
         "test forest": (y_test, forest_pred),
     }
     return scores, decisions
 
 
 def per_class_recall(decisions, num_classes):
-    """{part: [recall of class k]} from {part: [(labels, predictions) per fold]}, pooled."""
+    """{part: [recall of class k, None where absent]} from {part: [(labels, predictions) per fold]},
+    pooled over the folds."""
+    from keras_ser.training import metrics as M
+
     out = {}
     for part, pairs in decisions.items():
-        y = np.concatenate([p[0] for p in pairs])
-        pred = np.concatenate([p[1] for p in pairs])
-        out[part] = [float(np.mean(pred[y == k] == k)) if np.any(y == k) else None for k in range(num_classes)]
+        cm = M.confusion_matrix(np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]),
+                                num_classes)
+        out[part] = [float(cm[k, k] / cm[k].sum()) if cm[k].sum() else None for k in range(num_classes)]
     return out
 
 
@@ -140,10 +138,10 @@ def main(argv=None):
             if not np.isclose(scores["paper"]["wa"], rec["forest"]["wa"]):
                 raise RuntimeError(f"{fold_dir} stage {t}: the paper set scores WA {scores['paper']['wa']:.4f}, "
                                    f"the run recorded {rec['forest']['wa']:.4f}")
-            y, pred = fold_decisions["test network"]
-            if not np.isclose(np.mean(y == pred), rec["network"]["wa"]):
+            network_wa = M.weighted_accuracy(*fold_decisions["test network"])
+            if not np.isclose(network_wa, rec["network"]["wa"]):
                 raise RuntimeError(f"{fold_dir} stage {t}: the mean-posterior decision scores WA "
-                                   f"{np.mean(y == pred):.4f}, the run recorded {rec['network']['wa']:.4f}")
+                                   f"{network_wa:.4f}, the run recorded {rec['network']['wa']:.4f}")
             for part, pair in fold_decisions.items():
                 decisions.setdefault(t, {}).setdefault(part, []).append(pair)
             scores["network"] = {m: rec["network"][m] for m in ("wa", "ua")}  # as recorded, for reference

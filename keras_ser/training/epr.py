@@ -283,6 +283,11 @@ def forest_probabilities(forest, X, num_classes):
     return p
 
 
+def network_decisions(profiles):
+    """The network's utterance decisions: the argmax of each profile's mean posterior."""
+    return np.array([p.mean(0).argmax() for p in profiles])
+
+
 def stage_metrics(cfg, profiles, fold, labels_of, label_names):
     """Test metrics of one stage's profiles: segments, the network's decision, the forest's."""
     k = len(label_names)
@@ -290,7 +295,7 @@ def stage_metrics(cfg, profiles, fold, labels_of, label_names):
     test = [profiles[u] for u in fold.test]
     seg_pred = np.concatenate([p.argmax(1) for p in test])
     seg_true = np.concatenate([np.full(len(p), lab) for p, lab in zip(test, y)])
-    mean_pred = np.array([p.mean(0).argmax() for p in test])
+    mean_pred = network_decisions(test)
     forest = fit_forest(cfg, profiles, list(fold.train) + list(fold.dev), labels_of)
     probs = forest_probabilities(forest, statistics_matrix(test, cfg.epr.percentiles), k)
     return {"segment_wa": M.weighted_accuracy(seg_true, seg_pred), "segments_test": int(len(seg_true)),
