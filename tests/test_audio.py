@@ -141,6 +141,29 @@ def test_masked_normalization_keeps_padding_zero():
     assert np.allclose(y[0], 2.0) and np.allclose(y[1, :2], 2.0) and np.all(y[1, 2:] == 0)
 
 
+@pytest.mark.parametrize("mode", ["mean", "meanvar"])
+def test_utterance_normalization_uses_each_utterance_s_real_frames(mode):
+    from keras_ser.layers import UtteranceNormalization
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((2, 6, 3), np.float32)
+    x[0] = rng.normal(4, 3, (6, 3))
+    x[1, :4] = rng.normal(-2, 0.5, (4, 3))
+    x[1, 4:] = 100.0  # beyond num_frames: must not enter the statistics, and comes out 0
+    layer = UtteranceNormalization(mode)
+    y = layer(x, np.array([6, 4])).numpy()
+    for i, n in enumerate([6, 4]):
+        want = x[i, :n] - x[i, :n].mean(0)
+        if mode == "meanvar":
+            want = want / x[i, :n].std(0)
+        np.testing.assert_allclose(y[i, :n], want, rtol=1e-4, atol=1e-5)
+    assert np.all(y[1, 4:] == 0)
+    again = UtteranceNormalization.from_config(layer.get_config())
+    assert again.mode == mode
+    with pytest.raises(ValueError, match="'mean' or 'meanvar'"):
+        UtteranceNormalization("cmvn")
+
+
 def test_feature_stats_merge_equals_whole():
     rng = np.random.default_rng(0)
     a, b = rng.normal(3, 2, (50, 4)), rng.normal(-1, 1, (70, 4))

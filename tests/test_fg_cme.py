@@ -134,14 +134,15 @@ def test_cross_modality_excitation_paper_form_and_ablations():
     np.testing.assert_allclose(a[0, 0], za[0, 0] + sig(table[2]) * za[0, 0], rtol=1e-5)
 
 
-def test_model_ignores_padding_of_frames_and_words(tmp_path):
+@pytest.mark.parametrize("utterance_norm", [None, "meanvar"])
+def test_model_ignores_padding_of_frames_and_words(tmp_path, utterance_norm):
     import keras
 
     from keras_ser.models.fg_cme import build_fg_cme
 
     keras.utils.set_random_seed(0)
     m = build_fg_cme(4, 40, vocab_size=10, embedding_dim=8, conv_filters=(8, 8, 8), semantic_units=16,
-                     lstm_units=8, hidden_units=8)
+                     lstm_units=8, hidden_units=8, utterance_norm=utterance_norm)
     rng = np.random.default_rng(0)
     fa, fb = rng.standard_normal((120, 40)).astype("float32"), rng.standard_normal((70, 40)).astype("float32")
     wa = ([3, 1, 5], [0.05, 0.4, 0.8], [0.4, 0.8, 1.15])  # id 1: out of vocabulary, still a word

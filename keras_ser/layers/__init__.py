@@ -2,7 +2,13 @@
 profile statistics, a random forest, word alignment pooling and cross-modality excitation."""
 
 from keras_ser.layers.attention import StructuredSelfAttention
-from keras_ser.layers.audio import AudioFrontend, MaskedNormalization, SpecAugment, sequence_mask
+from keras_ser.layers.audio import (
+    AudioFrontend,
+    MaskedNormalization,
+    SpecAugment,
+    UtteranceNormalization,
+    sequence_mask,
+)
 from keras_ser.layers.forest import RandomForest
 from keras_ser.layers.fusion import (
     AlignmentPooling,
@@ -26,5 +32,5 @@ from keras_ser.layers.segments import (
 
 __all__ = ["ApplyTimeMask", "AudioFrontend", "DownsampleLengths", "LengthMask", "MaskedNormalization",
            "MaskedTimeAverage", "FlattenSegments", "SpecAugment", "ProfileStatistics", "RandomForest", "Segmenter",
-           "UnflattenSegments", "StructuredSelfAttention", "sequence_mask", "AlignmentPooling",
+           "UnflattenSegments", "UtteranceNormalization", "StructuredSelfAttention", "sequence_mask", "AlignmentPooling",
            "CrossModalityExcitation", "MaskedMax", "ShrinkLengths", "WordAlignment"]

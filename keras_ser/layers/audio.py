@@ -104,6 +104,52 @@ class MaskedNormalization(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="keras_ser")
+class UtteranceNormalization(keras.layers.Layer):
+    """Per-utterance mean (and variance) normalisation over each utterance's real frames.
+
+    Cepstral mean (and variance) normalisation, per utterance: the statistics are those of the
+    frames before `num_frames`, so padding changes nothing, and padded frames stay exactly 0. It
+    removes what is constant over an utterance (microphone, level, part of the speaker), and with
+    it any absolute level the emotion would be read from; whether that helps is a question for
+    the corpus (docs/results.md). It needs no statistics, so the export behaves the same on any
+    speaker.
+
+    Args:
+        mode: "mean" (subtract the utterance mean) or "meanvar" (also divide by its std).
+        epsilon: float. Floor of the standard deviation in "meanvar".
+
+    Call args:
+        features: `(batch, frames, dim)`.
+        num_frames: `(batch,)` int.
+    """
+
+    def __init__(self, mode="mean", epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("mean", "meanvar"):
+            raise ValueError(f"UtteranceNormalization mode must be 'mean' or 'meanvar', got {mode!r}")
+        self.mode = mode
+        self.epsilon = float(epsilon)
+
+    def call(self, features, num_frames):
+        mask = tf.sequence_mask(num_frames, tf.shape(features)[1], dtype=features.dtype)[..., tf.newaxis]
+        count = tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
+        mean = tf.reduce_sum(features * mask, axis=1, keepdims=True) / count
+        x = features - mean
+        if self.mode == "meanvar":
+            var = tf.reduce_sum(tf.square(x) * mask, axis=1, keepdims=True) / count
+            x = x / tf.maximum(tf.sqrt(var), self.epsilon)
+        return x * mask
+
+    def compute_output_shape(self, features_shape, num_frames_shape=None):
+        return features_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mode": self.mode, "epsilon": self.epsilon})
+        return config
+
+
 def sequence_mask(num_frames, maxlen, dtype="float32"):
     """`(batch, maxlen)` mask from lengths."""
     return tf.sequence_mask(num_frames, maxlen, dtype=dtype)

@@ -9,6 +9,8 @@
 
 `spec_augment` (a dict of `keras_ser.layers.SpecAugment` arguments, e.g. `{}` for its defaults)
 masks the normalised features in training; neither the paper nor its code augments.
+`utterance_norm` ("mean" or "meanvar") adds per-utterance normalisation after the training-set
+z-normalisation; neither the paper nor its code has it (the code: "no CMVN").
 
 The paper does not give the convolutions' activations; ReLU is the default here, and
 `conv_activation=None` is the original code's (no non-linearity between them). The code's other
@@ -23,7 +25,7 @@ Output: `{"emotion": (batch, K)}`.
 
 import keras
 
-from keras_ser.layers import MaskedNormalization, SpecAugment
+from keras_ser.layers import MaskedNormalization, SpecAugment, UtteranceNormalization
 from keras_ser.layers.fusion import (
     AlignmentPooling,
     CrossModalityExcitation,
@@ -33,9 +35,12 @@ from keras_ser.layers.fusion import (
 from keras_ser.layers.masking import LengthMask, ShrinkLengths
 
 
-def normalise(features, num_frames, mean, std, feature_dim, spec_augment=None):
-    """z-normalisation with the training statistics, then SpecAugment in training when asked."""
+def normalise(features, num_frames, mean, std, feature_dim, spec_augment=None, utterance_norm=None):
+    """z-normalisation with the training statistics, then per-utterance normalisation ("mean" or
+    "meanvar") when asked, then SpecAugment in training when asked."""
     x = MaskedNormalization(mean=mean, std=std, dim=feature_dim, name="normalization")(features, num_frames)
+    if utterance_norm is not None:
+        x = UtteranceNormalization(utterance_norm, name="utterance_normalization")(x, num_frames)
     if spec_augment is not None:
         x = SpecAugment(**dict(spec_augment), name="spec_augment")(x, num_frames)
     return x
@@ -45,7 +50,7 @@ def build_fg_cme(num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300,
                  train_embeddings=True, mean=None, std=None, conv_filters=(64, 128, 128), conv_kernels=(5, 2, 2),
                  conv_activation="relu", semantic_units=256, lstm_units=256, hidden_units=128, dropout=0.0,
                  excite_acoustic=True, excite_semantic=True, residual=False, acoustic_gate="semantic", widen=0,
-                 spec_augment=None, hop_s=0.01, win_s=0.025, name="fg_cme"):
+                 spec_augment=None, utterance_norm=None, hop_s=0.01, win_s=0.025, name="fg_cme"):
     """The FG_CME model (see the module docstring for the inputs and the paper/code options).
 
     Args:
@@ -53,6 +58,8 @@ def build_fg_cme(num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300,
         embeddings: optional `(vocab_size, embedding_dim)` initial matrix (GloVe).
         train_embeddings: bool. Fine-tune the embeddings.
         excite_acoustic, excite_semantic: the ablations (both False = without excitation).
+        utterance_norm: None (the paper: training-set z-normalisation only), "mean" or "meanvar":
+            also normalise each utterance by its own frames (`UtteranceNormalization`).
     """
     features = keras.Input((None, feature_dim), name="features")
     num_frames = keras.Input((), dtype="int32", name="num_frames")
@@ -61,7 +68,7 @@ def build_fg_cme(num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300,
     word_ends = keras.Input((None,), name="word_ends")
     num_words = keras.Input((), dtype="int32", name="num_words")
 
-    x = normalise(features, num_frames, mean, std, feature_dim, spec_augment)
+    x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm)
     for i, (f, k) in enumerate(zip(conv_filters, conv_kernels), 1):
         x = keras.layers.Conv1D(f, k, padding="valid", activation=conv_activation, name=f"conv{i}")(x)
     shrink = sum(k - 1 for k in conv_kernels)
@@ -122,7 +129,7 @@ class ModalityAttention(keras.layers.Layer):
 def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300, embeddings=None,
                    train_embeddings=True, mean=None, std=None, conv_filters=(64, 128, 128), conv_kernels=(5, 2, 2),
                    conv_activation="relu", lstm_units=256, attention_units=128, hidden_units=128, dropout=0.0,
-                   spec_augment=None, name=None):
+                   spec_augment=None, utterance_norm=None, name=None):
     """The FG_CME paper's baselines, with FG_CME's inputs and head (FCN 128 → K):
 
         cnn_lstm               acoustic: the 1-D CNN → BiLSTM → max over frames
@@ -144,7 +151,7 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
             x, mask=mask), mask
 
     def acoustic_cnn_lstm():
-        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment)
+        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm)
         for i, (f, k) in enumerate(zip(conv_filters, conv_kernels), 1):
             x = keras.layers.Conv1D(f, k, padding="valid", activation=conv_activation, name=f"conv{i}")(x)
         n = ShrinkLengths(sum(k - 1 for k in conv_kernels), name="conv_frames")(num_frames)
@@ -152,7 +159,7 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
         return MaskedMax(name="audio_max")(h, n)
 
     def acoustic_attention():
-        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment)
+        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm)
         h, mask = blstm(x, num_frames, "audio")
         return StructuredSelfAttention(attention_units, name="audio_attention")(h, mask=mask)[0]
 

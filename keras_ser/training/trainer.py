@@ -588,6 +588,9 @@ def check_model_params(cfg):
         takes = [n for n in inspect.signature(SpecAugment.__init__).parameters if n not in ("self", "kwargs")]
         if not isinstance(spec, dict) or set(spec) - set(takes):
             raise ConfigError(f"model.params.spec_augment: {spec!r} is not a mapping of {', '.join(takes)}")
+    norm = cfg.model.params.get("utterance_norm")
+    if norm not in (None, "mean", "meanvar"):
+        raise ConfigError(f"model.params.utterance_norm: {norm!r} is not one of null, 'mean', 'meanvar'")
 
 
 def _run(cfg, out, callbacks):
