@@ -200,6 +200,34 @@ def test_word_alignments_by_mode(tiny_corpus):
         word_alignments(load_config("fg_cme/synthetic", ["fg_cme.alignment=auto"]), man)
 
 
+def test_speed_perturbed_copies_train_with_their_words_rescaled(tmp_path):
+    """`data.speed_perturb` adds copies lasting 1/factor as long; their words must move with them
+    (the copy of an utterance must not be paired with the original's timings)."""
+    from keras_ser.text import Vocabulary
+    from keras_ser.training import fg_cme
+    from keras_ser.training import trainer as T
+
+    cfg = load_config("fg_cme/synthetic", [
+        "data.synthetic_size=tiny", f"data.records_dir={tmp_path / 'records'}", "data.num_workers=1",
+        "train.verbose=0", "data.speed_perturb=[1.25]", "train.batch_size=64", "protocol.k=4"])
+    rs, manifest, labels_of, alignments, _ = fg_cme.prepare(cfg)
+    ids = list(T.fold_list(cfg, manifest)[0].train)
+    vocab = Vocabulary.build([[w for w, _, _ in alignments[u]] for u in ids])
+    ds = fg_cme.dataset(rs, cfg, ids, labels_of, alignments, vocab, ["num_frames", "word_starts", "word_ends"],
+                        shuffle=True)
+    frames, starts, ends = [], [], []
+    for x, _, _ in ds:
+        frames += list(np.asarray(x["num_frames"]))
+        starts += [tuple(np.round(r, 3)) for r in np.asarray(x["word_starts"])]
+        ends += list(np.asarray(x["word_ends"]).max(-1))
+    assert len(frames) == 2 * len(ids)  # every utterance and its copy
+    original = fg_cme.word_arrays(ids, alignments, vocab)["word_starts"]
+    want = sorted([tuple(np.round(r, 3)) for r in original] + [tuple(np.round(r / 1.25, 3)) for r in original])
+    assert sorted(starts) == want
+    # Every example's words lie within its own audio (10 ms hop, 25 ms window).
+    assert all(e <= 0.01 * n + 0.03 for e, n in zip(ends, frames))
+
+
 @pytest.mark.parametrize("kind", ["cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat",
                                   "attention_fusion"])
 def test_baselines_take_the_inputs_they_need(kind):

@@ -83,7 +83,8 @@ def word_arrays(ids, alignments, vocab):
 
 def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=None, shuffle=False):
     """Batches `(inputs, {"emotion": one-hot}, {"emotion": weight})` of `ids`, with the word
-    inputs looked up by utterance id; only the model's own inputs are passed."""
+    inputs looked up by utterance id; only the model's own inputs are passed. Training batches
+    (`shuffle`) also hold the `data.speed_perturb` copies, their word timings divided by the factor."""
     import tensorflow as tf
 
     k = len(rs.label_names)
@@ -97,7 +98,10 @@ def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=Non
              "word_ends": rows["word_ends"], "num_words": tf.cast(rows["num_words"], tf.int32)}
         return {n: x[n] for n in input_names}, {"emotion": rows["targets"]}, {"emotion": rows["weights"]}
 
-    return T.make_dataset(rs, cfg, ids, cols, to_xy, shuffle=shuffle, perturbed=False)
+    def copies(factor):  # a speed-perturbed copy lasts 1/factor as long: so do its words
+        return dict(cols, word_starts=cols["word_starts"] / factor, word_ends=cols["word_ends"] / factor)
+
+    return T.make_dataset(rs, cfg, ids, cols, to_xy, shuffle=shuffle, perturbed=shuffle, perturbed_columns=copies)
 
 
 def build_model(cfg, rs, stats, vocab):
@@ -223,8 +227,6 @@ def utterance_embeddings(cfg, layer="fc", fold_index=0):
 
 
 def run(cfg, out, callbacks=()):
-    if cfg.data.speed_perturb:
-        print("fg_cme: data.speed_perturb is ignored (it would move the word boundaries)")
     rs, manifest, labels_of, alignments, sources = prepare(cfg)
     label_names = rs.label_names
     print(f"fg_cme on {cfg.data.corpus}: {len(manifest)} utterances; word timings: " +

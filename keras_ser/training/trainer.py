@@ -198,7 +198,7 @@ def fold_shards(rs, ids):
     return [os.path.join(rs.root, "shards", s) for s in shards]
 
 
-def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False):
+def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, perturbed_columns=None):
     """tf.data pipeline over the utterances `ids`, with per-utterance values looked up by id.
 
     Args:
@@ -211,6 +211,9 @@ def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False):
             batch, `rows` maps each column name to its gathered `(batch, ...)` values.
         shuffle: bool. Shuffle, and crop to `data.max_frames` (training).
         perturbed: bool. Also read the speed-perturbed copies of `ids` (training).
+        perturbed_columns: optional function `factor → columns` giving the copies' own values
+            (the same names, one row per id), for values that a speed change moves, such as
+            word timings; by default a copy looks up its original's row.
     """
     import tensorflow as tf
 
@@ -222,9 +225,16 @@ def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False):
     if perturbed and cfg.data.speed_perturb:
         shard_keys = {s["key"] for s in rs.meta["shards"] if os.path.join(rs.root, "shards", s["file"]) in files}
         files = rs.files(keys=shard_keys, with_perturbed=True)
+        blocks = [columns]
         for factor in cfg.data.speed_perturb:
             keys += [f"{u}_sp{factor:g}" for u in ids]
-            rows += list(range(len(ids)))
+            if perturbed_columns is None:
+                rows += list(range(len(ids)))
+            else:
+                rows += list(range(len(ids) * len(blocks), len(ids) * (len(blocks) + 1)))
+                blocks.append(perturbed_columns(factor))
+        if perturbed_columns is not None:
+            columns = {k: np.concatenate([np.asarray(b[k]) for b in blocks]) for k in columns}
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(rows, tf.int64)), -1)
     consts = {k: tf.constant(np.asarray(v, np.float32)) for k, v in columns.items()}
