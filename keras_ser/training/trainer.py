@@ -88,7 +88,11 @@ def cache_name(corpus, root):
 
 
 def records_dir(cfg):
-    """Where the records of `cfg.data` go (`data.records_dir`, or a cache folder)."""
+    """Where the records of `cfg.data` go (`data.records_dir`, or a cache folder).
+
+    The cache folder's name holds the speed-perturbation factors: the writer rewrites a folder
+    whose records differ from what is asked, so runs with and without copies (possibly at the
+    same time) must not share one."""
     from keras_ser.corpora import synthetic
 
     if cfg.data.records_dir:
@@ -97,7 +101,8 @@ def records_dir(cfg):
     corpora = "+".join(cache_name(e["corpus"], e.get("root"))
                        for e in [{"corpus": cfg.data.corpus, "root": cfg.data.root}, *cfg.data.fuse])
     tag = cfg.data.synthetic_size if "synthetic" in corpora else "full"
-    return os.path.join(base, "records", f"{corpora}-{tag}-seed{cfg.data.seed}-{cfg.data.frontend}")
+    speeds = "".join(f"-sp{float(f):g}" for f in sorted(cfg.data.speed_perturb) if float(f) != 1.0)
+    return os.path.join(base, "records", f"{corpora}-{tag}-seed{cfg.data.seed}-{cfg.data.frontend}{speeds}")
 
 
 def prepare_records(cfg, manifest):
