@@ -49,7 +49,10 @@ def main(argv=None):
         cfg = load_config(args.preset, [*args.overrides, *extra, f"output_dir={os.path.join(base, row)}"])
         s = run(cfg)
         results[row] = {"name": name, "overrides": extra, "word_timings": s["word_timings"], "folds_run": s["folds_run"],
-                        "wa": s["mean"]["wa"], "ua": s["mean"]["ua"]}
+                        "wa": s["mean"]["wa"], "ua": s["mean"]["ua"],
+                        "per_fold": [{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in s["folds"]]}
+        if "best_on_test" in s:  # fg_cme.test_curve: the original code's optimistic epoch choice
+            results[row]["best_on_test"] = s["best_on_test"]
         print("| row | WA | UA |\n|---|---|---|\n" + "\n".join(
             f"| {r['name']} | {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['sd']:.1f} | "
             f"{100 * r['ua']['mean']:.1f} ± {100 * r['ua']['sd']:.1f} |" for r in results.values()))
