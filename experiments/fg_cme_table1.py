@@ -5,10 +5,14 @@
 
 Every row is one `keras_ser-train` run of the same preset, protocol and overrides plus the row's
 own overrides; runs go to `<output_dir or runs/fg_cme_table1>/<row>/` and resume when
-interrupted. Prints a Markdown table; `--out` keeps the numbers.
+interrupted. Prints a Markdown table; `--out` keeps the numbers. When `--out` already holds rows
+of the same preset and overrides, the new rows are added to them (a row run again replaces its
+entry), so a long baseline can be run later into the same table; rows of another preset or other
+overrides are refused.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -37,13 +41,27 @@ def main(argv=None):
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    unknown = [r for r in args.rows.split(",") if r not in ROWS]
+    if unknown:
+        ap.error(f"--rows: unknown row(s) {', '.join(unknown)}; rows are {', '.join(ROWS)}")
+    results = {}
+    if args.out and os.path.exists(args.out):
+        try:
+            with open(args.out) as f:
+                old = json.load(f)
+            same = (old["preset"], old["overrides"]) == (args.preset, args.overrides)
+        except (ValueError, KeyError, TypeError) as e:
+            ap.error(f"{args.out}: not a table written by this script ({e}); give another --out or remove it")
+        if not same:
+            ap.error(f"{args.out}: holds rows of {old['preset']} {' '.join(old['overrides'])}, not of "
+                     f"{args.preset} {' '.join(args.overrides)}; give another --out or remove it")
+        results = old.get("rows", {})
 
     from keras_ser.config import load_config
     from keras_ser.training.trainer import run
     from keras_ser.utils import write_json
 
     base = load_config(args.preset, args.overrides).output_dir or "runs/fg_cme_table1"
-    results = {}
     for row in args.rows.split(","):
         name, extra = ROWS[row]
         cfg = load_config(args.preset, [*args.overrides, *extra, f"output_dir={os.path.join(base, row)}"])

@@ -364,9 +364,10 @@ def test_a_finished_run_resumes_without_retraining_and_exports_the_saved_model(f
     assert meta["signatures"]["serving_default"][-1] == "num_words"
 
 
-def test_table1_experiment_keeps_each_row_s_folds_and_the_test_curve(tmp_path):
+def test_table1_experiment_keeps_each_row_s_folds_and_the_test_curve(tmp_path, capsys):
     """experiments/fg_cme_table1.py: one run per row, its JSON with the per-fold scores and, with
-    `fg_cme.test_curve`, the original code's optimistic best-on-test beside the honest mean."""
+    `fg_cme.test_curve`, the original code's optimistic best-on-test beside the honest mean; a
+    later run adds its rows to the same table, never those of another protocol."""
     import importlib.util
 
     path = os.path.join(os.path.dirname(__file__), "..", "experiments", "fg_cme_table1.py")
@@ -386,3 +387,19 @@ def test_table1_experiment_keeps_each_row_s_folds_and_the_test_curve(tmp_path):
         assert len(row["per_fold"]) == 1 and row["wa"]["mean"] == pytest.approx(row["per_fold"][0]["wa"])
         assert row["best_on_test"]["wa"]["mean"] >= row["wa"]["mean"]
     assert os.path.exists(tmp_path / "runs" / "no_cme" / "folds")
+
+    # A later run into the same --out adds (or replaces) its rows and keeps the others ...
+    first = json.load(open(out))
+    argv = ["fg_cme/synthetic", *first["overrides"], "--rows", "no_cme", "--out", str(out)]
+    assert table1.main(argv) == 0  # the run resumes: its fold is done
+    assert json.load(open(out))["rows"] == first["rows"]
+    # ... but never mixes protocols, and says which file holds what.
+    with pytest.raises(SystemExit):
+        table1.main(["fg_cme/synthetic", *first["overrides"], "protocol.k=5", "--rows", "no_cme", "--out", str(out)])
+    assert f"{out}: holds rows of fg_cme/synthetic" in capsys.readouterr().err
+    assert json.load(open(out)) == first
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(SystemExit):
+        table1.main(["fg_cme/synthetic", "--rows", "no_cme", "--out", str(broken)])
+    assert f"{broken}: not a table written by this script" in capsys.readouterr().err
