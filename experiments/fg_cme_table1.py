@@ -12,7 +12,6 @@ overrides are refused.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -41,14 +40,16 @@ def main(argv=None):
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    unknown = [r for r in args.rows.split(",") if r not in ROWS]
+    rows = args.rows.split(",")
+    unknown = [r for r in rows if r not in ROWS]
     if unknown:
         ap.error(f"--rows: unknown row(s) {', '.join(unknown)}; rows are {', '.join(ROWS)}")
+    from keras_ser.utils import read_json, write_json  # no TensorFlow: the checks stay fast
+
     results = {}
     if args.out and os.path.exists(args.out):
         try:
-            with open(args.out) as f:
-                old = json.load(f)
+            old = read_json(args.out)
             same = (old["preset"], old["overrides"]) == (args.preset, args.overrides)
         except (ValueError, KeyError, TypeError) as e:
             ap.error(f"{args.out}: not a table written by this script ({e}); give another --out or remove it")
@@ -59,10 +60,9 @@ def main(argv=None):
 
     from keras_ser.config import load_config
     from keras_ser.training.trainer import run
-    from keras_ser.utils import write_json
 
     base = load_config(args.preset, args.overrides).output_dir or "runs/fg_cme_table1"
-    for row in args.rows.split(","):
+    for row in rows:
         name, extra = ROWS[row]
         cfg = load_config(args.preset, [*args.overrides, *extra, f"output_dir={os.path.join(base, row)}"])
         s = run(cfg)
