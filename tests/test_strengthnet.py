@@ -339,6 +339,53 @@ def test_table1_experiment_reads_a_fused_run(fused_run):
     assert md.count("\n") == 2 and "ravdess" in md and "R_emodb" in md
 
 
+def test_cue_ceilings_use_the_oracle_features_they_name():
+    """experiments/ranking_labels.py's cue ceilings on a fabricated corpus whose level is exactly
+    the synthesizer's energy profile times the strength: the level and the emotion order the pure
+    utterances; only the oracles that know the change point and the blend recover the others."""
+    import importlib.util
+
+    import pandas as pd
+
+    from keras_ser.corpora.synthetic import PROFILES
+
+    path = os.path.join(os.path.dirname(__file__), "..", "experiments", "ranking_labels.py")
+    spec = importlib.util.spec_from_file_location("ranking_labels", path)
+    ranking_labels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ranking_labels)
+    rng = np.random.default_rng(0)
+    emotions = ["happy", "sad", "angry", "surprise"]
+    rows, waves = [], {}
+    for spk in range(6):
+        for emotion in emotions:
+            for i in range(40):
+                s = float(rng.uniform(0.1, 1.0))
+                blend = emotions[(emotions.index(emotion) + 1 + i % 3) % 4] if i % 4 == 1 else None
+                w = float(rng.uniform(0.15, 0.45)) if blend else 0.0
+                db = -26 + s * ((1 - w) * PROFILES[emotion].energy + w * (PROFILES[blend].energy if blend else 0))
+                wav = np.full(16000, 10 ** (db / 20), np.float32)
+                segments = [[0.0, 1.0, emotion, s]]
+                if i % 4 == 2:  # neutral up to a change point
+                    cut = float(rng.uniform(0.2, 0.6))
+                    wav[:int(cut * 16000)] = 10 ** (-26 / 20)
+                    segments = [[0.0, cut, "neutral", 0.0], [cut, 1.0, emotion, s]]
+                path = f"u{len(rows)}.wav"
+                waves[path] = wav
+                rows.append({"speaker": f"s{spk}", "emotion": emotion, "strength": s, "path": path,
+                             "blend": blend, "blend_weight": w, "emotion_segments": segments})
+    rows += [{"speaker": f"s{spk}", "emotion": "neutral", "strength": 0.0, "path": "n.wav", "blend": None,
+              "blend_weight": 0.0, "emotion_segments": [[0.0, 1.0, "neutral", 0.0]]} for spk in range(6)]
+    waves["n.wav"] = np.full(16000, 10 ** (-26 / 20), np.float32)
+    man = pd.DataFrame(rows)
+    level = np.array([ranking_labels._active_level_db(waves[p]) for p in man["path"]])
+    res = ranking_labels.cue_ceilings(man, level, waves.__getitem__)
+    plain, segment, full = res.values()
+    assert set(plain) == {"all", "pure", "blend", "change"}
+    assert plain["pure"] > 0.9 and plain["blend"] < 0.8
+    assert segment["change"] > 0.95 and segment["change"] > plain["change"] + 0.05
+    assert full["blend"] > segment["blend"] + 0.1 and full["all"] > 0.9 > plain["all"]
+
+
 def test_truth_is_also_scored_on_pure_utterances_only():
     import numpy as np
     import pandas as pd
