@@ -177,6 +177,28 @@ def test_fused_run_labels_each_corpus_and_splits_each(fused_run):
     assert rec["folds"][0]["train"] > 0 and os.path.exists(os.path.join(cfg.output_dir, "plots", "strength_split-seed0.png"))
 
 
+def test_per_utterance_predictions_are_written_and_match_the_metrics(fused_run):
+    import pandas as pd
+
+    from keras_ser.training import metrics as M
+
+    cfg, summary = fused_run
+    fold = summary["folds"][0]
+    pred = pd.read_csv(os.path.join(cfg.output_dir, "folds", fold["fold"], "test_predictions.csv"))
+    assert len(pred) == fold["test"] and pred["utterance_id"].is_unique
+    assert set(pred["corpus"]) == {"synthetic", "emodb"} and set(pred["predicted_emotion"]) <= {"happy", "sad", "angry"}
+    # The rows are the test utterances, each with its own label (the table's, not a shuffled one).
+    labels = pd.read_csv(os.path.join(cfg.output_dir, "ranking", "labels.csv")).set_index("utterance_id")
+    assert np.allclose(pred["strength_label"], labels.loc[pred["utterance_id"], "strength_label"], atol=1e-5)
+    assert (pred["emotion"].to_numpy() == labels.loc[pred["utterance_id"], "emotion"].to_numpy()).all()
+    assert M.mae(pred["strength_label"], pred["predicted_strength"]) == pytest.approx(fold["overall"]["mae"], abs=1e-5)
+    assert np.mean(pred["emotion"] == pred["predicted_emotion"]) == pytest.approx(fold["emotion"]["wa"])
+    syn = pred[pred["corpus"] == "synthetic"]
+    assert syn["true_strength"].notna().all() and pred.loc[pred["corpus"] == "emodb", "true_strength"].isna().all()
+    unseen = pd.read_csv(os.path.join(cfg.output_dir, "unseen", "ravdess", "predictions.csv"))
+    assert len(unseen) == fold["unseen"]["ravdess"]["overall"]["n"] and set(unseen["corpus"]) == {"ravdess"}
+
+
 def test_unseen_corpus_is_labelled_by_its_own_ranking_and_scored(fused_run):
     cfg, summary = fused_run
     unseen = summary["folds"][0]["unseen"]["ravdess"]

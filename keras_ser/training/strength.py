@@ -8,6 +8,10 @@ Beyond the classifier runs' output folder (see `keras_ser.training.trainer`):
     ranking/<corpus>.json         each corpus's ranking functions (`StrengthLabeler`, JSON)
     ranking/labels.csv            utterance_id, corpus, speaker, emotion, strength label
     plots/strength_<fold>.png     predicted vs target scatter and histograms
+    folds/<fold>/test_predictions.csv  one row per test utterance: utterance_id, corpus, speaker,
+                                  emotion, predicted_emotion, strength_label, predicted_strength,
+                                  true_strength (NaN where unknown), pure
+    unseen/<corpus>/predictions.csv  the same for each of `data.eval_corpora` (first fold's model)
     metrics.json                  per fold: MAE/LCC/SRCC/CCC overall and per emotion, emotion
                                   WA/UA, ranking order accuracy on held-out pairs, SRCC against
                                   the true strength where the corpus has one, RAVDESS-style
@@ -210,7 +214,18 @@ def evaluate(cfg, model, rs, ids, table, label_names):
         res["per_corpus"] = {c: _metrics(cfg, {k: v[corpora == c] for k, v in p.items()}, label_names)
                              for c in sorted(set(corpora))}
     res["_arrays"] = (p["s_true"], p["s_pred"], p["e_true"])
+    rows = table.loc[ids].iloc[p["position"]]
+    res["_predictions"] = rows[["utterance_id", "corpus", "speaker", "emotion"]].assign(
+        predicted_emotion=np.asarray(label_names, object)[p["e_prob"].argmax(-1)],
+        strength_label=p["s_true"], predicted_strength=p["s_pred"], true_strength=p["truth"], pure=p["pure"])
     return res
+
+
+def write_predictions(predictions, path):
+    """`evaluate`'s per-utterance table as CSV, atomically."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    predictions.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, path)
 
 
 def _metrics(cfg, p, label_names):
@@ -345,6 +360,7 @@ def run(cfg, out, callbacks=()):
             model = T.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks, monitor=monitor)
         res = evaluate(cfg, model, rs, fold.test, table, label_names)
         s_true, s_pred, e_true = res.pop("_arrays")
+        write_predictions(res.pop("_predictions"), os.path.join(fold_dir, "test_predictions.csv"))
         plot_strength(s_true, s_pred, e_true, label_names, os.path.join(out, "plots", f"strength_{fold.name}.png"),
                       f"{fold.name}: MAE {res['overall']['mae']:.3f}, SRCC {res['overall']['srcc']:.3f}")
         res.update(fold=fold.name, monitor=monitor, **fold.to_dict())
@@ -406,6 +422,8 @@ def unseen(cfg, model, train_manifest, label_names, out, load_corpus, train_cach
         table = label_table(cfg, man, strengths, label_names)
         r = evaluate(cfg, model, rs, table.index.tolist(), table, label_names)
         r.pop("_arrays")
+        os.makedirs(os.path.join(out, "unseen", name), exist_ok=True)
+        write_predictions(r.pop("_predictions"), os.path.join(out, "unseen", name, "predictions.csv"))
         r["strength_labels"] = info
         # R_train(·): the training corpora's ranking functions (one per emotion) on this corpus.
         if cfg.strength.labels == "ranking":
