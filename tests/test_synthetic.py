@@ -115,3 +115,16 @@ def test_sizes_offered_by_the_cli_and_config_are_the_generators():
     assert f"[--size {'|'.join(synthetic.SIZES)}]" in inspect.getsource(synth)
     assert SYNTHETIC_SIZES == tuple(synthetic.SIZES)
     assert synthetic.SIZES["large"]["n_speakers"] == 24
+
+
+def test_cli_overrides_the_number_of_speakers_and_utterances(tmp_path, capsys):
+    from keras_ser.cli import synth
+    from keras_ser.corpora.manifest import read_manifest
+
+    assert synth.main([str(tmp_path / "c"), "--size", "tiny", "--speakers", "2", "--per-speaker-emotion", "1"]) == 0
+    man = read_manifest(str(tmp_path / "c" / "manifest.jsonl"))
+    assert man["speaker"].nunique() == 2 and len(man) == 2 * len(synthetic.BASE_EMOTIONS)
+    assert man["strength"].notna().all() and "emotion_segments" in man
+    with pytest.raises(SystemExit):
+        synth.main([str(tmp_path / "d"), "--speakers", "0"])
+    assert "must be a positive integer" in capsys.readouterr().err
