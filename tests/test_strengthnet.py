@@ -193,6 +193,7 @@ def test_per_utterance_predictions_are_written_and_match_the_metrics(fused_run):
     assert (pred["emotion"].to_numpy() == labels.loc[pred["utterance_id"], "emotion"].to_numpy()).all()
     assert M.mae(pred["strength_label"], pred["predicted_strength"]) == pytest.approx(fold["overall"]["mae"], abs=1e-5)
     assert np.mean(pred["emotion"] == pred["predicted_emotion"]) == pytest.approx(fold["emotion"]["wa"])
+    assert {"pure", "blend", "change"} <= set(pred) and not (pred["pure"] & (pred["blend"] | pred["change"])).any()
     syn = pred[pred["corpus"] == "synthetic"]
     assert syn["true_strength"].notna().all() and pred.loc[pred["corpus"] == "emodb", "true_strength"].isna().all()
     unseen = pd.read_csv(os.path.join(cfg.output_dir, "unseen", "ravdess", "predictions.csv"))
@@ -424,6 +425,8 @@ def test_truth_is_also_scored_on_pure_utterances_only():
     })
     table = label_table(None, man, np.linspace(0, 1, 6), ["happy"])
     assert table["pure"].tolist() == [True, False, True, False, True, True]
+    assert table["blend"].tolist() == [False, True, False, False, False, False]
+    assert table["change"].tolist() == [False, False, False, True, False, False]
     # Predictions in order on the pure four, reversed on the blend and the change.
     s_pred = np.array([0.1, 0.9, 0.3, 0.0, 0.5, 0.6])
     p = {"s_true": table["strength_label"].to_numpy(), "s_pred": s_pred, "e_true": np.zeros(6, int),
@@ -432,6 +435,11 @@ def test_truth_is_also_scored_on_pure_utterances_only():
     res = _metrics(None, p, ["happy"])
     assert res["srcc_vs_truth_pure"] == pytest.approx(1.0) and res["n_pure"] == 4
     assert res["srcc_vs_truth"] < 0.6
+    assert "srcc_vs_truth_blend" not in res  # one blended utterance: no SRCC
+    # The blend and change subsets are scored like the pure one where they have three or more.
+    p.update(blend=np.array([False, True, True, True, False, False]), change=np.zeros(6, bool))
+    res = _metrics(None, p, ["happy"])
+    assert res["n_blend"] == 3 and res["srcc_vs_truth_blend"] == pytest.approx(-1.0) and "n_change" not in res
     # A corpus that knows no blends or changes counts every utterance as pure.
     assert label_table(None, man.drop(columns=["blend", "emotion_segments"]), np.zeros(6), ["happy"])["pure"].all()
 

@@ -443,12 +443,22 @@ def pure_mask(manifest):
     """Boolean array: utterances with one emotion at one strength throughout (no blended second
     emotion, no change of emotion inside). Manifests without the `blend` / `emotion_segments`
     columns (other corpora) count every utterance as pure."""
-    pure = np.ones(len(manifest), bool)
-    if "blend" in manifest:
-        pure &= manifest["blend"].isna().to_numpy()
-    if "emotion_segments" in manifest:
-        pure &= np.array([not isinstance(s, list) or len(s) <= 1 for s in manifest["emotion_segments"]], bool)
-    return pure
+    return ~blend_mask(manifest) & ~change_mask(manifest)
+
+
+def blend_mask(manifest):
+    """Boolean array: utterances with a blended second emotion (none without a `blend` column)."""
+    if "blend" not in manifest:
+        return np.zeros(len(manifest), bool)
+    return manifest["blend"].notna().to_numpy()
+
+
+def change_mask(manifest):
+    """Boolean array: utterances whose emotion changes inside (more than one `emotion_segments`
+    entry; none without that column)."""
+    if "emotion_segments" not in manifest:
+        return np.zeros(len(manifest), bool)
+    return np.array([isinstance(s, list) and len(s) > 1 for s in manifest["emotion_segments"]], bool)
 
 
 def load(root):

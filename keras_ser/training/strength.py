@@ -10,7 +10,7 @@ Beyond the classifier runs' output folder (see `keras_ser.training.trainer`):
     plots/strength_<fold>.png     predicted vs target scatter and histograms
     folds/<fold>/test_predictions.csv  one row per test utterance: utterance_id, corpus, speaker,
                                   emotion, predicted_emotion, strength_label, predicted_strength,
-                                  true_strength (NaN where unknown), pure
+                                  true_strength (NaN where unknown), pure, blend, change
     unseen/<corpus>/predictions.csv  the same for each of `data.eval_corpora` (first fold's model)
     metrics.json                  per fold: MAE/LCC/SRCC/CCC overall and per emotion, emotion
                                   WA/UA, ranking order accuracy on held-out pairs, SRCC against
@@ -24,13 +24,14 @@ import os
 
 import numpy as np
 
-from keras_ser.corpora.synthetic import pure_mask
+from keras_ser.corpora.synthetic import blend_mask, change_mask, pure_mask
 from keras_ser.errors import CorpusError
 from keras_ser.training import metrics as M
 from keras_ser.training import trainer as T
 from keras_ser.utils import save_figure
 
 HEADS = ("frame_strength", "strength", "emotion")
+SUBSETS = ("pure", "blend", "change")  # utterance subsets scored against the true strength
 
 
 # -- labels ---------------------------------------------------------------------------------------
@@ -109,8 +110,10 @@ def strength_labels(cfg, manifest, out_dir, cache_dir):
             truth = man["strength"].to_numpy(float)
             good = emo & np.isfinite(truth) & np.isfinite(out[sel])
             info[corpus]["srcc_labels_vs_truth"] = M.spearman(out[sel][good], truth[good])
-            pure = good & pure_mask(man)
-            info[corpus]["srcc_labels_vs_truth_pure"] = M.spearman(out[sel][pure], truth[pure])
+            for subset, mask in (("pure", pure_mask), ("blend", blend_mask), ("change", change_mask)):
+                m = good & mask(man)
+                if m.sum() > 2:
+                    info[corpus][f"srcc_labels_vs_truth_{subset}"] = M.spearman(out[sel][m], truth[m])
             info[corpus]["srcc_labels_vs_truth_per_emotion"] = {
                 e: M.spearman(out[sel][good & (man["emotion"].to_numpy() == e)], truth[good & (man["emotion"].to_numpy() == e)])
                 for e in sorted(set(man["emotion"][good]))}
@@ -207,7 +210,8 @@ def evaluate(cfg, model, rs, ids, table, label_names):
     when `ids` span several corpora, `per_corpus` holds the same metrics for each."""
     ids = list(ids)
     p = predict(model, strength_dataset(rs, cfg, ids, table, extra=True))
-    p["pure"] = table.loc[ids, "pure"].to_numpy(bool)[p["position"]]
+    for subset in SUBSETS:
+        p[subset] = table.loc[ids, subset].to_numpy(bool)[p["position"]]
     res = _metrics(cfg, p, label_names)
     corpora = table.loc[ids, "corpus"].to_numpy(str)[p["position"]]
     if len(set(corpora)) > 1:  # a fused run: each corpus's unseen speakers on their own as well
@@ -217,7 +221,8 @@ def evaluate(cfg, model, rs, ids, table, label_names):
     rows = table.loc[ids].iloc[p["position"]]
     res["_predictions"] = rows[["utterance_id", "corpus", "speaker", "emotion"]].assign(
         predicted_emotion=np.asarray(label_names, object)[p["e_prob"].argmax(-1)],
-        strength_label=p["s_true"], predicted_strength=p["s_pred"], true_strength=p["truth"], pure=p["pure"])
+        strength_label=p["s_true"], predicted_strength=p["s_pred"], true_strength=p["truth"],
+        **{subset: p[subset] for subset in SUBSETS})
     return res
 
 
@@ -239,11 +244,14 @@ def _metrics(cfg, p, label_names):
     if good.sum() > 2:
         res["srcc_vs_truth"] = M.spearman(p["truth"][good], s_pred[good])
         res["srcc_labels_vs_truth"] = M.spearman(p["truth"][good], s_true[good])
-        pure = good & p["pure"]
-        if pure.sum() > 2:  # one emotion at one strength throughout: the truth is unambiguous
-            res["srcc_vs_truth_pure"] = M.spearman(p["truth"][pure], s_pred[pure])
-            res["srcc_labels_vs_truth_pure"] = M.spearman(p["truth"][pure], s_true[pure])
-            res["n_pure"] = int(pure.sum())
+        # pure: one emotion at one strength throughout, where the truth is unambiguous; blend
+        # and change: the utterances where no single cue says the strength (docs/results.md).
+        for subset in SUBSETS:
+            m = good & p.get(subset, np.zeros(len(good), bool))
+            if m.sum() > 2:
+                res[f"srcc_vs_truth_{subset}"] = M.spearman(p["truth"][m], s_pred[m])
+                res[f"srcc_labels_vs_truth_{subset}"] = M.spearman(p["truth"][m], s_true[m])
+                res[f"n_{subset}"] = int(m.sum())
     known = np.isfinite(p["strong"])
     if known.sum() > 2:
         strong = p["strong"][known] == 1.0
@@ -289,13 +297,14 @@ def plot_strength(s_true, s_pred, e_true, labels, path, title):
 # -- the run ------------------------------------------------------------------------------------
 def label_table(cfg, manifest, strengths, label_names):
     """The labelled utterances, indexed by id. `pure`: no blended second emotion and no change of
-    emotion inside the utterance (the synthetic corpus says; other corpora count as pure)."""
+    emotion inside the utterance; `blend`, `change`: one of them (the synthetic corpus says;
+    other corpora count as pure)."""
     ok = manifest["emotion"].isin(label_names).to_numpy() & np.isfinite(strengths)
     man = manifest[ok]
     return man.assign(
         strength_label=strengths[ok], label=[label_names.index(e) for e in man["emotion"]],
         true_strength=man["strength"].to_numpy(float), intensity=man["intensity"].to_numpy(object),
-        pure=pure_mask(man),
+        pure=pure_mask(man), blend=blend_mask(man), change=change_mask(man),
     ).set_index("utterance_id", drop=False)
 
 
@@ -379,8 +388,10 @@ def run(cfg, out, callbacks=()):
             ("emotion_wa", lambda r: r["emotion"]["wa"]), ("emotion_ua", lambda r: r["emotion"]["ua"])]
     if all("srcc_vs_truth" in r for r in results):
         keys.append(("srcc_vs_truth", lambda r: r["srcc_vs_truth"]))
-    if all("srcc_vs_truth_pure" in r for r in results):
-        keys.append(("srcc_vs_truth_pure", lambda r: r["srcc_vs_truth_pure"]))
+    for subset in SUBSETS:
+        key = f"srcc_vs_truth_{subset}"
+        if all(key in r for r in results):
+            keys.append((key, lambda r, key=key: r[key]))
     summary = {
         "system": cfg.system, "corpus": "+".join(sorted(manifest["corpus"].unique())), "protocol": cfg.protocol.name,
         "seed": cfg.seed, "folds_run": len(results), "labels": label_names, "strength_labels": label_info,
