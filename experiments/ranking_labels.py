@@ -117,8 +117,8 @@ def cue_ceilings(man, level, load_audio):
     spk, emo, truth = man["speaker"].to_numpy(str), man["emotion"].to_numpy(str), man["strength"].to_numpy(float)
     e = emo != "neutral"
     emos = sorted(set(emo[e]))
-    subsets = {"all": e, "pure": e & synthetic.pure_mask(man), "blend": e & man["blend"].notna().to_numpy(),
-               "change": e & np.array([len(s) > 1 for s in man["emotion_segments"]], bool)}
+    subsets = {"all": e, "pure": e & synthetic.pure_mask(man), "blend": e & synthetic.blend_mask(man),
+               "change": e & synthetic.change_mask(man)}
     onehot = np.stack([emo == k for k in emos], 1).astype(float)
     segment_level = level.copy()
     for i in np.flatnonzero(subsets["change"]):

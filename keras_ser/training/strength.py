@@ -31,7 +31,8 @@ from keras_ser.training import trainer as T
 from keras_ser.utils import save_figure
 
 HEADS = ("frame_strength", "strength", "emotion")
-SUBSETS = ("pure", "blend", "change")  # utterance subsets scored against the true strength
+# Utterance subsets scored against the true strength, and the masks that pick them.
+SUBSETS = {"pure": pure_mask, "blend": blend_mask, "change": change_mask}
 
 
 # -- labels ---------------------------------------------------------------------------------------
@@ -110,7 +111,7 @@ def strength_labels(cfg, manifest, out_dir, cache_dir):
             truth = man["strength"].to_numpy(float)
             good = emo & np.isfinite(truth) & np.isfinite(out[sel])
             info[corpus]["srcc_labels_vs_truth"] = M.spearman(out[sel][good], truth[good])
-            for subset, mask in (("pure", pure_mask), ("blend", blend_mask), ("change", change_mask)):
+            for subset, mask in SUBSETS.items():
                 m = good & mask(man)
                 if m.sum() > 2:
                     info[corpus][f"srcc_labels_vs_truth_{subset}"] = M.spearman(out[sel][m], truth[m])
@@ -304,7 +305,7 @@ def label_table(cfg, manifest, strengths, label_names):
     return man.assign(
         strength_label=strengths[ok], label=[label_names.index(e) for e in man["emotion"]],
         true_strength=man["strength"].to_numpy(float), intensity=man["intensity"].to_numpy(object),
-        pure=pure_mask(man), blend=blend_mask(man), change=change_mask(man),
+        **{subset: mask(man) for subset, mask in SUBSETS.items()},
     ).set_index("utterance_id", drop=False)
 
 
