@@ -13,6 +13,14 @@ def write_json(obj, path, indent=1):
     return path
 
 
+def write_csv(frame, path, **kwargs):
+    """Write a pandas DataFrame as CSV to `path` atomically (`kwargs` go to `to_csv`)."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    frame.to_csv(tmp, **kwargs)
+    os.replace(tmp, path)
+    return path
+
+
 def read_json(path):
     """The JSON document in `path` (the file is closed before returning)."""
     with open(path) as f:

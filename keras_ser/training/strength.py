@@ -28,7 +28,7 @@ from keras_ser.corpora.synthetic import blend_mask, change_mask, pure_mask
 from keras_ser.errors import CorpusError
 from keras_ser.training import metrics as M
 from keras_ser.training import trainer as T
-from keras_ser.utils import save_figure
+from keras_ser.utils import save_figure, write_csv
 
 HEADS = ("frame_strength", "strength", "emotion")
 # Utterance subsets scored against the true strength, and the masks that pick them.
@@ -119,9 +119,7 @@ def strength_labels(cfg, manifest, out_dir, cache_dir):
                 e: M.spearman(out[sel][good & (man["emotion"].to_numpy() == e)], truth[good & (man["emotion"].to_numpy() == e)])
                 for e in sorted(set(man["emotion"][good]))}
     keep = manifest[["utterance_id", "corpus", "speaker", "emotion"]].assign(strength_label=out)
-    tmp = os.path.join(out_dir, "ranking", f"labels.csv.tmp-{os.getpid()}")
-    keep.to_csv(tmp, index=False)
-    os.replace(tmp, os.path.join(out_dir, "ranking", "labels.csv"))
+    write_csv(keep, os.path.join(out_dir, "ranking", "labels.csv"), index=False)
     return out, labelers, info
 
 
@@ -229,9 +227,7 @@ def evaluate(cfg, model, rs, ids, table, label_names):
 
 def write_predictions(predictions, path):
     """`evaluate`'s per-utterance table as CSV, atomically."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    predictions.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, path)
+    write_csv(predictions, path, index=False, float_format="%.6g")
 
 
 def _metrics(cfg, p, label_names):
