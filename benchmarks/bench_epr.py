@@ -32,15 +32,14 @@ def main(argv=None):
     import tensorflow as tf
 
     from keras_ser.config import load_config
-    from keras_ser.training import epr
-    from keras_ser.training import trainer as T
+    from keras_ser.training import data, epr, loop
 
     cfg = load_config(args.preset, ["train.verbose=0", *args.overrides])
-    with T.precision(cfg):
-        manifest = T.load_manifest(cfg)
-        rs = T.prepare_records(cfg, manifest)
-        fold = T.fold_list(cfg, manifest)[0]
-        labelled = manifest[manifest["emotion"].isin(rs.label_names)]
+    with loop.precision(cfg):
+        manifest = data.load_manifest(cfg)
+        rs = data.prepare_records(cfg, manifest)
+        labelled = data.labelled(cfg, manifest)
+        fold = data.fold_list(cfg, labelled)[0]
         labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(rs.label_names.index)))
         table = epr.make_table(cfg, rs, fold.train, labels_of, None, None, len(rs.label_names))
         net = epr.SegmentClassifier(cfg, rs, epr.utterance_stats(rs, cfg, fold.train))

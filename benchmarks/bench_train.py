@@ -33,18 +33,18 @@ def main(argv=None):
     import tensorflow as tf
 
     from keras_ser.config import load_config
-    from keras_ser.training import trainer
+    from keras_ser.training import data, loop, mlee
 
     cfg = load_config(args.preset, ["train.verbose=0", *args.overrides])
-    with trainer.precision(cfg):
-        manifest = trainer.load_manifest(cfg)
-        rs = trainer.prepare_records(cfg, manifest)
-        fold = trainer.fold_list(cfg, manifest)[0]
-        stage = trainer.recipe(cfg)[0]
-        targets = trainer.stage_targets(cfg, manifest, rs.label_names, stage.kind)
-        train_ds, _, _, weights = trainer.make_datasets(rs, fold, cfg, targets)
-        stats = rs.feature_stats(trainer.fold_shards(rs, fold.train))
-        model = trainer.compile_stage(trainer.build_model(cfg, rs, stats, stage), stage, weights, cfg)
+    with loop.precision(cfg):
+        manifest = data.load_manifest(cfg)
+        rs = data.prepare_records(cfg, manifest)
+        fold = data.fold_list(cfg, manifest)[0]
+        stage = mlee.recipe(cfg)[0]
+        targets = mlee.stage_targets(cfg, manifest, rs.label_names, stage.kind)
+        train_ds, _, _, weights = mlee.make_datasets(rs, fold, cfg, targets)
+        stats = rs.feature_stats(data.fold_shards(rs, fold.train))
+        model = mlee.compile_stage(mlee.build_model(cfg, rs, stats, stage), stage, weights, cfg)
 
         it = iter(train_ds.repeat())
         waits, computes, frames, utts = [], [], 0, 0

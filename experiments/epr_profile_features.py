@@ -111,19 +111,19 @@ def main(argv=None):
 
     from keras_ser.config import load_config
     from keras_ser.training import metrics as M
-    from keras_ser.training import trainer as T
+    from keras_ser.training.data import fold_list, load_manifest
     from keras_ser.training.epr import load_profiles
     from keras_ser.utils import write_json
 
     cfg = load_config(os.path.join(args.run_dir, "config.yaml"))
     label_names = list(cfg.data.emotions)
-    manifest = T.load_manifest(cfg)
+    manifest = load_manifest(cfg)
     folds_dir = os.path.join(args.run_dir, "folds")
     sets = statistic_sets(cfg.epr.percentiles)
     labelled = manifest[manifest["emotion"].isin(label_names)]
     labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(label_names.index)))
     per_fold, decisions = {}, {}
-    for fold in T.fold_list(cfg, manifest):
+    for fold in fold_list(cfg, labelled):
         fold_dir = os.path.join(folds_dir, fold.name)
         if not os.path.exists(os.path.join(fold_dir, "metrics.json")):
             continue

@@ -50,7 +50,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from keras_ser.config import load_config
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
     from keras_ser.utils import write_json
 
     refineries = args.refineries.split(",")

@@ -59,7 +59,7 @@ def main(argv=None):
         results = old.get("rows", {})
 
     from keras_ser.config import load_config
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     base = load_config(args.preset, args.overrides).output_dir or "runs/fg_cme_table1"
     for row in rows:

@@ -11,7 +11,7 @@ and resume when interrupted. Hard targets exist only on the dominant set, so tho
 Cells share identical stages instead of retraining them: the MLEE stage of `mlee_only`,
 `pretrain_*` and `fusion_*` on one training set is the same network, and so is the dominant stage
 of `fusion_k` and the `k` cell. A finished stage is copied into the later cell's fold folder,
-where the trainer finds it done and loads it.
+where the run finds it done and loads it.
 """
 
 import argparse
@@ -38,7 +38,7 @@ def share_stages(cfg, done_stages, out_dir):
     """Copy finished stages with the same key into this cell's fold folders."""
     import shutil
 
-    from keras_ser.training.trainer import recipe
+    from keras_ser.training.mlee import recipe
 
     for stage in recipe(cfg)[:-1]:
         src = done_stages.get(stage_key(cfg, stage))
@@ -75,7 +75,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from keras_ser.config import load_config
-    from keras_ser.training.trainer import recipe, run
+    from keras_ser.training.mlee import recipe
+    from keras_ser.training.runner import run
 
     variants, sets = args.variants.split(","), args.sets.split(",")
     base = load_config(args.preset, args.overrides)

@@ -93,7 +93,7 @@ def row_summary(name, metrics, out_dir=None):
             config = yaml.safe_load(f)
     monitor = fold.get("monitor")  # runs before it was recorded: the same rule from their config
     if monitor is None:
-        from keras_ser.training.strength import monitored_metric
+        from keras_ser.training.strengthnet import monitored_metric
 
         strength = config["strength"] if config else {}
         monitor = monitored_metric(strength.get("monitor", "strength_mae"), strength.get("loss_weights"))
@@ -170,7 +170,7 @@ def main(argv=None):
         path = os.path.join(out_dir, "metrics.json")
         if not args.collect:
             from keras_ser.config import load_config
-            from keras_ser.training.trainer import run
+            from keras_ser.training.runner import run
 
             run(load_config(preset, [*extra, *args.overrides, f"output_dir={out_dir}"]))
         if not os.path.exists(path):

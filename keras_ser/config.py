@@ -13,7 +13,10 @@ import typing
 
 import yaml
 
+from keras_ser.audio.frontends import PRESETS
 from keras_ser.errors import ConfigError
+from keras_ser.training.registry import names as system_names
+from keras_ser.utils import write_text
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
 
@@ -356,8 +359,9 @@ def config_from_dict(d):
 
 
 def validate(cfg):
-    from keras_ser.audio.frontends import PRESETS
-    from keras_ser.corpora import LOADERS
+    from keras_ser.corpora import (
+        LOADERS,  # pandas: not at import time, `keras_ser-train --help` stays fast
+    )
 
     if cfg.data.corpus not in LOADERS:
         raise ConfigError(f"data.corpus: unknown corpus {cfg.data.corpus!r}; known: {', '.join(LOADERS)}")
@@ -388,8 +392,8 @@ def validate(cfg):
     missing = {"mlee", "finetune", "fusion"} - set(cfg.task.learning_rates)
     if missing:
         raise ConfigError(f"task.learning_rates: missing {', '.join(sorted(missing))}")
-    if cfg.system not in ("mlee", "strengthnet", "epr", "fg_cme"):
-        raise ConfigError(f"system: unknown system {cfg.system!r}; known: mlee, strengthnet, epr, fg_cme")
+    if cfg.system not in system_names():
+        raise ConfigError(f"system: unknown system {cfg.system!r}; known: {', '.join(system_names())}")
     if cfg.system == "fg_cme" and cfg.model.name not in FG_CME_MODELS:
         raise ConfigError(f"model.name: {cfg.model.name!r} is not one of {', '.join(FG_CME_MODELS)}")
     if cfg.fg_cme.alignment not in ("given", "auto", "approximate", "uniform"):
@@ -434,7 +438,4 @@ def validate(cfg):
 
 
 def save_config(cfg, path):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
-    os.replace(tmp, path)
+    write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), path)

@@ -10,12 +10,12 @@ word is never mistaken for padding (the original code mapped unknown words to th
 
 import collections
 import json
-import os
 
 import numpy as np
 
 from keras_ser.corpora.alignments import normalise_word, transcript_words
 from keras_ser.errors import CorpusError
+from keras_ser.utils import write_text
 
 PAD, OOV = "<pad>", "<unk>"
 PAD_ID, OOV_ID = 0, 1
@@ -48,10 +48,7 @@ class Vocabulary:
         return np.array([self.index.get(normalise_word(w), OOV_ID) for w in words], np.int32)
 
     def save(self, path):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"tokens": self.tokens}, f, ensure_ascii=False)
-        os.replace(tmp, path)
+        write_text(json.dumps({"tokens": self.tokens}, ensure_ascii=False), path)
 
     @classmethod
     def load(cls, path):

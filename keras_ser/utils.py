@@ -1,23 +1,112 @@
-"""Atomic writes shared by runs, benchmarks and experiments (write a temporary name, then rename)."""
+"""Atomic writes shared by the whole package (write a temporary name, then rename), and small
+JSON/report helpers. Imports nothing heavier than the standard library.
 
+Every file or folder keras_ser writes goes through `atomic_path`: an interrupted write (an
+exception, SIGKILL, a full disk) never leaves a file under the final name that looks complete,
+and the temporary names carry the writer's process id, so that `remove_stale_tmp` can tell a
+dead writer's leftovers from a live writer's work in progress.
+"""
+
+import contextlib
 import json
 import os
+import re
+import shutil
+
+# `<name>.tmp-<pid>` or `<stem>.tmp-<pid><ext>` (see `atomic_path`).
+_TMP = re.compile(r"\.tmp-(\d+)(\.[^/]*)?$")
+
+
+def tmp_name(path, keep_suffix=False):
+    """The temporary name `atomic_path` writes `path` under."""
+    if keep_suffix:
+        root, ext = os.path.splitext(path)
+        return f"{root}.tmp-{os.getpid()}{ext}"
+    return f"{path}.tmp-{os.getpid()}"
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path, keep_suffix=False):
+    """Yield a temporary path beside `path` to write a file or a folder to; when the block ends
+    without an error it is renamed onto `path` (an existing folder there is replaced), and when
+    it raises it is removed.
+
+    Args:
+        path: str. The final path.
+        keep_suffix: bool. Put the marker before the extension (`best.tmp-<pid>.keras`), for
+            writers that insist on one (Keras `.keras`, NumPy `.npz`, matplotlib's format
+            guess). Otherwise `<path>.tmp-<pid>`, which no glob on the extension matches
+            (`*.tfrecord` never picks up a shard being written).
+
+    >>> with atomic_path("/tmp/x.json") as tmp:  # doctest: +SKIP
+    ...     open(tmp, "w").write("{}")
+    """
+    tmp = tmp_name(path, keep_suffix)
+    _remove(tmp)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    if os.path.isdir(tmp) and os.path.isdir(path):
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def pid_alive(pid):
+    """Whether a process `pid` exists on this machine."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
+
+
+def remove_stale_tmp(folder, recursive=True):
+    """Remove the temporary files and folders of `atomic_path` writers that are no longer
+    running (a killed run's half-written shards, checkpoints or exports); returns their paths.
+    A live writer's temporary files are left alone."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for root, dirs, files in os.walk(folder):
+        for name in list(dirs) + files:
+            m = _TMP.search(name)
+            if m and not pid_alive(m.group(1)):
+                _remove(os.path.join(root, name))
+                removed.append(os.path.join(root, name))
+                if name in dirs:
+                    dirs.remove(name)
+        if not recursive:
+            break
+    return removed
+
+
+def write_text(text, path):
+    """Write a string to `path` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+    return path
 
 
 def write_json(obj, path, indent=1):
     """Write `obj` as JSON to `path` atomically; an interrupted write leaves no partial file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=indent)
-    os.replace(tmp, path)
-    return path
+    return write_text(json.dumps(obj, indent=indent), path)
 
 
 def write_csv(frame, path, **kwargs):
     """Write a pandas DataFrame as CSV to `path` atomically (`kwargs` go to `to_csv`)."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    frame.to_csv(tmp, **kwargs)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **kwargs)
     return path
 
 
@@ -36,12 +125,12 @@ def report(result, out=None):
 
 
 def save_figure(fig, path, dpi=100):
-    """Save a matplotlib figure atomically and close it."""
-    import matplotlib.pyplot as plt
+    """Save a matplotlib figure atomically. Figures made with `matplotlib.figure.Figure` need no
+    backend and no pyplot state (keras_ser's plots are made so); one made with pyplot is closed."""
+    with atomic_path(path, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    if getattr(fig, "number", None) is not None:  # a pyplot figure: release it
+        import matplotlib.pyplot as plt
 
-    root, ext = os.path.splitext(path)
-    tmp = f"{root}.tmp-{os.getpid()}{ext}"
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+        plt.close(fig)
     return path

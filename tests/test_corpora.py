@@ -47,12 +47,12 @@ def test_emodb_fixture(tmp_path):
 
 def test_training_names_the_files_a_loader_did_not_use(tmp_path, capsys):
     from keras_ser.config import load_config
-    from keras_ser.training.trainer import _load_one
+    from keras_ser.training.data import load_one
 
     _emodb_tree(tmp_path)
     (tmp_path / "wav" / "more_notes.txt").write_text("x")
     (tmp_path / "silb" / "08b10Tc.silb").write_text("0.1\tdie\n0.3\t.\n", encoding="latin-1")  # too few
-    m = _load_one(load_config("epr/emodb_small"), "emodb", str(tmp_path))
+    m = load_one(load_config("epr/emodb_small"), "emodb", str(tmp_path))
     assert len(m) == 3
     out = capsys.readouterr().out
     assert "emodb: 4 files not used:" in out and "records folder" not in out

@@ -12,6 +12,8 @@ import pytest
 from keras_ser.config import load_config
 from keras_ser.errors import ConfigError
 from keras_ser.labels.profiles import profile_statistics, refine_labels, statistic_names
+from keras_ser.models.epr import build_epr_model, build_vgg
+from tests.harness import AUDIO, audio_examples, check_exports, model_case, run_case
 
 TINY_VGG = "model.params={config: A, width: 0.0625, dense_units: [16], dropout: 0.0}"
 
@@ -100,27 +102,40 @@ def test_forest_layer_equals_scikit_learn(tmp_path):
     np.testing.assert_allclose(again(Xt), want, atol=1e-6)
 
 
-def test_utterance_model_padded_and_unpadded_are_equal():
+def _epr_model():
+    """A tiny VGG and a forest fitted on random profiles, as one utterance model."""
     from sklearn.ensemble import RandomForestClassifier
 
     from keras_ser.labels.profiles import statistics_matrix
-    from keras_ser.models.epr import build_epr_model, build_vgg
 
     rng = np.random.default_rng(1)
     vgg = build_vgg(3, 32, 16, config="A", width=0.0625, dense_units=(8,))
     fake = [rng.dirichlet(np.ones(3), size=5) for _ in range(30)]
     forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(statistics_matrix(fake), rng.integers(0, 3, 30))
-    model = build_epr_model(vgg, forest, feature_dim=16, segment_hop=2, pad_value=-13.8)
-    a = rng.standard_normal((1, 70, 16)).astype("float32")
-    b = rng.standard_normal((1, 20, 16)).astype("float32")  # shorter than one segment
-    x = np.zeros((2, 70, 16), "float32")
-    x[0], x[1, :20] = a[0], b[0]
-    both = model({"features": x, "num_frames": np.array([70, 20])})
-    for i, one in ((0, a), (1, b)):
-        single = model({"features": one, "num_frames": np.array([one.shape[1]])})
-        for head in ("emotion", "segment_mean"):
-            np.testing.assert_allclose(both[head][i], single[head][0], atol=1e-5)
-    np.testing.assert_allclose(np.sum(both["emotion"], -1), 1.0, atol=1e-6)
+    return build_epr_model(vgg, forest, feature_dim=16, segment_hop=2, pad_value=-13.8)
+
+
+def _forest_probabilities_sum_to_one(out, batch):
+    np.testing.assert_allclose(np.sum(out["emotion"], -1), 1.0, atol=1e-6)
+
+
+CASES = [
+    model_case("vgg", build_vgg, dict(num_classes=3, segment_frames=32, feature_dim=16, config="B", width=0.0625,
+                                      dense_units=(8,), mean=np.zeros(16), std=np.ones(16)),
+               [{"segments": s} for s in np.random.default_rng(0).standard_normal((2, 32, 16)).astype("float32")]),
+    # 20 frames: shorter than one segment, padded with silence inside the model.
+    model_case("utterance_model", _epr_model, {}, audio_examples([70, 20, 33], 16), check=_forest_probabilities_sum_to_one,
+               **AUDIO),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_model(case, tmp_path):
+    run_case(case, tmp_path)
+
+
+def test_models_export_and_reload_without_keras_ser(tmp_path):
+    check_exports(CASES, tmp_path)
 
 
 def test_epr_config_errors_name_the_key():
@@ -169,7 +184,7 @@ def test_training_labels_come_from_networks_that_never_saw_them(tiny_records, mo
     monkeypatch.setattr(epr, "SegmentClassifier", FakeClassifier)
     monkeypatch.setattr(epr, "predict_profiles", fake_predict)
     monkeypatch.setattr(epr, "utterance_stats", lambda rs, cfg, ids: None)
-    monkeypatch.setattr(epr.T, "load_model", lambda path: None)
+    monkeypatch.setattr(epr.loop, "load_model", lambda path: None)
     stages, _, forest = epr.run_fold(cfg, rs, fold, str(tmp_path), labels_of, rs.label_names)
     assert len(stages) == 3 and len(tables) == 3 * (3 + 1)
     for u in fold.train:
@@ -239,13 +254,12 @@ def test_export_returns_the_forest_probabilities_from_audio(epr_run):
     forest refitted as the run fitted it)."""
     cfg, summary = epr_run
     from keras_ser.labels.profiles import statistics_matrix
-    from keras_ser.training import epr
-    from keras_ser.training import trainer as T
+    from keras_ser.training import data, epr
 
-    manifest = T.load_manifest(cfg)
-    rs = T.prepare_records(cfg, manifest)
-    fold = T.fold_list(cfg, manifest)[0]
-    labelled = manifest[manifest["emotion"].isin(rs.label_names)]
+    manifest = data.load_manifest(cfg)
+    rs = data.prepare_records(cfg, manifest)
+    labelled = data.labelled(cfg, manifest)
+    fold = data.fold_list(cfg, labelled)[0]
     labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(rs.label_names.index)))
     profiles = epr.load_profiles(os.path.join(cfg.output_dir, "folds", fold.name, "stage2", "profiles.npz"))
     forest = epr.fit_forest(cfg, profiles, list(fold.train) + list(fold.dev), labels_of)
@@ -299,7 +313,7 @@ def test_profile_features_experiment_refits_the_run_s_own_forest(epr_run, tmp_pa
 def test_an_interrupted_run_resumes_without_retraining(epr_run):
     """Lose the last stage's profiles and the fold's metrics (as if killed before writing them):
     a rerun retrains no network (each is done), rebuilds the profiles and gives the same result."""
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     cfg, summary = epr_run
     fold_dir = os.path.join(cfg.output_dir, "folds", summary["folds"][0]["fold"])

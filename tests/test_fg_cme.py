@@ -18,7 +18,9 @@ from keras_ser.corpora.alignments import (
     voiced_region,
 )
 from keras_ser.errors import AlignmentError, CorpusError
+from keras_ser.models.fg_cme import build_baseline, build_fg_cme
 from keras_ser.text import OOV_ID, PAD_ID, Vocabulary, load_embeddings
+from tests.harness import check_exports, model_case, pad_batch, run_case, single
 
 
 def test_ctm_and_json_readers(tmp_path):
@@ -134,42 +136,57 @@ def test_cross_modality_excitation_paper_form_and_ablations():
     np.testing.assert_allclose(a[0, 0], za[0, 0] + sig(table[2]) * za[0, 0], rtol=1e-5)
 
 
-@pytest.mark.parametrize("utterance_norm", [None, "meanvar"])
-def test_model_ignores_padding_of_frames_and_words(tmp_path, utterance_norm):
-    import keras
-
-    from keras_ser.models.fg_cme import build_fg_cme
-
-    keras.utils.set_random_seed(0)
-    m = build_fg_cme(4, 40, vocab_size=10, embedding_dim=8, conv_filters=(8, 8, 8), semantic_units=16,
-                     lstm_units=8, hidden_units=8, utterance_norm=utterance_norm)
+def _fg_examples():
+    """Two utterances with their words: ids (1 = out of vocabulary, still a word), starts, ends."""
     rng = np.random.default_rng(0)
-    fa, fb = rng.standard_normal((120, 40)).astype("float32"), rng.standard_normal((70, 40)).astype("float32")
-    wa = ([3, 1, 5], [0.05, 0.4, 0.8], [0.4, 0.8, 1.15])  # id 1: out of vocabulary, still a word
-    wb = ([4, 2], [0.0, 0.3], [0.3, 0.65])
+    words = [([3, 1, 5], [0.05, 0.4, 0.8], [0.4, 0.8, 1.15]), ([4, 2], [0.0, 0.3], [0.3, 0.65])]
+    return [{"features": rng.standard_normal((n, 40)).astype("float32"), "num_frames": np.int32(n),
+             "word_ids": np.array(ids, "int32"), "word_starts": np.array(s, "float32"),
+             "word_ends": np.array(e, "float32"), "num_words": np.int32(len(ids))}
+            for n, (ids, s, e) in zip((120, 70), words)]
 
-    def batch(items):
-        t = max(len(f) for f, _ in items)
-        w = max(len(x[0]) for _, x in items)
-        x = {"features": np.zeros((len(items), t, 40), "float32"), "num_frames": np.array([len(f) for f, _ in items]),
-             "word_ids": np.zeros((len(items), w), "int32"), "word_starts": np.zeros((len(items), w), "float32"),
-             "word_ends": np.zeros((len(items), w), "float32"), "num_words": np.array([len(x[0]) for _, x in items])}
-        for i, (f, (ids, s, e)) in enumerate(items):
-            x["features"][i, : len(f)] = f
-            x["word_ids"][i, : len(ids)], x["word_starts"][i, : len(s)], x["word_ends"][i, : len(e)] = ids, s, e
-        return x
 
-    both = m(batch([(fa, wa), (fb, wb)]))["emotion"]
-    for i, item in enumerate([(fa, wa), (fb, wb)]):
-        np.testing.assert_allclose(both[i], m(batch([item]))["emotion"][0], atol=1e-5)
-    # The OOV word counts: dropping it changes the output (it is not padding).
-    fewer = m(batch([(fa, ([3, 5], [0.05, 0.8], [0.4, 1.15]))]))["emotion"][0]
-    assert np.abs(np.asarray(fewer) - np.asarray(both[0])).max() > 1e-6
-    m.save(tmp_path / "fg.keras")
-    import keras_ser.layers  # noqa: F401
+FG = _fg_examples()
+WORDS = {"time": {"features": "num_frames", "word_ids": "num_words", "word_starts": "num_words",
+                  "word_ends": "num_words"}}
+SMALL_FG = dict(num_classes=4, feature_dim=40, vocab_size=10, embedding_dim=8, conv_filters=(8, 8, 8), lstm_units=8,
+                hidden_units=8)
 
-    again = keras.saving.load_model(tmp_path / "fg.keras", compile=False)
-    np.testing.assert_allclose(again(batch([(fa, wa), (fb, wb)]))["emotion"], both, atol=1e-6)
+
+def _inputs(kind):
+    audio, text = ["features", "num_frames"], ["word_ids", "num_words"]
+    return {"cnn_lstm": audio, "blstm_attention_audio": audio, "blstm_attention_text": text}.get(kind, audio + text)
+
+
+CASES = [
+    model_case("fg_cme", build_fg_cme, dict(semantic_units=16, **SMALL_FG), FG, **WORDS),
+    model_case("fg_cme_utterance_norm", build_fg_cme, dict(semantic_units=16, utterance_norm="meanvar", **SMALL_FG),
+               FG, export=False, **WORDS),
+    model_case("fg_cme_code_v2", build_fg_cme, dict(semantic_units=16, residual=True, acoustic_gate="word_id", widen=3,
+                                                    conv_activation=None, **SMALL_FG), FG, export=False, **WORDS),
+] + [model_case(kind, build_baseline, dict(kind=kind, attention_units=8, **SMALL_FG),
+                [{k: v for k, v in ex.items() if k in _inputs(kind)} for ex in FG],
+                time={k: v for k, v in WORDS["time"].items() if k in _inputs(kind)},
+                export=kind in ("cnn_lstm", "attention_fusion"))  # every baseline layer is in one of the two
+     for kind in ("cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat", "attention_fusion")]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_model(case, tmp_path):
+    run_case(case, tmp_path)
+
+
+def test_models_export_and_reload_without_keras_ser(tmp_path):
+    check_exports(CASES, tmp_path)
+
+
+def test_an_out_of_vocabulary_word_is_a_word_not_padding():
+    """Dropping the OOV word changes the output (padding would not)."""
+    model = CASES[0].make()
+    both = np.asarray(model(pad_batch(FG, WORDS["time"]))["emotion"])
+    fewer = dict(FG[0], word_ids=np.array([3, 5], "int32"), word_starts=np.array([0.05, 0.8], "float32"),
+                 word_ends=np.array([0.4, 1.15], "float32"), num_words=np.int32(2))
+    assert np.abs(np.asarray(model(single(fewer))["emotion"][0]) - both[0]).max() > 1e-6
 
 
 def test_word_alignments_by_mode(tiny_corpus):
@@ -205,13 +222,13 @@ def test_speed_perturbed_copies_train_with_their_words_rescaled(tmp_path):
     (the copy of an utterance must not be paired with the original's timings)."""
     from keras_ser.text import Vocabulary
     from keras_ser.training import fg_cme
-    from keras_ser.training import trainer as T
+    from keras_ser.training.data import fold_list
 
     cfg = load_config("fg_cme/synthetic", [
         "data.synthetic_size=tiny", f"data.records_dir={tmp_path / 'records'}", "data.num_workers=1",
         "train.verbose=0", "data.speed_perturb=[1.25]", "train.batch_size=64", "protocol.k=4"])
     rs, manifest, labels_of, alignments, _ = fg_cme.prepare(cfg)
-    ids = list(T.fold_list(cfg, manifest)[0].train)
+    ids = list(fold_list(cfg, manifest)[0].train)
     vocab = Vocabulary.build([[w for w, _, _ in alignments[u]] for u in ids])
     ds = fg_cme.dataset(rs, cfg, ids, labels_of, alignments, vocab, ["num_frames", "word_starts", "word_ends"],
                         shuffle=True)
@@ -231,24 +248,18 @@ def test_speed_perturbed_copies_train_with_their_words_rescaled(tmp_path):
 @pytest.mark.parametrize("kind", ["cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat",
                                   "attention_fusion"])
 def test_baselines_take_the_inputs_they_need(kind):
-    from keras_ser.models.fg_cme import build_baseline
-
+    """Padding, saving and export: the baseline cases above."""
     m = build_baseline(kind, 4, 40, vocab_size=10, embedding_dim=8, conv_filters=(8, 8, 8), lstm_units=8,
                        attention_units=8, hidden_units=8)
-    audio, text = "features" in m.input, "word_ids" in m.input
-    assert (audio, text) == {"cnn_lstm": (True, False), "blstm_attention_audio": (True, False),
-                             "blstm_attention_text": (False, True)}.get(kind, (True, True))
-    x = {"features": np.random.default_rng(0).standard_normal((2, 50, 40)).astype("float32"),
-         "num_frames": np.array([50, 30]), "word_ids": np.array([[2, 3, 1], [4, 0, 0]], "int32"),
-         "num_words": np.array([3, 1])}
-    out = m({k: v for k, v in x.items() if k in m.input})["emotion"]
+    assert sorted(m.input) == sorted(_inputs(kind))
+    out = m(pad_batch([{k: v for k, v in ex.items() if k in m.input} for ex in FG], WORDS["time"]))["emotion"]
     assert out.shape == (2, 4)
     np.testing.assert_allclose(np.sum(out, -1), 1.0, atol=1e-5)
 
 
 @pytest.fixture(scope="module")
 def fg_run(tmp_path_factory):
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     out = tmp_path_factory.mktemp("fg")
     cfg = load_config("fg_cme/synthetic", [
@@ -274,7 +285,7 @@ def test_the_model_is_chosen_on_dev_and_the_test_curve_only_reports(fg_run):
     assert fold["best_on_test"]["wa"] == max(c["wa"] for c in curve) >= fold["wa"]
     assert summary["best_on_test"]["wa"]["mean"] == fold["best_on_test"]["wa"]
     # The run trained with SpecAugment (model.params.spec_augment), saved with the model.
-    from keras_ser.training.trainer import load_model
+    from keras_ser.training.loop import load_model
 
     assert load_model(os.path.join(fold_dir, "best.keras")).get_layer("spec_augment").time_mask_param == 20
 
@@ -351,7 +362,7 @@ def test_the_emodb_preset_aligns_every_real_utterance():
 def test_a_finished_run_resumes_without_retraining_and_exports_the_saved_model(fg_run):
     """A rerun of a finished run trains nothing: it reads every fold's metrics, reloads the first
     fold's model and vocabulary, and exports them with the same serving signature."""
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     cfg, summary = fg_run
     fold_dirs = [os.path.join(cfg.output_dir, "folds", f["fold"]) for f in summary["folds"]]

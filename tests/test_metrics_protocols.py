@@ -85,7 +85,7 @@ def test_loso_with_a_dev_fraction_keeps_the_test_speaker_out():
 
 def test_trainer_accepts_a_loso_dev_fraction():
     from keras_ser.config import load_config
-    from keras_ser.training.trainer import fold_list
+    from keras_ser.training.data import fold_list
 
     m = _manifest()
     m["corpus"] = "synthetic"

@@ -1,15 +1,59 @@
 """MLEE variants: recipes, frozen encoders, fusion, speed perturbation and targets in the pipeline."""
 
 import json
+import math
 import os
 
 import numpy as np
 import pytest
 
 from keras_ser.config import load_config
+from keras_ser.models.mlee import build_mlee_classifier, build_mlee_encoder
+from tests.harness import AUDIO, audio_examples, check_exports, model_case, run_case
 
 SMALL = ("model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], "
          "lstm_units: 8, attention_units: 8}")
+
+
+TINY = dict(conv_blocks=((4, (12, 16), (2, 2)), (4, (8, 12), (1, 1)), (4, (5, 7), (1, 1))), lstm_units=8,
+            attention_units=4)
+
+
+def _frozen_encoders():
+    encoders = [build_mlee_encoder(40, name="dominant_encoder", **TINY), build_mlee_encoder(40, name="mlee_encoder", **TINY)]
+    for e in encoders:
+        e.trainable = False
+    return encoders
+
+
+def _attention_sums_to_one_over_real_frames(out, batch):
+    att = out["attention"]
+    assert np.allclose(att.sum(-1), 1.0, atol=1e-5)
+    for i, n in enumerate(batch["num_frames"]):
+        assert np.all(att[i, :, math.ceil(n / 16):] == 0)  # time is downsampled 16x (ceil at each step)
+
+
+ATTENTION = dict(AUDIO, time_outputs={"attention": [(2, lambda ex: math.ceil(int(ex["num_frames"]) / 16))]})
+EXAMPLES = audio_examples([150, 90, 33], 40)
+CASES = [
+    model_case("classifier", build_mlee_classifier, dict(num_classes=4, feature_dim=40, return_attention=True,
+                                                         mean=np.linspace(-1, 1, 40), std=np.full(40, 2.0), **TINY),
+               EXAMPLES, check=_attention_sums_to_one_over_real_frames, **ATTENTION),
+    model_case("existence", build_mlee_classifier, dict(num_classes=4, feature_dim=40, activation="sigmoid", **TINY),
+               EXAMPLES, export=False, **AUDIO),
+    model_case("encoder", build_mlee_encoder, dict(feature_dim=40, dropout=0.1, **TINY), EXAMPLES, **ATTENTION),
+    model_case("fusion", lambda: build_mlee_classifier(4, 40, encoder=_frozen_encoders(), return_attention=True), {},
+               EXAMPLES, **ATTENTION),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_model(case, tmp_path):
+    run_case(case, tmp_path)
+
+
+def test_models_export_and_reload_without_keras_ser(tmp_path):
+    check_exports(CASES, tmp_path)
 
 
 def _cfg(tmp, tiny_corpus, *extra):
@@ -20,7 +64,7 @@ def _cfg(tmp, tiny_corpus, *extra):
 
 
 def test_recipes_follow_the_paper():
-    from keras_ser.training.trainer import recipe
+    from keras_ser.training.mlee import recipe
 
     def stages(variant):
         cfg = load_config("mlee/synthetic", [f"task.variant={variant}"])
@@ -34,7 +78,8 @@ def test_recipes_follow_the_paper():
 
 
 def test_fusion_model_trains_only_its_classifier():
-    from keras_ser.models.mlee import build_mlee_classifier, build_mlee_encoder, find_encoders
+    """Padding and saving: the `fusion` case above."""
+    from keras_ser.models.mlee import find_encoders
 
     kw = dict(conv_blocks=((4, (12, 16), (2, 2)), (4, (8, 12), (1, 1))), lstm_units=8, attention_units=4)
     encoders = [build_mlee_encoder(400, name="dominant_encoder", **kw), build_mlee_encoder(400, name="mlee_encoder", **kw)]
@@ -44,15 +89,6 @@ def test_fusion_model_trains_only_its_classifier():
     assert [e.name for e in find_encoders(model)] == ["dominant_encoder", "mlee_encoder"]
     assert len(model.trainable_weights) == 4  # hidden and output Dense: kernels and biases
     assert model.get_layer("hidden").kernel.shape[0] == 2 * 2 * 8  # two BLSTM(8) utterance vectors
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((1, 70, 400)).astype("float32")
-    x = np.zeros((2, 100, 400), "float32")
-    x[0, :70] = a[0]
-    x[1] = rng.standard_normal((100, 400))
-    both = model({"features": x, "num_frames": np.array([70, 100])})
-    one = model({"features": a, "num_frames": np.array([70])})
-    np.testing.assert_allclose(both["emotion"][0], one["emotion"][0], atol=1e-5)
-    assert both["attention"].shape[:2] == (2, 2)  # one head per encoder, stacked
     with pytest.raises(ValueError, match="distinct names"):
         build_mlee_classifier(4, 400, encoder=[encoders[0], encoders[0]])
 
@@ -61,7 +97,7 @@ def test_pretraining_recipe_freezes_the_mlee_encoder_and_exports(tiny_corpus, tm
     import keras
 
     from keras_ser.models.mlee import find_encoders
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     cfg = _cfg(tmp_path, tiny_corpus, "task.variant=pretrain_soft", "task.train_set=all")
     summary = run(cfg)
@@ -84,7 +120,7 @@ def test_pretraining_recipe_freezes_the_mlee_encoder_and_exports(tiny_corpus, tm
 def test_existence_model_outputs_independent_probabilities(tiny_corpus, tmp_path):
     import keras
 
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     cfg = _cfg(tmp_path, tiny_corpus, "task.variant=mlee_only", "export.enabled=false")
     summary = run(cfg)
@@ -98,13 +134,8 @@ def test_existence_model_outputs_independent_probabilities(tiny_corpus, tmp_path
 
 
 def test_pipeline_targets_and_speed_perturbation(tiny_corpus, tmp_path):
-    from keras_ser.training.trainer import (
-        fold_list,
-        load_manifest,
-        make_datasets,
-        prepare_records,
-        stage_targets,
-    )
+    from keras_ser.training.data import fold_list, load_manifest, prepare_records
+    from keras_ser.training.mlee import make_datasets, stage_targets
 
     cfg = _cfg(tmp_path, tiny_corpus, "data.speed_perturb=[0.9, 1.1]", "train.class_weights=false")
     manifest = load_manifest(cfg)
@@ -136,13 +167,8 @@ def test_pipeline_targets_and_speed_perturbation(tiny_corpus, tmp_path):
 
 def test_all_training_set_includes_utterances_without_a_target_emotion(tiny_corpus, tmp_path):
     """The tiny corpus has a fifth emotion (surprise): "all" trains on it, tests never score it."""
-    from keras_ser.training.trainer import (
-        fold_list,
-        load_manifest,
-        make_datasets,
-        prepare_records,
-        stage_targets,
-    )
+    from keras_ser.training.data import fold_list, load_manifest, prepare_records
+    from keras_ser.training.mlee import make_datasets, stage_targets
 
     cfg = _cfg(tmp_path, tiny_corpus, "task.train_set=all")
     manifest = load_manifest(cfg)
@@ -185,13 +211,8 @@ def test_table3_experiment_writes_cells_with_their_folds(tmp_path):
 def test_soft_weighting_sets_the_sample_weights_of_soft_targets(tiny_corpus, tmp_path):
     """task.soft_weighting=argmax weighs each soft-target example by its dominant class, like hard targets."""
     from keras_ser.errors import ConfigError
-    from keras_ser.training.trainer import (
-        fold_list,
-        load_manifest,
-        make_datasets,
-        prepare_records,
-        stage_targets,
-    )
+    from keras_ser.training.data import fold_list, load_manifest, prepare_records
+    from keras_ser.training.mlee import make_datasets, stage_targets
 
     def weights(*extra):
         cfg = _cfg(tmp_path, tiny_corpus, "data.speed_perturb=[]", *extra)

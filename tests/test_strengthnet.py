@@ -11,34 +11,46 @@ import pytest
 
 from keras_ser.config import load_config
 from keras_ser.errors import ConfigError
+from keras_ser.models.strengthnet import build_strengthnet
+from tests.harness import AUDIO, audio_examples, by_frames, check_exports, model_case, run_case
 
 SMALL = "model.params={filters: [4, 4, 8, 8], lstm_units: 8, dense_units: 8}"
 
 
-@pytest.mark.parametrize("original, pooling", [(False, "last"), (True, "last"), (False, "mean")])
-def test_padded_and_unpadded_outputs_are_equal(original, pooling):
-    from keras_ser.models.strengthnet import build_strengthnet
+def _strength_is_the_mean_of_the_real_frames(out, batch):
+    for i, n in enumerate(batch["num_frames"]):
+        np.testing.assert_allclose(out["strength"][i], out["frame_strength"][i, :n].mean(), rtol=1e-5)
 
-    d = 257 if original else 80
-    m = build_strengthnet(4, d, lstm_units=8, dense_units=8, original_input=original,
+
+FRAMES = dict(AUDIO, time_outputs={"frame_strength": [(1, by_frames)]}, zero_past_length=("frame_strength",),
+              check=_strength_is_the_mean_of_the_real_frames)
+KW = dict(num_classes=4, lstm_units=8, dense_units=8, filters=(4, 4, 8, 8))
+CASES = [
+    model_case("paper", build_strengthnet, dict(feature_dim=80, mean=np.linspace(-1, 1, 80), std=np.full(80, 3.0), **KW),
+               audio_examples([150, 61], 80), **FRAMES),
+    model_case("original_code", build_strengthnet, dict(feature_dim=257, original_input=True, recurrent_max_norm=1e-5, **KW),
+               audio_examples([150, 61], 257), export=False, **FRAMES),
+    model_case("mean_pooling_spec_augment", build_strengthnet,
+               dict(feature_dim=80, emotion_pooling="mean", spec_augment={"time_mask_param": 5, "seed": 1}, **KW),
+               audio_examples([150, 61], 80), export=False, **FRAMES),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_model(case, tmp_path):
+    run_case(case, tmp_path)
+
+
+def test_models_export_and_reload_without_keras_ser(tmp_path):
+    check_exports(CASES, tmp_path)
+
+
+@pytest.mark.parametrize("original, pooling", [(False, "last"), (True, "last"), (False, "mean")])
+def test_options_build_what_they_say(original, pooling):
+    m = build_strengthnet(4, 257 if original else 80, lstm_units=8, dense_units=8, original_input=original,
                           recurrent_max_norm=1e-5 if original else None, emotion_pooling=pooling)
     assert (m.get_layer("emotion_blstm").return_sequences) == (pooling == "mean")
     assert sorted(m.output.keys()) == ["emotion", "frame_strength", "strength"]
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((1, 150, d)).astype("float32")
-    b = rng.standard_normal((1, 61, d)).astype("float32")
-    x = np.zeros((2, 173, d), "float32")
-    x[0, :150], x[1, :61] = a[0], b[0]
-    both = m({"features": x, "num_frames": np.array([150, 61])})
-    for i, one in ((0, a), (1, b)):
-        single = m({"features": one, "num_frames": np.array([one.shape[1]])})
-        n = one.shape[1]
-        np.testing.assert_allclose(both["frame_strength"][i, :n], single["frame_strength"][0], atol=1e-5)
-        np.testing.assert_allclose(both["strength"][i], single["strength"][0], atol=1e-5)
-        np.testing.assert_allclose(both["emotion"][i], single["emotion"][0], atol=1e-5)
-    assert np.all(np.asarray(both["frame_strength"])[1, 61:] == 0)
-    # The utterance strength is the mean of the real frames' strengths.
-    np.testing.assert_allclose(both["strength"][1], np.asarray(both["frame_strength"])[1, :61].mean(), rtol=1e-5)
     lstm = m.get_layer("strength_blstm").forward_layer
     assert (lstm.cell.recurrent_constraint is not None) == original
 
@@ -137,7 +149,7 @@ def _cfg(tmp, tiny_corpus, *extra):
 
 @pytest.fixture(scope="module")
 def fused_run(tiny_corpus, tmp_path_factory):
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     tmp = tmp_path_factory.mktemp("strength")
     emo_root = _emodb_like(tiny_corpus, str(tmp / "emodb"))
@@ -212,8 +224,8 @@ def test_unseen_corpus_is_labelled_by_its_own_ranking_and_scored(fused_run):
 
 
 def test_fused_folds_are_per_corpus_and_speaker_disjoint(fused_run, tiny_corpus):
-    from keras_ser.training import strength
-    from keras_ser.training.trainer import load_manifest
+    from keras_ser.training import strengthnet as strength
+    from keras_ser.training.data import load_manifest
 
     cfg, _ = fused_run
     man = load_manifest(cfg)
@@ -250,8 +262,8 @@ print("keras_ser" in sys.modules)
 
 
 def test_frame_targets_are_masked_in_the_pipeline(fused_run):
-    from keras_ser.training import strength
-    from keras_ser.training.trainer import load_manifest, prepare_records
+    from keras_ser.training import strengthnet as strength
+    from keras_ser.training.data import load_manifest, prepare_records
 
     cfg, _ = fused_run
     man = load_manifest(cfg)
@@ -265,7 +277,7 @@ def test_frame_targets_are_masked_in_the_pipeline(fused_run):
 
 
 def test_monitored_metric_falls_back_to_the_loss_without_a_strength_head():
-    from keras_ser.training.strength import monitored_metric
+    from keras_ser.training.strengthnet import monitored_metric
 
     assert monitored_metric("strength_mae", {"strength": 1.0, "emotion": 1.0}) == "val_strength_mae"
     assert monitored_metric("strength_mae", None) == "val_strength_mae"
@@ -274,21 +286,21 @@ def test_monitored_metric_falls_back_to_the_loss_without_a_strength_head():
 
 
 def test_unseen_manifest_corpora_get_their_own_records(tmp_path):
-    from keras_ser.training.strength import _with_records_dir
+    from keras_ser.training.data import eval_records_config
 
     cfg = load_config("strengthnet/synthetic", [f"data.records_dir={tmp_path}/records/train"])
-    a = _with_records_dir(cfg, "manifest", str(tmp_path / "a.jsonl"))
-    b = _with_records_dir(cfg, "manifest", str(tmp_path / "sub" / "a.jsonl"))
+    a = eval_records_config(cfg, "manifest", str(tmp_path / "a.jsonl"))
+    b = eval_records_config(cfg, "manifest", str(tmp_path / "sub" / "a.jsonl"))
     assert a.data.root == str(tmp_path / "a.jsonl") and a.data.speed_perturb == [] and a.data.fuse == []
     assert a.data.records_dir != b.data.records_dir and "eval-manifest-a-" in a.data.records_dir
 
 
 def test_ablation_without_the_emotion_loss(tiny_corpus, tmp_path, monkeypatch):
-    from keras_ser.training import trainer
-    from keras_ser.training.trainer import run
+    from keras_ser.training import loop
+    from keras_ser.training.runner import run
 
-    watched, fit = [], trainer.fit
-    monkeypatch.setattr(trainer, "fit", lambda *a, monitor, **k: watched.append(monitor) or fit(*a, monitor=monitor, **k))
+    watched, fit = [], loop.fit
+    monkeypatch.setattr(loop, "fit", lambda *a, monitor, **k: watched.append(monitor) or fit(*a, monitor=monitor, **k))
     cfg = _cfg(tmp_path, tiny_corpus, "strength.loss_weights={emotion: 0.0}", "strength.labels=manifest",
                "export.enabled=false", "strength.monitor=strength_mae")
     summary = run(cfg)
@@ -319,7 +331,7 @@ def test_encoder_activations_do_not_vanish_at_initialisation():
 
 def test_a_corpus_without_neutral_speech_is_a_clear_error(tiny_corpus, tmp_path):
     from keras_ser.errors import CorpusError
-    from keras_ser.training import strength
+    from keras_ser.training import strengthnet as strength
 
     cfg = _cfg(tmp_path, tiny_corpus)
     man = tiny_corpus.manifest
@@ -329,17 +341,31 @@ def test_a_corpus_without_neutral_speech_is_a_clear_error(tiny_corpus, tmp_path)
 
 
 def test_the_original_frontend_switches_on_the_original_input():
-    """strengthnet_original features (257 linear bins) get the code's Dense(257), no normalisation."""
+    """strengthnet_original features (257 linear bins, no log) get the code's Dense(257), no
+    normalisation: the layout follows the records' frontend, and a model.params that says
+    otherwise is a config error before any data is read."""
     import types
 
-    from keras_ser.training import strength
+    from keras_ser.audio.frontends import get_frontend_config
+    from keras_ser.errors import ConfigError
+    from keras_ser.training import strengthnet as strength
+    from keras_ser.training.runner import check_model_params
 
     for frontend, layer, dim in (("strengthnet_original", "input_projection", 257), ("strengthnet", "normalization", 80)):
         cfg = load_config("strengthnet/synthetic", [f"data.frontend={frontend}", SMALL])
-        rs = types.SimpleNamespace(frontend={"name": frontend}, label_names=["a", "b"], feature_dim=dim)
+        rs = types.SimpleNamespace(frontend=get_frontend_config(frontend).to_dict(), label_names=["a", "b"],
+                                   feature_dim=dim)
         stats = types.SimpleNamespace(mean=np.zeros(dim), std=lambda dim=dim: np.ones(dim))
         model = strength.build_model(cfg, rs, stats)
         assert model.get_layer(layer) is not None
+        check_model_params(cfg)
+        original = frontend == "strengthnet_original"
+        check_model_params(load_config("strengthnet/synthetic", [f"data.frontend={frontend}",
+                                                                 f"model.params.original_input={str(original).lower()}"]))
+        contradicting = load_config("strengthnet/synthetic", [f"data.frontend={frontend}",
+                                                              f"model.params.original_input={str(not original).lower()}"])
+        with pytest.raises(ConfigError, match=f"model.params.original_input: {not original}.*frontend '{frontend}'"):
+            check_model_params(contradicting)
 
 
 def test_table1_experiment_reads_a_fused_run(fused_run):
@@ -413,7 +439,7 @@ def test_truth_is_also_scored_on_pure_utterances_only():
     import numpy as np
     import pandas as pd
 
-    from keras_ser.training.strength import _metrics, label_table
+    from keras_ser.training.strengthnet import _metrics, label_table
 
     man = pd.DataFrame({
         "utterance_id": ["a", "b", "c", "d", "e", "f"], "emotion": ["happy"] * 6,
@@ -447,7 +473,7 @@ def test_truth_is_also_scored_on_pure_utterances_only():
 def test_a_run_stopped_before_its_test_metrics_resumes_without_retraining(fused_run):
     """Killed after training but before the fold's metrics.json: the rerun reloads the trained
     model (history unchanged), evaluates it, and writes the same metrics."""
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     cfg, summary = fused_run
     fold_dir = os.path.join(cfg.output_dir, "folds", summary["folds"][0]["fold"])

@@ -161,11 +161,11 @@ def test_opensmile_runs_in_tensorflow_free_workers(tiny_corpus, tmp_path):
 def test_pipelines_run_without_the_autotuner_unless_asked(tiny_records):
     """tf.data's autotuner is off by default (`data.autotune`): with it, Keras's destruction of
     each epoch's finished iterator waited for the autotuner's thread (docs/benchmarks.md). The
-    option reaches the end of every pipeline built on the reader: the trainer's batches and the
+    option reaches the end of every pipeline built on the reader: the shared data module's batches and the
     EPR segments."""
     from keras_ser.config import load_config
     from keras_ser.training import epr
-    from keras_ser.training import trainer as T
+    from keras_ser.training.data import make_dataset
 
     rs = tiny_records
     ids = rs.manifest["utterance_id"].tolist()
@@ -173,7 +173,7 @@ def test_pipelines_run_without_the_autotuner_unless_asked(tiny_records):
     assert rs.dataset(rs.files(), None, autotune=True).options().autotune.enabled is True
     for autotune in (False, True):
         cfg = load_config("epr/synthetic", [f"data.autotune={str(autotune).lower()}"])
-        batches = T.make_dataset(rs, cfg, ids, {"w": np.ones(len(ids))}, lambda b, rows: (b["features"], rows["w"]))
+        batches = make_dataset(rs, cfg, ids, {"w": np.ones(len(ids))}, lambda b, rows: (b["features"], rows["w"]))
         assert batches.options().autotune.enabled is autotune
         table = epr.make_table(cfg, rs, ids, dict.fromkeys(ids, 0), None, None, len(rs.label_names))
         assert epr.segment_dataset(rs, cfg, table).options().autotune.enabled is autotune

@@ -22,7 +22,7 @@ def _cfg(tmp, tiny_corpus, *extra):
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny_corpus, tmp_path_factory):
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     tmp = tmp_path_factory.mktemp("train")
     cfg = _cfg(tmp, tiny_corpus)
@@ -42,24 +42,6 @@ def test_run_writes_the_promised_artefacts(tiny_run):
     assert np.sum(fold["confusion"]) == fold["n"] == fold["test_dominant"] <= fold["test"]
     assert os.path.exists(os.path.join(out, "export", "mlee", "1", "saved_model.pb"))
     assert os.path.exists(os.path.join(out, "folds", fold["fold"], "best.keras"))
-
-
-def test_model_padded_and_unpadded_outputs_are_equal():
-    from keras_ser.models import build_mlee_classifier
-
-    m = build_mlee_classifier(4, 400, return_attention=True, lstm_units=16)
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((1, 150, 400)).astype("float32")
-    b = rng.standard_normal((1, 90, 400)).astype("float32")
-    x = np.zeros((2, 173, 400), "float32")
-    x[0, :150], x[1, :90] = a[0], b[0]
-    both = m({"features": x, "num_frames": np.array([150, 90])})
-    one_a = m({"features": a, "num_frames": np.array([150])})
-    one_b = m({"features": b, "num_frames": np.array([90])})
-    np.testing.assert_allclose(both["emotion"][0], one_a["emotion"][0], atol=1e-5)
-    np.testing.assert_allclose(both["emotion"][1], one_b["emotion"][0], atol=1e-5)
-    att = both["attention"].numpy()
-    assert np.allclose(att.sum(-1), 1.0, atol=1e-5) and np.all(att[1, :, 6:] == 0)  # ceil(90/16) = 6
 
 
 def test_keras_save_load_round_trip(tiny_run, tmp_path):
@@ -154,7 +136,7 @@ def test_predict_cli(tiny_run, tiny_corpus, tmp_path):
 def test_interrupted_run_resumes_from_last_checkpoint(tiny_corpus, tmp_path):
     import keras
 
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -181,7 +163,7 @@ def test_a_finished_run_reloads_in_a_fresh_process(tiny_run):
     code = f"""
 import sys
 from keras_ser.config import load_config
-from keras_ser.training.trainer import load_model
+from keras_ser.training.loop import load_model
 import glob
 (path,) = glob.glob({cfg.output_dir!r} + "/folds/*/best.keras")
 m = load_model(path)
@@ -214,7 +196,7 @@ class _Probe:
 
 
 def test_mirrored_strategy_trains_and_evaluates(tiny_corpus, tmp_path):
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     seen = {}
     cfg = _cfg(tmp_path, tiny_corpus, "train.epochs=1", "train.strategy=mirrored", "export.enabled=false")
@@ -226,7 +208,7 @@ def test_mirrored_strategy_trains_and_evaluates(tiny_corpus, tmp_path):
 def test_mixed_precision_keeps_variables_and_heads_float32(tiny_corpus, tmp_path):
     import keras
 
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
 
     seen = {}
     before = keras.config.dtype_policy().name
@@ -245,7 +227,8 @@ def test_mixed_precision_keeps_variables_and_heads_float32(tiny_corpus, tmp_path
 def test_a_users_manifest_trains_through_the_config(tiny_corpus, tmp_path):
     """data.corpus: manifest with data.root: a JSON-lines file giving only path, speaker and emotion."""
     from keras_ser.errors import ConfigError
-    from keras_ser.training.trainer import records_dir, run
+    from keras_ser.training.data import records_dir
+    from keras_ser.training.runner import run
 
     man = tiny_corpus.manifest
     path = tmp_path / "mine.jsonl"
@@ -276,7 +259,7 @@ def test_unknown_model_params_are_a_config_error_before_any_data_is_read(tmp_pat
     arguments before feature extraction; every preset's params are accepted."""
     from keras_ser.config import list_presets
     from keras_ser.errors import ConfigError
-    from keras_ser.training.trainer import check_model_params, run
+    from keras_ser.training.runner import check_model_params, run
 
     for name in list_presets():
         check_model_params(load_config(name))
@@ -285,7 +268,7 @@ def test_unknown_model_params_are_a_config_error_before_any_data_is_read(tmp_pat
                                    f"data.records_dir={tmp_path}/records"])
         with pytest.raises(ConfigError, match=r"model.params: 'lstm_unit' not taken by the \w+ model; it takes .*dropout"):
             run(cfg)
-    with pytest.raises(ConfigError, match="'mean'"):  # set by the trainer from the training data
+    with pytest.raises(ConfigError, match="'mean'"):  # set by the run from the training data
         check_model_params(load_config("strengthnet/synthetic", ["model.params.mean=0"]))
     check_model_params(load_config("strengthnet/synthetic", ["model.params.spec_augment={time_mask_param: 5}"]))
     for bad in ("{time_mask: 5}", "8"):
@@ -294,7 +277,14 @@ def test_unknown_model_params_are_a_config_error_before_any_data_is_read(tmp_pat
     check_model_params(load_config("fg_cme/synthetic", ["model.params.utterance_norm=meanvar"]))
     with pytest.raises(ConfigError, match="model.params.utterance_norm: 'cmvn' is not one of"):
         check_model_params(load_config("fg_cme/synthetic", ["model.params.utterance_norm=cmvn"]))
-    assert not os.path.exists(tmp_path / "records")
+    # FG_CME maps word times to frames with the frontend's hop and window: equal values are
+    # accepted, others contradict the records (they would pool the wrong frames).
+    check_model_params(load_config("fg_cme/synthetic", ["model.params.hop_s=0.01", "model.params.win_s=0.025"]))
+    for bad in ("model.params.hop_s=0.0125", "model.params.win_s=0.05"):
+        cfg = load_config("fg_cme/synthetic", [bad, f"output_dir={tmp_path}/out", f"data.records_dir={tmp_path}/records"])
+        with pytest.raises(ConfigError, match=r"model.params.(hop|win)_s: .* contradicts the frontend 'fg_cme'"):
+            run(cfg)
+    assert not os.path.exists(tmp_path / "records") and not os.path.exists(tmp_path / "out")
 
 
 def test_every_preset_resolves():

@@ -8,11 +8,12 @@ import collections
 import os
 import sys
 
+from keras_ser.errors import KerasSerError
+from tfrecords_tools.reader import RecordSet
+
 
 def inspect_dataset(root):
     """Return a dict summary of a record dataset, read from the shards themselves."""
-    from tfrecords_tools.reader import RecordSet
-
     rs = RecordSet(root)
     files = rs.files(with_perturbed=True)
     ds = rs.dataset(files, batch_size=64, bucket=False)
@@ -41,7 +42,6 @@ def main(argv=None):
     parser.add_argument("root", help="a record dataset folder (holding dataset.json)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from keras_ser.errors import KerasSerError
 
     try:
         s = inspect_dataset(args.root)

@@ -15,6 +15,10 @@ import os
 
 import numpy as np
 
+from keras_ser.audio.io import load_audio
+from keras_ser.errors import AudioError
+from keras_ser.utils import atomic_path
+
 _SMILE = None
 
 
@@ -33,8 +37,6 @@ def _init_worker(feature_set):
 
 
 def _extract_one(path):
-    from keras_ser.audio.io import load_audio
-    from keras_ser.errors import AudioError
 
     try:
         wav = load_audio(path)
@@ -91,9 +93,8 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
             feats[i] = values
     if cache_path:
         os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
-        tmp = f"{cache_path}.tmp-{os.getpid()}.npz"
-        np.savez(tmp, key=key, features=feats, names=np.array(names), errors=json.dumps(errors))
-        os.replace(tmp, cache_path)
+        with atomic_path(cache_path, keep_suffix=True) as tmp:
+            np.savez(tmp, key=key, features=feats, names=np.array(names), errors=json.dumps(errors))
     return feats, names, errors
 
 

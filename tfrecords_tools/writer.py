@@ -26,11 +26,13 @@ import numpy as np
 import pandas as pd
 
 from keras_ser.audio.augment import speed_perturb
-from keras_ser.audio.frontends import get_frontend_config
+from keras_ser.audio.frontends import compute_features, frontend_matrix, get_frontend_config
 from keras_ser.audio.io import load_audio
 from keras_ser.audio.normalization import FeatureStats
 from keras_ser.corpora.manifest import save_manifest, validate_manifest
 from keras_ser.errors import AudioError, RecordError
+from keras_ser.utils import atomic_path, write_csv, write_json
+from tfrecords_tools.reader import RecordSet
 from tfrecords_tools.schema import SCHEMA_VERSION, make_example
 
 DATASET_FILE = "dataset.json"
@@ -52,28 +54,18 @@ def _fingerprint(manifest, frontend, label_names, shard_by, speed_factors, inclu
 
 def _write_shard(task):
     """Worker: load audio, compute features, write one shard atomically. Returns its summary."""
-    from keras_ser.audio.frontends import frontend_matrix
-
     rows, path, frontend, label_names, speed, include_waveform = task
     frontend = get_frontend_config(frontend)
     matrix = frontend_matrix(frontend)
     stats = FeatureStats.zeros(frontend.feature_dim)
     written, skipped = [], []
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
+    with atomic_path(path) as tmp:
         _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    os.replace(tmp, path)
     return {"path": path, "written": written, "skipped": skipped, "stats": stats.to_dict()}
 
 
 def _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped):
     import tensorflow as tf
-
-    from keras_ser.audio.frontends import compute_features
 
     with tf.io.TFRecordWriter(tmp) as writer:
         for row in rows:
@@ -128,8 +120,6 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
     Returns:
         `RecordSet` for `out_dir`. Idempotent: an identical complete dataset is reused.
     """
-    from tfrecords_tools.reader import RecordSet
-
     validate_manifest(manifest)
     if shard_by not in ("speaker", "session"):
         raise ValueError(f"shard_by must be 'speaker' or 'session', got {shard_by!r}")
@@ -197,10 +187,7 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
     out = pd.DataFrame(rows_out)
     out["path"] = out["path"].astype(str)
     save_manifest(out, os.path.join(out_dir, "manifest.jsonl"))
-    skipped_df = pd.DataFrame(skipped, columns=["path", "reason"])
-    tmp = os.path.join(out_dir, f"skipped.csv.tmp-{os.getpid()}")
-    skipped_df.to_csv(tmp, index=False)
-    os.replace(tmp, os.path.join(out_dir, "skipped.csv"))
+    write_csv(pd.DataFrame(skipped, columns=["path", "reason"]), os.path.join(out_dir, "skipped.csv"), index=False)
     meta = {
         "schema_version": SCHEMA_VERSION, "fingerprint": fp, "frontend": frontend.to_dict(),
         "feature_dim": frontend.feature_dim, "label_names": label_names, "shard_by": shard_by,
@@ -208,8 +195,5 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
         "num_examples": len(rows_out), "num_skipped": len(skipped), "shards": shards,
         "write_seconds": round(time.time() - start, 3),
     }
-    tmp = f"{meta_path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1)
-    os.replace(tmp, meta_path)
+    write_json(meta, meta_path)
     return RecordSet(out_dir)

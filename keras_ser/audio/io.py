@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from keras_ser.errors import AudioError
+from keras_ser.utils import atomic_path
 
 SAMPLE_RATE = 16000
 """The sample rate every keras_ser model and frontend works at."""
@@ -79,6 +80,5 @@ def write_audio(path, waveform, sample_rate=SAMPLE_RATE, subtype="PCM_16"):
 
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lstrip(".").upper() or "WAV"
-    tmp = f"{path}.tmp-{os.getpid()}"
-    sf.write(tmp, np.asarray(waveform, dtype=np.float32), sample_rate, subtype=subtype, format=ext)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(tmp, np.asarray(waveform, dtype=np.float32), sample_rate, subtype=subtype, format=ext)

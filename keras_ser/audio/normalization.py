@@ -8,9 +8,10 @@ into the model by `keras_ser.layers.MaskedNormalization`, so they travel with th
 
 import dataclasses
 import json
-import os
 
 import numpy as np
+
+from keras_ser.utils import write_text
 
 
 @dataclasses.dataclass
@@ -72,10 +73,7 @@ class FeatureStats:
         return cls(int(d["count"]), np.asarray(d["sum"], np.float64), np.asarray(d["sumsq"], np.float64))
 
     def save(self, path):
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f)
-        os.replace(tmp, path)
+        write_text(json.dumps(self.to_dict()), path)
 
     @classmethod
     def load(cls, path):

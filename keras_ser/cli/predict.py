@@ -16,17 +16,18 @@ import json
 import os
 import sys
 
+from keras_ser.audio.io import SAMPLE_RATE, load_audio
+from keras_ser.corpora.alignments import approximate_alignment, read_word_json
+from keras_ser.errors import AlignmentError, KerasSerError
+from keras_ser.serving.export import latest_version
+from keras_ser.text import Vocabulary
+
 
 def word_inputs(meta, waveform, words=None, transcript=None, needs=(), source="audio"):
     """The word inputs of an export with word inputs, for one utterance: from a word-timestamp
     JSON file (`words`) or a transcript with approximate timings. Words are looked up in the
     export's vocabulary (`keras_ser.json`); unknown words get the OOV id."""
     import tensorflow as tf
-
-    from keras_ser.audio.io import SAMPLE_RATE
-    from keras_ser.corpora.alignments import approximate_alignment, read_word_json
-    from keras_ser.errors import AlignmentError
-    from keras_ser.text import Vocabulary
 
     if "vocabulary" not in meta:
         raise AlignmentError("the export's keras_ser.json has no vocabulary")
@@ -63,10 +64,6 @@ def main(argv=None):
                        help="one transcript per audio file (approximate word timings)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from keras_ser.audio.io import load_audio
-    from keras_ser.errors import KerasSerError
-    from keras_ser.serving.export import latest_version
-
     path = args.export_dir
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
         try:

@@ -13,10 +13,12 @@ import argparse
 import os
 import sys
 
+from keras_ser.cli import quiet_training
+from keras_ser.config import list_presets, load_config
+from keras_ser.errors import KerasSerError
+
 
 def main(argv=None):
-    from keras_ser.config import list_presets
-
     parser = argparse.ArgumentParser(
         prog="keras_ser-train", description=__doc__.split("\n\n")[1],
         epilog=__doc__.split("\n\n", 2)[2] + "\npresets: " + ", ".join(list_presets()),
@@ -26,9 +28,6 @@ def main(argv=None):
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     args = parser.parse_args(argv)
-
-    from keras_ser.config import load_config
-    from keras_ser.errors import KerasSerError
 
     try:
         cfg = load_config(args.config, args.overrides)
@@ -41,7 +40,9 @@ def main(argv=None):
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run  # TensorFlow: not before it is needed
+
+    quiet_training()
 
     try:
         summary = run(cfg)

@@ -17,12 +17,12 @@ wherever it is used. `check_alignment` compares an alignment with its transcript
 """
 
 import json
-import os
 import re
 
 import numpy as np
 
 from keras_ser.errors import AlignmentError
+from keras_ser.utils import write_text
 
 _SILENCE = {"", "sil", "sp", "<sil>", "<s>", "</s>", "#", "pau"}
 
@@ -56,10 +56,7 @@ def write_textgrid(path, words, duration, tier="words"):
         text = w.replace('"', '""')
         lines += [f"        intervals [{i}]:", f"            xmin = {s!r}", f"            xmax = {e!r}",
                   f'            text = "{text}"']
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_text("\n".join(lines) + "\n", path)
 
 
 _INTERVAL = re.compile(

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from keras_ser.errors import CorpusError
+from keras_ser.utils import write_text
 
 MANIFEST_COLUMNS = [
     "utterance_id", "path", "corpus", "speaker", "gender", "emotion", "intensity", "strength",
@@ -177,11 +178,8 @@ def _jsonable(v):
 
 def save_manifest(df, path):
     """Write a manifest as JSON lines, atomically."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for rec in df.to_dict(orient="records"):
-            f.write(json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_text("".join(json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False) + "\n"
+                       for rec in df.to_dict(orient="records")), path)
 
 
 REQUIRED_COLUMNS = ("path", "speaker")

@@ -34,6 +34,7 @@ import scipy.signal
 from keras_ser.audio.io import SAMPLE_RATE, write_audio
 from keras_ser.corpora.alignments import write_textgrid
 from keras_ser.corpora.manifest import make_manifest, read_manifest, save_manifest
+from keras_ser.utils import write_json
 
 VERSION = 1
 BASE_EMOTIONS = ("neutral", "happy", "sad", "angry", "surprise")
@@ -432,10 +433,7 @@ def generate(out_dir, size="tiny", seed=0, emotions=BASE_EMOTIONS, n_speakers=No
                 })
     result = make_manifest(rows)
     save_manifest(result.manifest, os.path.join(out_dir, "manifest.jsonl"))
-    tmp = f"{meta_path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(params, f, indent=1)
-    os.replace(tmp, meta_path)
+    write_json(params, meta_path)
     return load(out_dir)
 
 

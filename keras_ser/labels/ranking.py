@@ -22,10 +22,11 @@ range-normalised over the neutral + emotional utterances of each (speaker, emoti
 """
 
 import json
-import os
 
 import numpy as np
 import scipy.optimize
+
+from keras_ser.utils import write_text
 
 FORMAT = "keras_ser.strength_labeler/1"
 
@@ -296,11 +297,7 @@ class StrengthLabeler:
                "emotions": self.emotions, "feature_names": self.feature_names,
                "minimum": self.minimum.tolist(), "maximum": self.maximum.tolist(),
                "functions": {k: w.tolist() for k, w in self.functions.items()}}
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-        os.replace(tmp, path)
-        return path
+        return write_text(json.dumps(doc), path)
 
     @classmethod
     def load(cls, path):

@@ -24,7 +24,7 @@ utterance decision).
 
 import keras
 
-from keras_ser.layers import MaskedTimeAverage
+from keras_ser.layers import MaskedNormalization, MaskedTimeAverage
 from keras_ser.layers.forest import RandomForest
 from keras_ser.layers.segments import (
     FlattenSegments,
@@ -52,8 +52,6 @@ def build_vgg(num_classes, segment_frames=32, feature_dim=64, mean=None, std=Non
         batch_norm: bool. Batch normalisation after each convolution (not in the paper; see the
             module docstring).
     """
-    from keras_ser.layers import MaskedNormalization
-
     if config not in VGG_CONFIGS:
         raise ValueError(f"build_vgg: config must be one of {', '.join(VGG_CONFIGS)}, got {config!r}")
     segments = keras.Input((segment_frames, feature_dim), name="segments")

@@ -25,7 +25,12 @@ Output: `{"emotion": (batch, K)}`.
 
 import keras
 
-from keras_ser.layers import MaskedNormalization, SpecAugment, UtteranceNormalization
+from keras_ser.layers import (
+    MaskedNormalization,
+    SpecAugment,
+    StructuredSelfAttention,
+    UtteranceNormalization,
+)
 from keras_ser.layers.fusion import (
     AlignmentPooling,
     CrossModalityExcitation,
@@ -138,8 +143,6 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
         utterance_concat       both: cnn_lstm's and blstm_attention_text's utterance vectors concatenated
         attention_fusion       both: the two utterance vectors weighted by attention over modalities
     """
-    from keras_ser.layers import StructuredSelfAttention
-
     features = keras.Input((None, feature_dim), name="features")
     num_frames = keras.Input((), dtype="int32", name="num_frames")
     word_ids = keras.Input((None,), dtype="int32", name="word_ids")

@@ -16,9 +16,10 @@ the frontend, the label names and the signatures. Written to a temporary folder 
 so an interrupted export never leaves a version folder that looks valid.
 """
 
-import json
 import os
-import shutil
+
+from keras_ser.audio.frontends import compute_features, frontend_matrix, get_frontend_config
+from keras_ser.utils import atomic_path, write_json
 
 
 def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, overwrite=True, metadata=None):
@@ -38,8 +39,6 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
     import keras
     import tensorflow as tf
 
-    from keras_ser.audio.frontends import compute_features, frontend_matrix, get_frontend_config
-
     fcfg = get_frontend_config(frontend)
     matrix = frontend_matrix(fcfg)
     out_dir = os.path.join(base_dir, str(int(version)))
@@ -47,8 +46,6 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
         if not overwrite:
             raise FileExistsError(f"{out_dir} exists")
     os.makedirs(base_dir, exist_ok=True)
-    tmp = os.path.join(base_dir, f".tmp-{int(version)}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     head_names = sorted(model.output.keys() if isinstance(model.output, dict) else ["output"])
     word_specs = [spec for spec in (
         tf.TensorSpec([None, None], tf.int32, name="word_ids"), tf.TensorSpec([None, None], tf.float32, name="word_starts"),
@@ -78,15 +75,12 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
         input_signature=[tf.TensorSpec([None, None, fcfg.feature_dim], tf.float32, name="features"),
                          tf.TensorSpec([None], tf.int32, name="num_frames"), *word_specs],
     )
-    archive.write_out(tmp, verbose=False)
-    with open(os.path.join(tmp, "keras_ser.json"), "w") as f:
-        json.dump({"frontend": fcfg.to_dict(), "label_names": list(label_names or []), "heads": head_names,
-                   "signatures": {"serving_default": ["waveform", "num_samples", *word_names],
-                                  "features": ["features", "num_frames", *word_names]},
-                   "sample_rate": fcfg.sample_rate, **(metadata or {})}, f, indent=1)
-    if os.path.exists(out_dir):
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+    with atomic_path(out_dir) as tmp:  # TF Serving ignores the non-numeric `<version>.tmp-<pid>`
+        archive.write_out(tmp, verbose=False)
+        write_json({"frontend": fcfg.to_dict(), "label_names": list(label_names or []), "heads": head_names,
+                    "signatures": {"serving_default": ["waveform", "num_samples", *word_names],
+                                   "features": ["features", "num_frames", *word_names]},
+                    "sample_rate": fcfg.sample_rate, **(metadata or {})}, os.path.join(tmp, "keras_ser.json"))
     return out_dir
 
 

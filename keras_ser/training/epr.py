@@ -14,9 +14,9 @@ For each outer fold (10-fold CV, or a speaker-independent protocol):
                  development profiles, applied to the test profiles; also the network's own
                  decision (argmax of the mean segment posterior), per stage
 
-Output folder, beside the trainer's (`config.yaml`, `metrics.json`, `plots/`, `export/`):
+Beside the shared run folder (see `keras_ser.training.loop`):
 
-    folds/<fold>/stage<t>/inner<j>/, full/   each network: best.keras, history.csv, backup/, done
+    folds/<fold>/stage<t>/inner<j>/, full/   each network: best.keras, state.json, history.csv, backup/, done
     folds/<fold>/stage<t>/profiles.npz       every utterance's profile at stage t (atomic)
     folds/<fold>/best.keras                  the utterance model (final network + forest)
     folds/<fold>/metrics.json                per-stage metrics (a finished fold is skipped)
@@ -26,11 +26,23 @@ import dataclasses
 import os
 import warnings
 
+import keras
 import numpy as np
+import tensorflow as tf
+from sklearn.ensemble import RandomForestClassifier
 
+from keras_ser.audio.frontends import get_frontend_config
+from keras_ser.audio.normalization import FeatureStats
+from keras_ser.errors import ConfigError
+from keras_ser.labels.emotion_targets import class_weights
 from keras_ser.labels.profiles import refine_labels, statistic_names, statistics_matrix
+from keras_ser.layers.segments import frame_segments, segment_count
+from keras_ser.models.epr import build_epr_model, build_vgg
+from keras_ser.training import data, loop
 from keras_ser.training import metrics as M
-from keras_ser.training import trainer as T
+from keras_ser.training.protocols import stratified_assignment
+from keras_ser.training.registry import System, register
+from keras_ser.utils import atomic_path
 
 
 @dataclasses.dataclass
@@ -57,36 +69,28 @@ class SegmentTable:
 
 def pad_value(rs):
     """Feature value of silence: the frontend's log floor (or 0 without a log)."""
-    from keras_ser.audio.frontends import get_frontend_config
-
     f = get_frontend_config(rs.frontend)
     return float(np.log(f.log_offset)) if f.log else 0.0
 
 
 def segment_counts(cfg, rs, ids):
-    from keras_ser.layers.segments import segment_count
-
     n = rs.manifest.set_index("utterance_id").loc[list(ids), "num_frames"].to_numpy()
     return segment_count(n, cfg.epr.segment_frames, cfg.epr.segment_hop)
 
 
 def _utterance_dataset(rs, cfg, ids, shuffle=False):
     """Single parsed examples of `ids` and the id → row lookup table."""
-    import tensorflow as tf
-
     ids = list(ids)
     if not ids:
         raise ValueError("EPR: no utterances")
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(len(ids), dtype=tf.int64)), -1)
-    ds = rs.dataset(T.fold_shards(rs, ids), batch_size=None, shuffle=shuffle, seed=cfg.seed,
+    ds = rs.dataset(data.fold_shards(rs, ids), batch_size=None, shuffle=shuffle, seed=cfg.seed,
                     filter_fn=lambda ex: table.lookup(ex["utterance_id"]) >= 0, autotune=cfg.data.autotune)
     return ds, table
 
 
 def _segments(cfg, pad, ex):
-    from keras_ser.layers.segments import frame_segments
-
     seg, n = frame_segments(ex["features"][None], ex["num_frames"][None], cfg.epr.segment_frames,
                             cfg.epr.segment_hop, pad)
     return seg[0, : n[0]], n[0]
@@ -99,8 +103,6 @@ def segment_dataset(rs, cfg, table, shuffle=False):
     then segments in a buffer of `epr.shuffle_buffer`, and drops the last partial batch. A segment count that differs from the
     table's (records and labels out of step) fails the pipeline with a message.
     """
-    import tensorflow as tf
-
     ds, lookup = _utterance_dataset(rs, cfg, table.ids, shuffle)
     flat = tf.constant(table.labels, tf.float32)
     offsets = tf.constant(table.offsets, tf.int64)
@@ -127,8 +129,6 @@ def segment_dataset(rs, cfg, table, shuffle=False):
 def predict_profiles(model, rs, cfg, ids, batch_size=512):
     """Each utterance's profile `(segments, K)` under `model` (a segment classifier, or a
     `SegmentClassifier`), in the order of `ids`."""
-    import tensorflow as tf
-
     ids = list(ids)
     ds, lookup = _utterance_dataset(rs, cfg, ids)
     pad = pad_value(rs)
@@ -155,8 +155,6 @@ def predict_profiles(model, rs, cfg, ids, batch_size=512):
 
 def utterance_stats(rs, cfg, ids):
     """Feature statistics of exactly the utterances `ids` (k-fold shards also hold test speakers)."""
-    from keras_ser.audio.normalization import FeatureStats
-
     ds, _ = _utterance_dataset(rs, cfg, ids)
     stats = FeatureStats.zeros(rs.feature_dim)
     for ex in ds:
@@ -166,8 +164,6 @@ def utterance_stats(rs, cfg, ids):
 
 def inner_split(ids, labels, k, seed):
     """`k` stratified held-out parts of the training utterances (the inner folds)."""
-    from keras_ser.training.protocols import stratified_assignment
-
     if len(ids) < k:
         raise ValueError(f"epr.inner_folds={k}: only {len(ids)} training utterances")
     assign = stratified_assignment(np.asarray(labels), k, np.random.default_rng(seed))
@@ -192,10 +188,6 @@ def make_table(cfg, rs, ids, labels_of, profiles, class_w, num_classes):
 
 
 def build_model(cfg, rs, stats):
-    from keras_ser.models.epr import build_vgg
-
-    if cfg.model.name != "vgg":
-        raise ValueError(f"model.name: EPR uses model 'vgg', got {cfg.model.name!r}")
     return build_vgg(len(rs.label_names), cfg.epr.segment_frames, rs.feature_dim, stats.mean, stats.std(),
                      **cfg.model.params)
 
@@ -207,12 +199,9 @@ class SegmentClassifier:
     to trace, and a fold trains `stages * (inner_folds + 1)` networks."""
 
     def __init__(self, cfg, rs, stats):
-        import keras
-        import tensorflow as tf
-
         self.cfg = cfg
         keras.utils.set_random_seed(cfg.seed)
-        with T._strategy(cfg.train.strategy).scope():
+        with loop.strategy(cfg.train.strategy).scope():
             self.model = build_model(cfg, rs, stats)
             self.model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
                                loss={"emotion": keras.losses.CategoricalCrossentropy()},
@@ -231,30 +220,25 @@ class SegmentClassifier:
     def train(self, rs, train_table, dev_table, net_dir, callbacks=()):
         """Train one network (or reload a finished one) with the paper's schedule; returns self
         holding its best weights."""
-        import keras
-
         cfg = self.cfg
-        best = os.path.join(net_dir, "best.keras")
-        if cfg.train.resume and os.path.exists(os.path.join(net_dir, "done")) and os.path.exists(best):
+        if loop.finished_stage(cfg, net_dir):
             with warnings.catch_warnings():  # a finished network only predicts: its optimizer state is not needed
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-                self.model.load_weights(best)
+                self.model.load_weights(os.path.join(net_dir, "best.keras"))
             return self
-        os.makedirs(net_dir, exist_ok=True)
         self.reset()
         lr, decay, every = cfg.train.learning_rate, cfg.epr.lr_decay, cfg.epr.lr_decay_epochs
         schedule = keras.callbacks.LearningRateScheduler(lambda epoch: lr * decay ** (epoch // every))
-        T.fit(self.model, segment_dataset(rs, cfg, train_table, shuffle=True), segment_dataset(rs, cfg, dev_table),
-              net_dir, cfg, (schedule, *callbacks), reload=False)
+        loop.fit(self.model, segment_dataset(rs, cfg, train_table, shuffle=True), segment_dataset(rs, cfg, dev_table),
+                 net_dir, cfg, (schedule, *callbacks), reload=False)
         return self
 
 
 def save_profiles(path, profiles):
     ids = sorted(profiles)
-    tmp = path[: -len(".npz")] + f".tmp-{os.getpid()}.npz"
-    np.savez(tmp, ids=np.array(ids), counts=np.array([len(profiles[u]) for u in ids]),
-             profiles=np.concatenate([profiles[u] for u in ids]))
-    os.replace(tmp, path)
+    with atomic_path(path, keep_suffix=True) as tmp:
+        np.savez(tmp, ids=np.array(ids), counts=np.array([len(profiles[u]) for u in ids]),
+                 profiles=np.concatenate([profiles[u] for u in ids]))
 
 
 def load_profiles(path):
@@ -266,8 +250,6 @@ def load_profiles(path):
 def make_forest(cfg):
     """An unfitted forest as every EPR run builds it: scikit-learn's defaults, `random_state =
     seed`, then `epr.forest`."""
-    from sklearn.ensemble import RandomForestClassifier
-
     return RandomForestClassifier(**{"random_state": cfg.seed, **cfg.epr.forest})
 
 
@@ -309,8 +291,6 @@ def run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks=()):
     stats = utterance_stats(rs, cfg, fold.train)
     class_w = None
     if cfg.train.class_weights:
-        from keras_ser.labels.emotion_targets import class_weights
-
         class_w = class_weights(np.eye(k)[[labels_of[u] for u in fold.train]], "hard")
     inner = inner_split(fold.train, [labels_of[u] for u in fold.train], cfg.epr.inner_folds, cfg.seed)
     net = SegmentClassifier(cfg, rs, stats)
@@ -342,66 +322,60 @@ def run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks=()):
         print(f"  stage {t}: segments WA {res['segment_wa']:.3f}; network WA {res['network']['wa']:.3f} "
               f"UA {res['network']['ua']:.3f}; forest WA {res['forest']['wa']:.3f} UA {res['forest']['ua']:.3f}")
     last = os.path.join(fold_dir, f"stage{cfg.epr.stages}", "full", "best.keras")
-    return stages, T.load_model(last), forest
+    return stages, loop.load_model(last), forest
 
 
 def run(cfg, out, callbacks=()):
-    from keras_ser.models.epr import build_epr_model
-
-    manifest = T.load_manifest(cfg)
-    rs = T.prepare_records(cfg, manifest)
+    manifest = data.load_manifest(cfg)
+    rs = data.prepare_records(cfg, manifest)
     label_names = rs.label_names
-    manifest = T.with_records(manifest, rs)
-    labelled = manifest[manifest["emotion"].isin(label_names)]
+    labelled = data.labelled(cfg, data.with_records(manifest, rs))
     labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(label_names.index)))
-    folds = T.fold_list(cfg, manifest)
+    folds = data.fold_list(cfg, labelled)
     frames = rs.manifest.set_index("utterance_id").loc[list(labels_of), "num_frames"]
     short = int((frames < cfg.epr.segment_frames).sum())
     print(f"EPR on {cfg.data.corpus}: {len(labels_of)} utterances, "
           f"{int(segment_counts(cfg, rs, list(labels_of)).sum())} segments of {cfg.epr.segment_frames} frames "
           f"(hop {cfg.epr.segment_hop}); {short} utterances shorter than one segment are padded with silence")
+
     def train_one(fold, fold_dir):
         stages, net, forest = run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks)
         model = build_epr_model(net, forest, rs.feature_dim, cfg.epr.segment_frames, cfg.epr.segment_hop,
                                 pad_value(rs), cfg.epr.percentiles)
-        tmp = os.path.join(fold_dir, f"best.tmp-{os.getpid()}.keras")
-        model.save(tmp)
-        os.replace(tmp, os.path.join(fold_dir, "best.keras"))
+        loop.save_model(model, os.path.join(fold_dir, "best.keras"))
         final = stages[-1]["forest"]
         res = {**final, "fold": fold.name, "stages": stages, **fold.to_dict(),
                "short_utterances": int(sum(frames[u] < cfg.epr.segment_frames for u in fold.test))}
-        T.plot_confusion(final["confusion"], label_names, os.path.join(out, "plots", f"confusion_{fold.name}.png"),
-                         f"{fold.name}: WA {final['wa']:.3f} UA {final['ua']:.3f}")
+        loop.confusion_plot(out, final, label_names, fold.name)
         return model, res
 
-    results, first = T.run_folds(cfg, out, folds, train_one,
-                                 lambda fold_dir: T.load_model(os.path.join(fold_dir, "best.keras")))
+    results, first = loop.run_folds(cfg, out, folds, train_one,
+                                    lambda fold_dir: loop.load_model(os.path.join(fold_dir, "best.keras")))
     per_stage = []
     for t in range(cfg.epr.stages):
         row = {"stage": t + 1, "segment_wa": M.mean_sd([r["stages"][t]["segment_wa"] for r in results])}
         for who in ("network", "forest"):
             row[who] = {m: M.mean_sd([r["stages"][t][who][m] for r in results]) for m in ("wa", "ua")}
         per_stage.append(row)
-    summary = {
-        "system": "epr", "corpus": cfg.data.corpus, "protocol": cfg.protocol.name, "refinery": cfg.epr.refinery,
-        "seed": cfg.seed, "folds_run": len(results), "labels": label_names, "short_utterances": short,
-        "statistics": statistic_names(label_names, cfg.epr.percentiles),
-        "mean": {k: M.mean_sd([r[k] for r in results]) for k in ("wa", "ua", "macro_f1")},
-        "stages": per_stage, "folds": results,
-    }
-    if cfg.export.enabled and first is not None:
-        from keras_ser.serving.export import export_model
-
-        summary["export"] = export_model(
-            first, os.path.join(out, "export", cfg.export.name or "epr"), version=cfg.export.version,
-            frontend=rs.frontend, label_names=label_names,
-            metadata={"emotion_head": "random-forest probabilities over profile statistics",
-                      "segment_mean_head": "mean segment posterior (the network's decision)",
-                      "segment_frames": cfg.epr.segment_frames, "segment_hop": cfg.epr.segment_hop})
-    for row in per_stage:
         print(f"stage {row['stage']}: network WA {row['network']['wa']['mean']:.3f} UA {row['network']['ua']['mean']:.3f}"
               f" | forest WA {row['forest']['wa']['mean']:.3f} UA {row['forest']['ua']['mean']:.3f}")
-    m = summary["mean"]
-    print(f"epr ({cfg.epr.refinery}, {cfg.epr.stages} stages) on {cfg.data.corpus} ({cfg.protocol.name}, "
-          f"{len(results)} folds): WA {m['wa']['mean']:.3f} ± {m['wa']['sd']:.3f}, UA {m['ua']['mean']:.3f} ± {m['ua']['sd']:.3f}")
-    return summary
+    export = None if first is None else loop.Export(first, rs.frontend, {
+        "emotion_head": "random-forest probabilities over profile statistics",
+        "segment_mean_head": "mean segment posterior (the network's decision)",
+        "segment_frames": cfg.epr.segment_frames, "segment_hop": cfg.epr.segment_hop})
+    return loop.finish(cfg, out, results, label_names, export=export,
+                       extra={"refinery": cfg.epr.refinery, "short_utterances": short,
+                              "statistics": statistic_names(label_names, cfg.epr.percentiles), "stages": per_stage},
+                       name=f"epr ({cfg.epr.refinery}, {cfg.epr.stages} stages)")
+
+
+def builders(cfg):
+    return [build_vgg]
+
+
+def check(cfg):
+    if cfg.model.name != "vgg":
+        raise ConfigError(f"model.name: EPR uses model 'vgg', got {cfg.model.name!r}")
+
+
+register(System("epr", run, builders, check=check))

@@ -13,17 +13,24 @@ word_ids, word_starts, word_ends, num_words; `keras_ser.json` holds the vocabula
 
 import os
 
+import keras
 import numpy as np
 
+from keras_ser.audio.frontends import get_frontend_config
+from keras_ser.audio.io import load_audio
+from keras_ser.corpora.alignments import approximate_alignment, check_alignment, transcript_words
+from keras_ser.errors import AlignmentError
+from keras_ser.labels.emotion_targets import class_weights
+from keras_ser.models.fg_cme import build_baseline, build_fg_cme
+from keras_ser.text import Vocabulary, load_embeddings
+from keras_ser.training import data, loop
 from keras_ser.training import metrics as M
-from keras_ser.training import trainer as T
+from keras_ser.training.registry import System, register
 from keras_ser.utils import read_json, write_json
 
 
 def uniform_alignment(text, duration):
     """The transcript's words spread evenly over the whole utterance (an ablation)."""
-    from keras_ser.corpora.alignments import transcript_words
-
     words = transcript_words(text)
     edges = np.linspace(0.0, duration, len(words) + 1)
     return [(w, round(float(a), 4), round(float(b), 4)) for w, a, b in zip(words, edges[:-1], edges[1:])]
@@ -33,10 +40,6 @@ def word_alignments(cfg, manifest):
     """`{utterance_id: [(word, start, end), ...]}` and counts by source (given / approximate /
     uniform). Raises `AlignmentError` naming the file for a missing transcript or timings
     (alignment "given"), a transcript mismatch, or more than `fg_cme.max_words` words."""
-    from keras_ser.audio.io import load_audio
-    from keras_ser.corpora.alignments import approximate_alignment, check_alignment
-    from keras_ser.errors import AlignmentError
-
     mode = cfg.fg_cme.alignment
     out, counts = {}, {"given": 0, "approximate": 0, "uniform": 0}
     for row in manifest.itertuples():
@@ -101,17 +104,20 @@ def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=Non
     def copies(factor):  # a speed-perturbed copy lasts 1/factor as long: so do its words
         return dict(cols, word_starts=cols["word_starts"] / factor, word_ends=cols["word_ends"] / factor)
 
-    return T.make_dataset(rs, cfg, ids, cols, to_xy, shuffle=shuffle, perturbed=shuffle, perturbed_columns=copies)
+    return data.make_dataset(rs, cfg, ids, cols, to_xy, shuffle=shuffle, perturbed=shuffle, perturbed_columns=copies)
+
+
+def frontend_params(cfg, frontend):
+    """FG_CME maps word times to frames with the features' own hop and window (in seconds)."""
+    if cfg.model.name != "fg_cme":  # the baselines pool frames, not words
+        return {}
+    return {"hop_s": frontend.hop_length / frontend.sample_rate, "win_s": frontend.win_length / frontend.sample_rate}
 
 
 def build_model(cfg, rs, stats, vocab):
-    from keras_ser.models.fg_cme import build_baseline, build_fg_cme
-
-    params = dict(cfg.model.params)
+    params = loop.model_params(cfg, frontend_params(cfg, get_frontend_config(rs.frontend)))
     embeddings = None
     if cfg.fg_cme.embeddings:
-        from keras_ser.text import load_embeddings
-
         embeddings, found = load_embeddings(cfg.fg_cme.embeddings, vocab, seed=cfg.seed)
         params["embedding_dim"] = embeddings.shape[1]
         print(f"  embeddings: {found} of {len(vocab) - 2} words found in {cfg.fg_cme.embeddings}")
@@ -127,15 +133,13 @@ def test_curve_callback(test_ds, label_names, path):
     """Keras callback: WA/UA of the test fold after every epoch, appended to `path` (JSON, atomic;
     kept across a resumed fit). The original FG_CME code reported the best of these (it chose the
     epoch on the test fold); here they are a diagnostic only and choose nothing."""
-    import keras
-
     class TestCurve(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.curve = read_json(path) if os.path.exists(path) else []
 
         def on_epoch_end(self, epoch, logs=None):
-            y_true, y_prob = T.predict_labels(self.model, test_ds)
+            y_true, y_prob = loop.predict_labels(self.model, test_ds)
             m = M.classification_metrics(y_true, y_prob.argmax(-1), label_names)
             self.curve = [c for c in self.curve if c["epoch"] < epoch + 1]
             self.curve.append({"epoch": epoch + 1, "wa": m["wa"], "ua": m["ua"]})
@@ -151,21 +155,15 @@ def best_on_test(curve):
 
 
 def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
-    import keras
-
-    from keras_ser.text import Vocabulary
-
-    os.makedirs(fold_dir, exist_ok=True)
     vocab = Vocabulary.build([[w for w, _, _ in alignments[u]] for u in fold.train], cfg.fg_cme.min_count)
     vocab.save(os.path.join(fold_dir, "vocabulary.json"))
-    best = os.path.join(fold_dir, "best.keras")
     curve_path = os.path.join(fold_dir, "test_curve.json")
-    if cfg.train.resume and os.path.exists(os.path.join(fold_dir, "done")) and os.path.exists(best):
-        model = T.load_model(best)
+    if loop.finished_stage(cfg, fold_dir):
+        model = loop.load_model(os.path.join(fold_dir, "best.keras"))
     else:
-        stats = rs.feature_stats(T.fold_shards(rs, fold.train))
+        stats = rs.feature_stats(data.fold_shards(rs, fold.train))
         keras.utils.set_random_seed(cfg.seed)
-        with T._strategy(cfg.train.strategy).scope():
+        with loop.strategy(cfg.train.strategy).scope():
             model = build_model(cfg, rs, stats, vocab)
             model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
                           loss={"emotion": keras.losses.CategoricalCrossentropy()},
@@ -174,8 +172,6 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
         names = list(model.input.keys())
         sw = None
         if cfg.train.class_weights:
-            from keras_ser.labels.emotion_targets import class_weights
-
             y = np.eye(len(rs.label_names))[[labels_of[u] for u in fold.train]]
             sw = y @ class_weights(y, "hard")
         train_ds = dataset(rs, cfg, fold.train, labels_of, alignments, vocab, names, sw, shuffle=True)
@@ -183,9 +179,9 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
         if cfg.fg_cme.test_curve:
             test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, names)
             callbacks = [*callbacks, test_curve_callback(test_ds, rs.label_names, curve_path)]
-        model = T.fit(model, train_ds, dev_ds, fold_dir, cfg, callbacks)
+        model = loop.fit(model, train_ds, dev_ds, fold_dir, cfg, callbacks)
     test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()))
-    y_true, y_prob = T.predict_labels(model, test_ds)
+    y_true, y_prob = loop.predict_labels(model, test_ds)
     res = M.classification_metrics(y_true, y_prob.argmax(-1), rs.label_names)
     if cfg.fg_cme.test_curve and os.path.exists(curve_path):
         res["best_on_test"] = best_on_test(read_json(curve_path))
@@ -196,10 +192,9 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
 
 def prepare(cfg):
     """`(records, manifest of the labelled utterances with records, labels_of, alignments, sources)`."""
-    manifest = T.load_manifest(cfg)
-    rs = T.prepare_records(cfg, manifest)
-    manifest = T.with_records(manifest, rs)
-    manifest = manifest[manifest["emotion"].isin(rs.label_names)]
+    manifest = data.load_manifest(cfg)
+    rs = data.prepare_records(cfg, manifest)
+    manifest = data.labelled(cfg, data.with_records(manifest, rs))
     alignments, sources = word_alignments(cfg, manifest)
     labels_of = dict(zip(manifest["utterance_id"], manifest["emotion"].map(rs.label_names.index)))
     return rs, manifest, labels_of, alignments, sources
@@ -208,14 +203,10 @@ def prepare(cfg):
 def utterance_embeddings(cfg, layer="fc", fold_index=0):
     """A finished run's test utterances of one fold through its model up to `layer`:
     `(embeddings (N, D), labels (N,), label names)` (the notebook's t-SNE)."""
-    import keras
-
-    from keras_ser.text import Vocabulary
-
     rs, manifest, labels_of, alignments, _ = prepare(cfg)
-    fold = T.fold_list(cfg, manifest)[fold_index]
+    fold = data.fold_list(cfg, manifest)[fold_index]
     fold_dir = os.path.join(cfg.output_dir, "folds", fold.name)
-    model = T.load_model(os.path.join(fold_dir, "best.keras"))
+    model = loop.load_model(os.path.join(fold_dir, "best.keras"))
     embed = keras.Model(model.inputs, model.get_layer(layer).output)
     vocab = Vocabulary.load(os.path.join(fold_dir, "vocabulary.json"))
     ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()))
@@ -232,41 +223,38 @@ def run(cfg, out, callbacks=()):
     print(f"fg_cme on {cfg.data.corpus}: {len(manifest)} utterances; word timings: " +
           ", ".join(f"{v} {k}" for k, v in sources.items() if v)
           + (" (APPROXIMATE: spread over the voiced region, not forced-aligned)" if sources["approximate"] else ""))
-    folds = T.fold_list(cfg, manifest)
+    folds = data.fold_list(cfg, manifest)
+
     def train_one(fold, fold_dir):
         model, vocab, res = train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks)
-        T.plot_confusion(res["confusion"], label_names, os.path.join(out, "plots", f"confusion_{fold.name}.png"),
-                         f"{fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
+        loop.confusion_plot(out, res, label_names, fold.name)
         print(f"fold {fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
         return (model, vocab), res
 
     def load_first(fold_dir):
-        from keras_ser.text import Vocabulary
-
-        return (T.load_model(os.path.join(fold_dir, "best.keras")),
+        return (loop.load_model(os.path.join(fold_dir, "best.keras")),
                 Vocabulary.load(os.path.join(fold_dir, "vocabulary.json")))
 
-    results, first = T.run_folds(cfg, out, folds, train_one, load_first)
-    summary = {
-        "system": "fg_cme", "model": cfg.model.name, "corpus": cfg.data.corpus, "protocol": cfg.protocol.name,
-        "seed": cfg.seed, "folds_run": len(results), "labels": label_names, "alignment": cfg.fg_cme.alignment,
-        "word_timings": sources, "mean": {k: M.mean_sd([r[k] for r in results]) for k in ("wa", "ua", "macro_f1")},
-        "folds": results,
-    }
-    if cfg.export.enabled and first is not None and "features" in first[0].input:
-        from keras_ser.serving.export import export_model
-
-        summary["export"] = export_model(
-            first[0], os.path.join(out, "export", cfg.export.name or "fg_cme"), version=cfg.export.version,
-            frontend=rs.frontend, label_names=label_names,
-            metadata={"emotion_head": "probabilities", "vocabulary": first[1].tokens,
-                      "words": "word_ids from the vocabulary (0 padding, 1 out of vocabulary); "
-                               "word_starts/word_ends in seconds; num_words"})
-    m = summary["mean"]
-    print(f"{cfg.model.name} on {cfg.data.corpus} ({cfg.protocol.name}, {len(results)} folds): "
-          f"WA {m['wa']['mean']:.3f} ± {m['wa']['sd']:.3f}, UA {m['ua']['mean']:.3f} ± {m['ua']['sd']:.3f}")
+    results, first = loop.run_folds(cfg, out, folds, train_one, load_first)
+    extra = {"model": cfg.model.name, "alignment": cfg.fg_cme.alignment, "word_timings": sources}
     if results and all("best_on_test" in r for r in results):
-        b = summary["best_on_test"] = {k: M.mean_sd([r["best_on_test"][k] for r in results]) for k in ("wa", "ua")}
+        extra["best_on_test"] = {k: M.mean_sd([r["best_on_test"][k] for r in results]) for k in ("wa", "ua")}
+    export = None
+    if first is not None and "features" in first[0].input:  # the text-only baseline takes no audio
+        export = loop.Export(first[0], rs.frontend, {
+            "emotion_head": "probabilities", "vocabulary": first[1].tokens,
+            "words": "word_ids from the vocabulary (0 padding, 1 out of vocabulary); "
+                     "word_starts/word_ends in seconds; num_words"})
+    summary = loop.finish(cfg, out, results, label_names, extra=extra, export=export, name=cfg.model.name)
+    if "best_on_test" in extra:
+        b = extra["best_on_test"]
         print(f"  epoch chosen on the test fold (the original code's protocol, optimistic; choosing nothing here): "
               f"WA {b['wa']['mean']:.3f} ± {b['wa']['sd']:.3f}, UA {b['ua']['mean']:.3f} ± {b['ua']['sd']:.3f}")
     return summary
+
+
+def builders(cfg):
+    return [build_fg_cme if cfg.model.name == "fg_cme" else build_baseline]
+
+
+register(System("fg_cme", run, builders, frontend_params))

@@ -2,7 +2,7 @@
 
 Speaker-independent protocols split by groups (speaker or session): no group is in two parts of
 one fold. Model selection uses `dev` only; `test` is for the final numbers. `check_fold` asserts
-disjointness (used by the tests and by the trainer before every fold). A fold whose development
+disjointness (used by the tests and by `data.fold_list` before every run). A fold whose development
 set was drawn from the training groups' utterances (`Fold.dev_from_train`: leave-one-group-out
 with a dev fraction, or group k-fold with too few groups) shares groups between train and dev by
 design; its test group still shares nothing.

@@ -1,10 +1,10 @@
 """StrengthNet runs: ranking labels → folds → training → evaluation (seen and unseen corpora) → export.
 
     from keras_ser.config import load_config
-    from keras_ser.training.trainer import run
+    from keras_ser.training.runner import run
     run(load_config("strengthnet/synthetic", ["data.synthetic_size=tiny"]))
 
-Beyond the classifier runs' output folder (see `keras_ser.training.trainer`):
+Beside the shared run folder (see `keras_ser.training.loop`):
     ranking/<corpus>.json         each corpus's ranking functions (`StrengthLabeler`, JSON)
     ranking/labels.csv            utterance_id, corpus, speaker, emotion, strength label
     plots/strength_<fold>.png     predicted vs target scatter and histograms
@@ -22,13 +22,24 @@ Beyond the classifier runs' output folder (see `keras_ser.training.trainer`):
 
 import os
 
+import keras
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
+from keras_ser.audio.frontends import get_frontend_config
 from keras_ser.corpora.synthetic import blend_mask, change_mask, pure_mask
 from keras_ser.errors import CorpusError
+from keras_ser.labels.emotion_targets import class_weights
+from keras_ser.labels.ranking import StrengthLabeler
+from keras_ser.losses import MaskedMAE
+from keras_ser.models.strengthnet import build_strengthnet
+from keras_ser.training import data, loop
 from keras_ser.training import metrics as M
-from keras_ser.training import trainer as T
-from keras_ser.utils import save_figure, write_csv
+from keras_ser.training.plots import plot_strength
+from keras_ser.training.protocols import Fold
+from keras_ser.training.registry import System, register
+from keras_ser.utils import write_csv
+from tfrecords_tools.opensmile_features import extract_functionals
 
 HEADS = ("frame_strength", "strength", "emotion")
 # Utterance subsets scored against the true strength, and the masks that pick them.
@@ -38,8 +49,6 @@ SUBSETS = {"pure": pure_mask, "blend": blend_mask, "change": change_mask}
 # -- labels ---------------------------------------------------------------------------------------
 def functionals(cfg, manifest, cache_dir):
     """openSMILE functionals of every row (worker processes; cached per corpus)."""
-    from tfrecords_tools.opensmile_features import extract_functionals
-
     os.makedirs(cache_dir, exist_ok=True)
     parts, names = {}, None
     for corpus in sorted(manifest["corpus"].unique()):
@@ -58,8 +67,6 @@ def functionals(cfg, manifest, cache_dir):
 
 
 def fit_labeler(cfg, X, man, per=None):
-    from keras_ser.labels.ranking import StrengthLabeler
-
     st = cfg.strength
     ok = np.isfinite(X).all(1)
     lab = StrengthLabeler(st.neutral, st.C, per or st.per, st.similar)
@@ -156,24 +163,23 @@ def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weight
     def to_xy(b, rows):
         return _strength_xy(b, rows, extra)
 
-    return T.make_dataset(rs, cfg, list(ids), cols, to_xy, shuffle, perturbed)
+    return data.make_dataset(rs, cfg, list(ids), cols, to_xy, shuffle, perturbed)
+
+
+def frontend_params(cfg, frontend):
+    """The input layout follows the features: linear magnitudes without a log (the
+    `strengthnet_original` frontend) are the original code's input (`original_input`: its
+    Dense(257), no normalisation); log features are the paper's (z-normalised)."""
+    return {"original_input": not frontend.log}
 
 
 def build_model(cfg, rs, stats):
-    from keras_ser.models.strengthnet import build_strengthnet
-
-    params = dict(cfg.model.params)
-    if rs.frontend.get("name") == "strengthnet_original":
-        params.setdefault("original_input", True)
+    params = loop.model_params(cfg, frontend_params(cfg, get_frontend_config(rs.frontend)))
     return build_strengthnet(num_classes=len(rs.label_names), feature_dim=rs.feature_dim, mean=stats.mean,
                              std=stats.std(), **params)
 
 
 def compile_model(model, cfg):
-    import keras
-
-    from keras_ser.losses import MaskedMAE
-
     w = {h: float(cfg.strength.loss_weights.get(h, 1.0)) for h in HEADS}
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.train.learning_rate, beta_1=0.9, beta_2=0.98),
@@ -190,7 +196,7 @@ def compile_model(model, cfg):
 def predict(model, ds):
     """Arrays over the dataset: target and predicted strength, emotion index and probabilities,
     true strength and "strong" (NaN where unknown), and each utterance's position in the ids the
-    dataset was built from. Traced, not eager (see `trainer.predict_labels`)."""
+    dataset was built from. Traced, not eager (see `loop.predict_labels`)."""
     cols = {k: [] for k in ("s_true", "s_pred", "e_true", "e_prob", "truth", "strong", "position")}
     for x, y, _ in ds:
         out = model.predict_on_batch(x)
@@ -205,8 +211,9 @@ def predict(model, ds):
 
 
 def evaluate(cfg, model, rs, ids, table, label_names):
-    """Strength and emotion metrics on `ids` (plus truth SRCC and intensity agreement when known);
-    when `ids` span several corpora, `per_corpus` holds the same metrics for each."""
+    """Strength and emotion metrics on `ids` (plus truth SRCC and intensity agreement when known;
+    when `ids` span several corpora, `per_corpus` holds the same metrics for each), and the
+    per-utterance predictions: `(metrics, DataFrame)` with the columns of `write_predictions`."""
     ids = list(ids)
     p = predict(model, strength_dataset(rs, cfg, ids, table, extra=True))
     for subset in SUBSETS:
@@ -216,17 +223,18 @@ def evaluate(cfg, model, rs, ids, table, label_names):
     if len(set(corpora)) > 1:  # a fused run: each corpus's unseen speakers on their own as well
         res["per_corpus"] = {c: _metrics(cfg, {k: v[corpora == c] for k, v in p.items()}, label_names)
                              for c in sorted(set(corpora))}
-    res["_arrays"] = (p["s_true"], p["s_pred"], p["e_true"])
     rows = table.loc[ids].iloc[p["position"]]
-    res["_predictions"] = rows[["utterance_id", "corpus", "speaker", "emotion"]].assign(
+    predictions = rows[["utterance_id", "corpus", "speaker", "emotion"]].assign(
         predicted_emotion=np.asarray(label_names, object)[p["e_prob"].argmax(-1)],
         strength_label=p["s_true"], predicted_strength=p["s_pred"], true_strength=p["truth"],
         **{subset: p[subset] for subset in SUBSETS})
-    return res
+    return res, predictions
 
 
 def write_predictions(predictions, path):
-    """`evaluate`'s per-utterance table as CSV, atomically."""
+    """`evaluate`'s per-utterance table as CSV, atomically: utterance_id, corpus, speaker,
+    emotion, predicted_emotion, strength_label, predicted_strength, true_strength, pure, blend,
+    change."""
     write_csv(predictions, path, index=False, float_format="%.6g")
 
 
@@ -260,35 +268,9 @@ def _metrics(cfg, p, label_names):
                             "threshold": cfg.strength.intensity_threshold,
                             "labels_agreement": float(np.mean(strong == label_strong))}
         if 0 < strong.sum() < len(strong):
-            from sklearn.metrics import roc_auc_score
-
             res["intensity"]["auc"] = float(roc_auc_score(strong, s_pred[known]))
             res["intensity"]["labels_auc"] = float(roc_auc_score(strong, s_true[known]))
     return res
-
-
-def plot_strength(s_true, s_pred, e_true, labels, path, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for k, name in enumerate(labels):
-        sel = e_true == k
-        a.scatter(s_true[sel], s_pred[sel], s=10, alpha=0.6, label=name)
-    a.plot([0, 1], [0, 1], "k--", lw=1)
-    a.set_xlabel("target strength")
-    a.set_ylabel("predicted strength")
-    a.legend(fontsize=8)
-    bins = np.linspace(-0.1, 1.1, 25)
-    b.hist(s_true, bins, alpha=0.5, label="target")
-    b.hist(s_pred, bins, alpha=0.5, label="predicted")
-    b.set_xlabel("strength")
-    b.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    save_figure(fig, path)
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -307,11 +289,9 @@ def label_table(cfg, manifest, strengths, label_names):
 
 def fold_list(cfg, table):
     """Folds over the labelled emotional utterances; with several corpora, each is split on its own."""
-    from keras_ser.training.protocols import Fold
-
     if cfg.protocol.name != "split" or table["corpus"].nunique() == 1:
-        return T.fold_list(cfg, table)
-    parts = [T.fold_list(cfg, table[table["corpus"] == c]) for c in sorted(table["corpus"].unique())]
+        return data.fold_list(cfg, table)
+    parts = [data.fold_list(cfg, table[table["corpus"] == c]) for c in sorted(table["corpus"].unique())]
     folds = []
     for i in range(min(len(p) for p in parts)):
         fs = [p[i] for p in parts]
@@ -330,13 +310,9 @@ def monitored_metric(monitor, loss_weights):
 
 
 def run(cfg, out, callbacks=()):
-    import keras
-
-    from keras_ser.corpora import load_corpus
-
-    manifest = T.load_manifest(cfg)
+    manifest = data.load_manifest(cfg)
     label_names = list(cfg.data.emotions)
-    rs = T.prepare_records(cfg, manifest)
+    rs = data.prepare_records(cfg, manifest)
     cache = os.path.join(rs.root, "functionals")
     strengths, _, label_info = strength_labels(cfg, manifest, out, cache)
     table = label_table(cfg, manifest, strengths, label_names)
@@ -345,93 +321,65 @@ def run(cfg, out, callbacks=()):
         print(f"{dropped} utterances of {label_names} have no strength label and are left out")
     folds = fold_list(cfg, table)
     monitor = monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights)
+
     def train_one(fold, fold_dir):
         stage_dir = os.path.join(fold_dir, "strengthnet")
-        os.makedirs(stage_dir, exist_ok=True)
-        best = os.path.join(stage_dir, "best.keras")
-        if cfg.train.resume and os.path.exists(os.path.join(stage_dir, "done")) and os.path.exists(best):
-            model = T.load_model(best)  # trained, but stopped before its test metrics were written
+        if loop.finished_stage(cfg, stage_dir):  # trained, but stopped before its test metrics were written
+            model = loop.load_model(os.path.join(stage_dir, "best.keras"))
         else:
-            stats = rs.feature_stats(T.fold_shards(rs, fold.train))
+            stats = rs.feature_stats(data.fold_shards(rs, fold.train))
             weights = None
             if cfg.train.class_weights:
-                from keras_ser.labels.emotion_targets import class_weights
-
                 weights = class_weights(np.eye(len(label_names))[table.loc[fold.train, "label"].to_numpy(int)], "hard")
             train_ds = strength_dataset(rs, cfg, fold.train, table, shuffle=True, perturbed=True, weights=weights)
             dev_ds = strength_dataset(rs, cfg, fold.dev, table)
             keras.utils.set_random_seed(cfg.seed)
-            with T._strategy(cfg.train.strategy).scope():
+            with loop.strategy(cfg.train.strategy).scope():
                 model = compile_model(build_model(cfg, rs, stats), cfg)
-            model = T.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks, monitor=monitor)
-        res = evaluate(cfg, model, rs, fold.test, table, label_names)
-        s_true, s_pred, e_true = res.pop("_arrays")
-        write_predictions(res.pop("_predictions"), os.path.join(fold_dir, "test_predictions.csv"))
-        plot_strength(s_true, s_pred, e_true, label_names, os.path.join(out, "plots", f"strength_{fold.name}.png"),
+            model = loop.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks, monitor=monitor)
+        res, predictions = evaluate(cfg, model, rs, fold.test, table, label_names)
+        write_predictions(predictions, os.path.join(fold_dir, "test_predictions.csv"))
+        plot_strength(predictions["strength_label"].to_numpy(), predictions["predicted_strength"].to_numpy(),
+                      predictions["emotion"].map(label_names.index).to_numpy(), label_names,
+                      os.path.join(out, "plots", f"strength_{fold.name}.png"),
                       f"{fold.name}: MAE {res['overall']['mae']:.3f}, SRCC {res['overall']['srcc']:.3f}")
         res.update(fold=fold.name, monitor=monitor, **fold.to_dict())
         if cfg.data.eval_corpora and fold is folds[0]:
-            res["unseen"] = unseen(cfg, model, manifest, label_names, out, load_corpus, cache)
+            res["unseen"] = unseen(cfg, model, manifest, label_names, out, cache)
         print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
               f"SRCC {res['overall']['srcc']:.3f}; emotion WA {res['emotion']['wa']:.3f}"
               + (f"; SRCC vs true strength {res['srcc_vs_truth']:.3f}" if "srcc_vs_truth" in res else "")
               + (f" ({res['srcc_vs_truth_pure']:.3f} on {res['n_pure']} pure)" if "srcc_vs_truth_pure" in res else ""))
         return model, res
 
-    results, first_model = T.run_folds(
-        cfg, out, folds, train_one, lambda fold_dir: T.load_model(os.path.join(fold_dir, "strengthnet", "best.keras")))
-    keys = [("mae", lambda r: r["overall"]["mae"]), ("lcc", lambda r: r["overall"]["lcc"]),
-            ("srcc", lambda r: r["overall"]["srcc"]), ("ccc", lambda r: r["overall"]["ccc"]),
-            ("emotion_wa", lambda r: r["emotion"]["wa"]), ("emotion_ua", lambda r: r["emotion"]["ua"])]
-    if all("srcc_vs_truth" in r for r in results):
-        keys.append(("srcc_vs_truth", lambda r: r["srcc_vs_truth"]))
-    for subset in SUBSETS:
-        key = f"srcc_vs_truth_{subset}"
+    results, first = loop.run_folds(
+        cfg, out, folds, train_one, lambda fold_dir: loop.load_model(os.path.join(fold_dir, "strengthnet", "best.keras")))
+    means = [("mae", lambda r: r["overall"]["mae"]), ("srcc", lambda r: r["overall"]["srcc"]),
+             ("emotion_wa", lambda r: r["emotion"]["wa"]), ("lcc", lambda r: r["overall"]["lcc"]),
+             ("ccc", lambda r: r["overall"]["ccc"]), ("emotion_ua", lambda r: r["emotion"]["ua"])]
+    for key in ("srcc_vs_truth", *(f"srcc_vs_truth_{subset}" for subset in SUBSETS)):
         if all(key in r for r in results):
-            keys.append((key, lambda r, key=key: r[key]))
-    summary = {
-        "system": cfg.system, "corpus": "+".join(sorted(manifest["corpus"].unique())), "protocol": cfg.protocol.name,
-        "seed": cfg.seed, "folds_run": len(results), "labels": label_names, "strength_labels": label_info,
-        "mean": {k: M.mean_sd([f(r) for r in results]) for k, f in keys}, "folds": results,
-    }
-    if cfg.export.enabled and first_model is not None:
-        from keras_ser.serving.export import export_model
-
-        summary["export"] = export_model(first_model, os.path.join(out, "export", cfg.export.name or cfg.system),
-                                         version=cfg.export.version, frontend=rs.frontend, label_names=label_names,
-                                         metadata={"emotion_head": "probabilities",
-                                                   "strength_head": "utterance strength in [0, 1]"})
-    m = summary["mean"]
-    print(f"strengthnet on {summary['corpus']} ({cfg.protocol.name}, {len(results)} folds): strength MAE "
-          f"{m['mae']['mean']:.3f} ± {m['mae']['sd']:.3f}, SRCC {m['srcc']['mean']:.3f}, emotion WA {m['emotion_wa']['mean']:.3f}")
-    return summary
+            means.append((key, lambda r, key=key: r[key]))
+    export = None if first is None else loop.Export(first, rs.frontend, {
+        "emotion_head": "probabilities", "strength_head": "utterance strength in [0, 1]"})
+    return loop.finish(cfg, out, results, label_names, means, extra={"strength_labels": label_info}, export=export,
+                       corpus="+".join(sorted(manifest["corpus"].unique())))
 
 
-def unseen(cfg, model, train_manifest, label_names, out, load_corpus, train_cache):
+def unseen(cfg, model, train_manifest, label_names, out, train_cache):
     """Test on corpora never trained on: each labelled by its own ranking functions; also the
     training corpora's ranking functions (per emotion) applied to them (the paper's R_corpus rows)."""
-    from keras_ser.corpora import synthetic
-
     res = {}
     X_train = None
     for entry in cfg.data.eval_corpora:
-        name = entry["corpus"]
-        if name == "synthetic":
-            root = entry.get("root") or synthetic.default_root(cfg.data.synthetic_size, cfg.data.seed + 1)
-            man = synthetic.generate(root, size=cfg.data.synthetic_size, seed=cfg.data.seed + 1).manifest
-        else:
-            man = load_corpus(name, entry.get("root")).manifest
-        sub_cfg = _with_records_dir(cfg, name, entry.get("root"))
-        if name == "manifest":  # a user's corpus goes by the names in its corpus column
-            name = "+".join(sorted(man["corpus"].unique()))
-        rs = T.prepare_records(sub_cfg, man)
+        name, man, sub_cfg = data.eval_corpus(cfg, entry)
+        rs = data.prepare_records(sub_cfg, man)
         cache = os.path.join(rs.root, "functionals")
         strengths, _, info = strength_labels(cfg, man, os.path.join(out, "unseen", name), cache)
         table = label_table(cfg, man, strengths, label_names)
-        r = evaluate(cfg, model, rs, table.index.tolist(), table, label_names)
-        r.pop("_arrays")
+        r, predictions = evaluate(cfg, model, rs, table.index.tolist(), table, label_names)
         os.makedirs(os.path.join(out, "unseen", name), exist_ok=True)
-        write_predictions(r.pop("_predictions"), os.path.join(out, "unseen", name, "predictions.csv"))
+        write_predictions(predictions, os.path.join(out, "unseen", name, "predictions.csv"))
         r["strength_labels"] = info
         # R_train(·): the training corpora's ranking functions (one per emotion) on this corpus.
         if cfg.strength.labels == "ranking":
@@ -448,13 +396,8 @@ def unseen(cfg, model, train_manifest, label_names, out, load_corpus, train_cach
     return res
 
 
-def _with_records_dir(cfg, corpus, root=None):
-    """The config for an unseen corpus's records: the same frontend, no speed perturbation."""
-    import copy
+def builders(cfg):
+    return [build_strengthnet]
 
-    c = copy.deepcopy(cfg)
-    c.data.corpus, c.data.root, c.data.fuse, c.data.speed_perturb = corpus, root, [], []
-    c.data.records_dir = (os.path.join(os.path.dirname(cfg.data.records_dir.rstrip("/")),
-                                       f"eval-{T.cache_name(corpus, root)}")
-                          if cfg.data.records_dir else None)
-    return c
+
+register(System("strengthnet", run, builders, frontend_params))

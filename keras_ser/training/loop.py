@@ -1,0 +1,288 @@
+"""The loop every system shares: fit with checkpoints and resume, the fold loop, prediction, the
+distribution strategy and precision, and `finish`, the tail of every run.
+
+A stage's folder (`fit`):
+    best.keras      the best epoch on the monitored dev metric (atomic)
+    state.json      every finished epoch's monitored value and the epoch best.keras holds: a
+                    resumed fit restores the best value and the patience count from it
+    backup/         Keras BackupAndRestore: an interrupted fit resumes at its last epoch
+    history.csv     per-epoch logs
+    done            the fit finished
+
+A run's folder (`run_folds`, `finish`):
+    folds/<fold>/metrics.json   that fold's test metrics (a finished fold is skipped on resume)
+    plots/confusion_<fold>.png, plots/confusion_all.png
+    export/<name>/<version>/    SavedModel of the first fold's model
+"""
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import typing
+
+import keras
+import numpy as np
+
+import keras_ser.layers  # noqa: F401 (registers the custom layers: load_model reads them)
+import keras_ser.losses  # noqa: F401
+import keras_ser.models  # noqa: F401 (registers the models' own layers)
+from keras_ser.errors import ConfigError
+from keras_ser.serving.export import export_model
+from keras_ser.training import metrics as M
+from keras_ser.training.plots import plot_confusion
+from keras_ser.utils import atomic_path, read_json, write_json
+
+
+# -- where and how ----------------------------------------------------------------------------
+def strategy(name):
+    """The `tf.distribute` strategy of `train.strategy` ("default", "mirrored", "multi_worker")."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+@contextlib.contextmanager
+def precision(cfg):
+    """The run's global Keras dtype policy, restored on exit: with `train.mixed_precision`,
+    float16 on GPUs and bfloat16 on CPUs (which have no fast float16 kernels)."""
+    policy = keras.config.dtype_policy()
+    if cfg.train.mixed_precision:
+        import tensorflow as tf
+
+        keras.config.set_dtype_policy("mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+# -- models on disk -----------------------------------------------------------------------------
+def load_model(path):
+    """Load a `.keras` model written by a run, in any process (registers keras_ser's layers first)."""
+    return keras.saving.load_model(path, compile=False)
+
+
+def save_model(model, path):
+    """`model.save(path)` atomically (a `.keras` file)."""
+    with atomic_path(path, keep_suffix=True) as tmp:
+        model.save(tmp)
+    return path
+
+
+def model_params(cfg, derived):
+    """`model.params` with the builder arguments `derived` that follow from the records' frontend
+    (a system's `frontend_params`: frame hop and window, input layout). A `model.params` value
+    that contradicts one is a ConfigError naming both; an equal one is allowed."""
+    params = dict(cfg.model.params)
+    for key, value in derived.items():
+        given = params.get(key, value)
+        same = (np.isclose(given, value) if isinstance(value, float) and isinstance(given, (int, float))
+                else given == value)
+        if not same:
+            raise ConfigError(f"model.params.{key}: {given!r} contradicts the frontend {cfg.data.frontend!r}, "
+                              f"which gives {key} = {value!r} (leave it out: it follows from the frontend)")
+        params[key] = value
+    return params
+
+
+# -- fitting ------------------------------------------------------------------------------------
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keep the best epoch on `monitor` (lower is better) in `path` and stop after `patience`
+    epochs without improvement, with a state that survives an interruption.
+
+    Keras's own `ModelCheckpoint` and `EarlyStopping` forget their best value when a fit is
+    resumed by `BackupAndRestore`: the first resumed epoch always overwrote the best checkpoint
+    and the patience count restarted. Here each finished epoch's value goes to `state_path`
+    (atomically) before `BackupAndRestore` saves that epoch (this callback must come before it),
+    and the first epoch of a fit restores the values of the epochs before it, the best value
+    and the epochs since, exactly as they were when training was interrupted. An improvement is
+    strictly lower than the best so far; a missing or NaN value is none (as in Keras).
+    """
+
+    def __init__(self, path, monitor="val_loss", patience=None, state_path=None):
+        super().__init__()
+        self.path, self.monitor, self.patience = path, monitor, patience
+        self.state_path = state_path or os.path.join(os.path.dirname(path), "state.json")
+        self.values, self.saved, self.best, self.wait = {}, None, np.inf, 0
+        self._restored = False
+
+    def on_train_begin(self, logs=None):
+        self._restored = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._restored:
+            return
+        self._restored = True
+        state = read_json(self.state_path) if os.path.exists(self.state_path) else {}
+        self.values = {int(e): v for e, v in state.get("values", {}).items() if int(e) < epoch}
+        self.saved = state.get("saved") if os.path.exists(self.path) else None
+        if epoch == 0 and os.path.exists(self.path):  # a fresh fit: an earlier attempt's file is not ours
+            os.remove(self.path)
+            self.saved = None
+        self.best, best_epoch = np.inf, -1
+        for e in sorted(self.values):
+            if self.values[e] is not None and self.values[e] < self.best:
+                self.best, best_epoch = self.values[e], e
+        if self.saved is not None:  # the file's own value: it may come from an epoch run again now
+            self.best, best_epoch = self.saved["value"], min(self.saved["epoch"], epoch - 1)
+        self.wait = epoch - 1 - best_epoch if best_epoch >= 0 else len(self.values)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:  # nothing to watch (as Keras: no count, no checkpoint)
+            return
+        value = float(logs[self.monitor]) if np.isfinite(logs[self.monitor]) else None
+        self.values[epoch] = value
+        self._write()
+        if value is not None and value < self.best:
+            self.best, self.wait = value, 0
+            save_model(self.model, self.path)
+            self.saved = {"epoch": epoch, "value": value}
+            self._write()
+        else:
+            self.wait += 1
+            if self.patience is not None and self.wait >= self.patience and epoch > 0:
+                self.model.stop_training = True
+
+    def _write(self):
+        write_json({"monitor": self.monitor, "values": {str(e): v for e, v in sorted(self.values.items())},
+                    "saved": self.saved}, self.state_path)
+
+
+def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss", reload=True):
+    """`model.fit` that resumes after an interruption and keeps the best epoch on `monitor`.
+
+    Writes the stage folder described in the module docstring; returns the best model: loaded
+    from `best.keras`, or with `reload=False`, `model` itself with the best weights loaded into
+    it (keeps its traced functions). Without `train.resume` an earlier attempt's files are
+    removed first.
+    """
+    os.makedirs(stage_dir, exist_ok=True)
+    best = os.path.join(stage_dir, "best.keras")
+    if not cfg.train.resume:
+        for name in ("backup", "history.csv", "state.json", "best.keras", "done"):
+            path = os.path.join(stage_dir, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
+    cbs = [
+        BestCheckpoint(best, monitor, cfg.train.patience),  # before the backup: see its docstring
+        keras.callbacks.BackupAndRestore(os.path.join(stage_dir, "backup")),
+        keras.callbacks.CSVLogger(os.path.join(stage_dir, "history.csv"), append=True),
+        keras.callbacks.TerminateOnNaN(),
+        *callbacks,
+    ]
+    model.fit(train_ds, validation_data=dev_ds, epochs=cfg.train.epochs, callbacks=cbs, verbose=cfg.train.verbose)
+    if os.path.exists(best):
+        if reload:
+            model = load_model(best)
+        else:
+            model.load_weights(best)
+    open(os.path.join(stage_dir, "done"), "w").close()
+    return model
+
+
+def finished_stage(cfg, stage_dir):
+    """Whether a stage's fit finished in an earlier run (and `train.resume` lets it be reused)."""
+    return (cfg.train.resume and os.path.exists(os.path.join(stage_dir, "done"))
+            and os.path.exists(os.path.join(stage_dir, "best.keras")))
+
+
+def predict_labels(model, ds):
+    """`(true class indices, emotion probabilities)` over a labelled dataset. Batches go through
+    `predict_on_batch` (one traced function): an eager call runs the BiLSTMs step by step in
+    Python, 5-20x slower on CPU."""
+    y_true, y_prob = [], []
+    for x, y, _ in ds:
+        out = model.predict_on_batch(x)
+        y_prob.append(np.asarray(out["emotion"]))
+        y_true.append(np.argmax(np.asarray(y["emotion"]), -1))
+    return np.concatenate(y_true), np.concatenate(y_prob)
+
+
+# -- folds --------------------------------------------------------------------------------------
+def finished_fold(cfg, fold_dir):
+    """The saved test metrics of a finished fold (`fold_dir/metrics.json`) when resuming, else None."""
+    done = os.path.join(fold_dir, "metrics.json")
+    if cfg.train.resume and os.path.exists(done):
+        return read_json(done)
+    return None
+
+
+def run_folds(cfg, out, folds, train_one, load_first):
+    """The fold loop every system shares: train each fold, skip the finished ones on resume.
+
+    `train_one(fold, fold_dir)` trains and tests one fold and returns `(model, metrics)`;
+    the metrics are written (atomically) to `fold_dir/metrics.json`, which marks the fold
+    finished. `load_first(fold_dir)` rebuilds the first fold's model when that fold was
+    finished by an earlier run (the export uses the first fold's model). Returns
+    `(list of the folds' metrics, first fold's model or None)`.
+    """
+    results, first = [], None
+    for i, fold in enumerate(folds):
+        fold_dir = os.path.join(out, "folds", fold.name)
+        finished = finished_fold(cfg, fold_dir)
+        if finished:
+            results.append(finished)
+            if i == 0:
+                first = load_first(fold_dir)
+            continue
+        print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
+        os.makedirs(fold_dir, exist_ok=True)
+        model, res = train_one(fold, fold_dir)
+        write_json(res, os.path.join(fold_dir, "metrics.json"))
+        results.append(res)
+        if i == 0:
+            first = model
+    return results, first
+
+
+def confusion_plot(out, res, label_names, name):
+    """`plots/confusion_<name>.png` of a classification result, titled with its WA and UA."""
+    plot_confusion(res["confusion"], label_names, os.path.join(out, "plots", f"confusion_{name}.png"),
+                   f"{name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
+
+
+# -- the tail of a run ------------------------------------------------------------------------
+@dataclasses.dataclass
+class Export:
+    """What a run exports: the model, its frontend, and what `keras_ser.json` says of its heads."""
+
+    model: typing.Any
+    frontend: typing.Any
+    metadata: dict
+
+
+def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra=None, export=None,
+           corpus=None, name=None):
+    """The tail every run shares: the summary, the pooled confusion plot, the export, the
+    headline. Returns the summary (the runner writes it to metrics.json).
+
+    Args:
+        results: the folds' metrics (`run_folds`).
+        means: metric names to average over the folds: top-level keys of each fold's metrics,
+            or `(name, function of a fold's metrics)` pairs.
+        extra: system-specific summary entries (before `mean`).
+        export: an `Export`, or None (export disabled, or nothing exportable).
+        corpus, name: the corpus and the system as the summary and headline name them
+            (defaults: `data.corpus`, `system`).
+    """
+    pick = [(m, lambda r, m=m: r[m]) if isinstance(m, str) else m for m in means]
+    summary = {"system": cfg.system, "corpus": corpus or cfg.data.corpus, "protocol": cfg.protocol.name,
+               "seed": cfg.seed, "folds_run": len(results), "labels": list(label_names), **(extra or {}),
+               "mean": {m: M.mean_sd([f(r) for r in results]) for m, f in pick}, "folds": results}
+    if results and all("confusion" in r for r in results):
+        total = np.sum([np.asarray(r["confusion"]) for r in results], axis=0)
+        wa = summary["mean"].get("wa", {}).get("mean")
+        plot_confusion(total, label_names, os.path.join(out, "plots", "confusion_all.png"),
+                       "all folds" + (f": WA {wa:.3f}" if wa is not None else ""))
+    if cfg.export.enabled and export is not None:
+        summary["export"] = export_model(export.model, os.path.join(out, "export", cfg.export.name or cfg.system),
+                                         version=cfg.export.version, frontend=export.frontend,
+                                         label_names=list(label_names), metadata=export.metadata)
+    shown = ", ".join(f"{m} {summary['mean'][m]['mean']:.3f} ± {summary['mean'][m]['sd']:.3f}" for m, _ in pick[:3])
+    print(f"{name or cfg.system} on {summary['corpus']} ({cfg.protocol.name}, {len(results)} folds): {shown}")
+    return summary
