@@ -1,0 +1,65 @@
+"""Every preset, smoke-run for one epoch of one fold on the tiny synthetic corpus (SpeechBrain's
+recipe tests): the preset's frontend, protocol, recipe and training settings, with the corpus,
+the label set and the model's size made tiny. One preset per system runs in CI (its synthetic
+one); the others are marked slow (`pytest -m slow`)."""
+
+import os
+
+import pytest
+
+from keras_ser.config import list_presets, load_config
+
+TINY_MODELS = {
+    "mlee": "{conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 8, attention_units: 8}",
+    "strengthnet": "{filters: [4, 4, 8, 8], lstm_units: 8, dense_units: 8}",
+    "epr": "{config: A, width: 0.0625, dense_units: [16], dropout: 0.0}",
+    "fg_cme": "{conv_filters: [8, 8, 8], lstm_units: 8, semantic_units: 8, hidden_units: 8, embedding_dim: 8}",
+}
+SYNTHETIC_EMOTIONS = {"neutral", "happy", "sad", "angry", "surprise"}
+
+
+def smoke_overrides(preset, root, tmp):
+    """What makes `preset` tiny: everything else is the preset's own."""
+    cfg = load_config(preset)
+    emotions = [e for e in cfg.data.emotions if e in SYNTHETIC_EMOTIONS]
+    out = ["data.corpus=synthetic", f"data.root={root}", "data.synthetic_size=tiny", "data.fuse=[]",
+           "data.eval_corpora=[]", f"data.emotions=[{', '.join(emotions)}]", "data.num_workers=1",
+           f"data.records_dir={tmp}/records", f"output_dir={tmp}/run", f"model.params={TINY_MODELS[cfg.system]}",
+           "train.epochs=1", "train.verbose=0", "protocol.max_folds=1", "train.batch_size=16"]
+    if cfg.protocol.name == "kfold" and cfg.protocol.group:
+        out.append("protocol.k=4")  # the tiny corpus has 4 speakers
+    if cfg.protocol.name == "loso_session":
+        out.append("protocol.name=loso")  # it has no sessions
+    if cfg.system == "epr":
+        out += ["epr.stages=2", "epr.inner_folds=2", "epr.segment_hop=4"]
+    if cfg.system == "strengthnet":
+        out.append("strength.labels=manifest")  # the ranking labels run in tests/test_strengthnet.py
+    return out
+
+
+def _params():
+    out = []
+    for preset in list_presets():
+        marks = () if preset.endswith("/synthetic") else (pytest.mark.slow,)
+        out.append(pytest.param(preset, marks=marks, id=preset))
+    return out
+
+
+@pytest.mark.parametrize("preset", _params())
+def test_preset_smoke_run(preset, tiny_corpus, tmp_path):
+    from keras_ser.training.runner import run
+
+    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+    cfg = load_config(preset, smoke_overrides(preset, root, tmp_path))
+    summary = run(cfg)
+    assert summary["folds_run"] == 1 and summary["system"] == cfg.system
+    for f in ("config.yaml", "metrics.json"):
+        assert os.path.exists(tmp_path / "run" / f), f
+    if cfg.export.enabled:
+        assert os.path.exists(os.path.join(summary["export"], "saved_model.pb"))
+        assert os.path.exists(os.path.join(summary["export"], "keras_ser.json"))
+
+
+def test_every_system_has_a_preset_smoke_run_in_ci():
+    systems = {p.split("/")[0] for p in list_presets()}
+    assert {f"{s}/synthetic" for s in systems} <= set(list_presets())
