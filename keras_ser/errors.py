@@ -26,5 +26,9 @@ class AlignmentError(KerasSerError, ValueError):
     """A word alignment that does not fit its transcript or its audio."""
 
 
+class ExportError(KerasSerError, ValueError):
+    """An export folder that is missing, incomplete, not keras_ser's, or does not load."""
+
+
 class ConfigError(KerasSerError, ValueError):
     """A configuration with an unknown key, a missing value or a value of the wrong type."""

@@ -43,7 +43,14 @@ def test_load_resamples_and_downmixes(tmp_path):
     ("cannot decode", lambda p: p.write_bytes(b"RIFF....not really a wav file")),
     ("no audio samples", lambda p: sf.write(p, np.zeros((0,)), 16000)),
     ("NaN or infinite", lambda p: sf.write(p, np.array([0.1, np.nan] * 1000), 16000, subtype="FLOAT")),
-    ("too short", lambda p: sf.write(p, np.zeros(100), 16000)),
+    ("too short", lambda p: sf.write(p, np.full(100, 0.1), 16000)),
+    # Decoders read what is left of a truncated WAV without a word; the header says how much is missing.
+    ("truncated: its header declares 64000 bytes of audio, it holds 31978",
+     lambda p: (sf.write(p, np.full(32000, 0.1), 16000, subtype="PCM_16"), p.write_bytes(p.read_bytes()[:32022]))),
+    ("digital silence", lambda p: sf.write(p, np.zeros(16000), 16000)),
+    ("samples beyond full scale (peak 1000", lambda p: sf.write(p, np.linspace(-1000, 1000, 16000), 16000,
+                                                                subtype="FLOAT")),
+    ("is a folder", lambda p: p.mkdir()),
 ])
 def test_load_errors_name_the_file(tmp_path, problem, make):
     p = tmp_path / "bad.wav"

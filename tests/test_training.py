@@ -126,11 +126,21 @@ def test_predict_cli(tiny_run, tiny_corpus, tmp_path):
     rec = json.loads(out.stdout.strip().splitlines()[-1])
     assert rec["emotion"] in ("neutral", "happy", "sad", "angry")
     assert abs(sum(rec["probabilities"].values()) - 1) < 1e-3
+    import soundfile as sf
+
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"nope")
-    out = subprocess.run([sys.executable, "-m", "keras_ser.cli.predict", base, str(bad)],
+    half = tmp_path / "half.wav"
+    half.write_bytes(open(path, "rb").read()[: os.path.getsize(path) // 2])  # a WAV cut in half
+    sf.write(tmp_path / "silent.wav", np.zeros(16000, "float32"), 16000)
+    sf.write(tmp_path / "loud.wav", np.linspace(-1000, 1000, 16000, dtype="float32"), 16000, subtype="FLOAT")
+    files = [str(tmp_path / f) for f in ("bad.wav", "half.wav", "silent.wav", "loud.wav")]
+    out = subprocess.run([sys.executable, "-m", "keras_ser.cli.predict", base, *files],
                          capture_output=True, text=True, env=env)
-    assert out.returncode == 2 and "bad.wav" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and "Traceback" not in out.stderr and out.stdout.strip() == ""  # no prediction
+    for name, why in (("bad.wav", "cannot decode"), ("half.wav", "file is truncated"), ("silent.wav", "digital silence"),
+                      ("loud.wav", "samples beyond full scale")):
+        assert f"{name}: {why}" in out.stderr, out.stderr
 
 
 def test_interrupted_run_resumes_from_last_checkpoint(tiny_corpus, tmp_path):
@@ -326,3 +336,81 @@ def test_synthetic_presets_run_through_the_cli(preset, tiny_corpus, tmp_path):
     name = preset.split("/")[0]
     assert os.path.exists(tmp_path / "run" / "config.yaml") and os.path.exists(tmp_path / "run" / "metrics.json")
     assert os.path.exists(tmp_path / "run" / "export" / name / "1" / "saved_model.pb")
+
+
+def test_the_export_checks_its_inputs_in_the_graph(tiny_run, tiny_corpus):
+    """TF Serving callers get the checks too: a request that does not fit together fails with a
+    message; an utterance that cannot be scored gets a status and NaN heads, never a class,
+    while the others in its batch are scored as if alone."""
+    import tensorflow as tf
+
+    from keras_ser.audio import load_audio
+
+    cfg, summary = tiny_run
+    fn = tf.saved_model.load(summary["export"]).signatures["serving_default"]
+    meta = json.load(open(os.path.join(summary["export"], "keras_ser.json")))
+    good = load_audio(tiny_corpus.manifest["path"].iloc[0])
+    n = len(good)
+    rows = {"ok": good, "nan": np.where(np.arange(n) == 100, np.nan, good), "loud": good * 1000,
+            "short": good[:300], "silent": np.zeros(n)}
+    batch = np.zeros((len(rows), n), "float32")
+    lengths = []
+    for i, w in enumerate(rows.values()):
+        batch[i, : len(w)] = w
+        lengths.append(len(w))
+    out = fn(waveform=tf.constant(batch), num_samples=tf.constant(lengths, tf.int32))
+    assert out["status"].numpy().tolist() == [0, 1, 2, 3, 4]
+    assert {meta["status_codes"][str(c)].split()[0] for c in range(1, 5)} == {"NaN", "samples", "too", "digital"}
+    emotion = out["emotion"].numpy()
+    assert np.all(np.isfinite(emotion[0])) and np.all(np.isnan(emotion[1:]))
+    alone = fn(waveform=tf.constant(good[None]), num_samples=tf.constant([n], tf.int32))
+    np.testing.assert_allclose(emotion[0], alone["emotion"].numpy()[0], atol=1e-5)
+    for waveform, num_samples, message in [
+        (batch[:2], [n, n + 1], "num_samples must not exceed"),
+        (batch[:2], [n, 0], "num_samples must be > 0"),
+        (batch[:2], [n], "num_samples must have one entry per row of waveform"),
+        (np.zeros((0, n), "float32"), np.zeros(0, "int32"), "empty batch"),
+    ]:
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            fn(waveform=tf.constant(waveform), num_samples=tf.constant(num_samples, tf.int32))
+    features = tf.saved_model.load(summary["export"]).signatures["features"]
+    x = np.zeros((2, 50, 400), "float32")
+    x[1, 3, 5] = np.inf
+    res = features(features=tf.constant(x), num_frames=tf.constant([50, 50], tf.int32))
+    assert res["status"].numpy().tolist() == [0, 1] and np.isnan(res["emotion"].numpy()[1]).all()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_frames must not exceed"):
+        features(features=tf.constant(x), num_frames=tf.constant([50, 51], tf.int32))
+
+
+@pytest.mark.parametrize("problem", ["missing", "file", "no_meta", "bad_meta", "no_variables", "corrupt_pb", "swapped"])
+def test_predict_names_a_broken_export(tiny_run, tiny_corpus, tmp_path, problem):
+    """Every broken export is a clear message naming the folder, never a traceback."""
+    import shutil
+
+    cfg, summary = tiny_run
+    export = str(tmp_path / "export" / "1")
+    shutil.copytree(summary["export"], export)
+    wav = tiny_corpus.manifest["path"].iloc[0]
+    args, expect = [export, wav], None
+    if problem == "missing":
+        args, expect = [str(tmp_path / "nowhere"), wav], "no such export folder"
+    elif problem in ("file", "swapped"):
+        args, expect = [wav, export], "a file, not an export folder"
+    elif problem == "no_meta":
+        os.remove(os.path.join(export, "keras_ser.json"))
+        expect = "no keras_ser.json"
+    elif problem == "bad_meta":
+        open(os.path.join(export, "keras_ser.json"), "w").write("{not json")
+        expect = "keras_ser.json: not valid JSON"
+    elif problem == "no_variables":
+        shutil.rmtree(os.path.join(export, "variables"))
+        expect = "no variables/ folder"
+    elif problem == "corrupt_pb":
+        pb = os.path.join(export, "saved_model.pb")
+        data = bytearray(open(pb, "rb").read())
+        data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64
+        open(pb, "wb").write(bytes(data[: len(data) * 3 // 4]))
+        expect = "the SavedModel does not load"
+    out = subprocess.run([sys.executable, "-m", "keras_ser.cli.predict", *args], capture_output=True, text=True,
+                         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert out.returncode == 2 and expect in out.stderr and "Traceback" not in out.stderr, out.stderr[-1500:]

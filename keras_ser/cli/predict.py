@@ -18,8 +18,8 @@ import sys
 
 from keras_ser.audio.io import SAMPLE_RATE, load_audio
 from keras_ser.corpora.alignments import approximate_alignment, read_word_json
-from keras_ser.errors import AlignmentError, KerasSerError
-from keras_ser.serving.export import latest_version
+from keras_ser.errors import AlignmentError, ExportError, KerasSerError
+from keras_ser.serving.export import load_signature, open_export
 from keras_ser.text import Vocabulary
 
 
@@ -64,15 +64,11 @@ def main(argv=None):
                        help="one transcript per audio file (approximate word timings)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    path = args.export_dir
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
-        try:
-            path = latest_version(path)
-        except FileNotFoundError as exc:
-            print(f"keras_ser-predict: {exc}", file=sys.stderr)
-            return 2
-    with open(os.path.join(path, "keras_ser.json")) as f:
-        meta = json.load(f)
+    try:
+        path, meta = open_export(args.export_dir)
+    except ExportError as exc:
+        print(f"keras_ser-predict: {exc}", file=sys.stderr)
+        return 2
     needs = [n for n in meta.get("signatures", {}).get("serving_default", []) if n not in ("waveform", "num_samples")]
     given = args.words or args.transcript
     if needs and not given:
@@ -92,7 +88,11 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    fn = tf.saved_model.load(path).signatures["serving_default"]
+    try:
+        fn = load_signature(path)
+    except ExportError as exc:
+        print(f"keras_ser-predict: {exc}", file=sys.stderr)
+        return 2
     status = 0
     for i, audio in enumerate(args.audio):
         try:
@@ -107,6 +107,12 @@ def main(argv=None):
             status = 2
             continue
         out = fn(**inputs)
+        code = int(out["status"].numpy()[0]) if "status" in out else 0
+        if code:  # load_audio's checks make this rare; the graph's own say why
+            print(f"keras_ser-predict: {audio}: not scored: {meta.get('status_codes', {}).get(str(code), code)}",
+                  file=sys.stderr)
+            status = 2
+            continue
         rec = {"file": audio}
         if "emotion" in out and meta.get("label_names"):
             p = out["emotion"].numpy()[0]
@@ -115,7 +121,7 @@ def main(argv=None):
             key = "existence" if meta.get("emotion_head") == "existence" else "probabilities"
             rec[key] = {n: round(float(v), 4) for n, v in zip(meta["label_names"], p)}
         for k, v in out.items():
-            if k not in ("emotion", "num_frames", "attention") and v.shape.rank <= 2:
+            if k not in ("emotion", "num_frames", "attention", "status") and v.shape.rank <= 2:
                 rec[k] = np.round(v.numpy()[0], 4).tolist()
         if args.json:
             print(json.dumps(rec))

@@ -11,6 +11,13 @@ A model with word inputs (FG_CME) takes them in both signatures, after the audio
 (batch, words) int32, word_starts and word_ends (batch, words) float32 seconds, num_words
 (batch,) int32.
 
+Both signatures check their inputs in the graph, so TF Serving callers get the checks too:
+    a request that does not fit together (an empty batch; lengths of another batch size than
+    the waveforms; a length <= 0 or beyond the padded input; word counts beyond the word
+    inputs) fails with INVALID_ARGUMENT and a message saying which;
+    an utterance whose content cannot be scored gets `status` != 0 and NaN in every head
+    (the others in the batch are scored as usual): STATUS_CODES below.
+
 Layout `<base>/<version>/` as TF Serving expects; `keras_ser.json` beside `saved_model.pb` records
 the frontend, the label names and the signatures. Written to a temporary folder and renamed,
 so an interrupted export never leaves a version folder that looks valid.
@@ -19,7 +26,43 @@ so an interrupted export never leaves a version folder that looks valid.
 import os
 
 from keras_ser.audio.frontends import compute_features, frontend_matrix, get_frontend_config
-from keras_ser.utils import atomic_path, write_json
+from keras_ser.errors import ExportError
+from keras_ser.utils import atomic_path, read_json, write_json
+
+# `status` output: why an utterance was not scored (its heads are NaN).
+STATUS_CODES = {0: "ok", 1: "NaN or infinite samples", 2: "samples beyond full scale (|x| > 1.5)",
+                3: "too short (less than one analysis window or 0.05 s)", 4: "digital silence (peak < 1e-4)"}
+MAX_PEAK, SILENCE_PEAK, MIN_SECONDS = 1.5, 1e-4, 0.05  # as keras_ser.audio.load_audio
+
+
+def _structure_checks(batch, lengths, length_name, padded, what):
+    """Asserts that a request fits together: a non-empty batch, one length per row, lengths
+    in [1, padded length]."""
+    import tensorflow as tf
+
+    return [
+        tf.debugging.assert_positive(batch, message="empty batch: no utterance in the request"),
+        tf.debugging.assert_equal(tf.shape(lengths)[0], batch,
+                                  message=f"{length_name} must have one entry per row of {what}"),
+        tf.debugging.assert_positive(lengths, message=f"{length_name} must be > 0"),
+        tf.debugging.assert_less_equal(lengths, padded,
+                                       message=f"{length_name} must not exceed the length of {what}'s rows"),
+    ]
+
+
+def _word_checks(batch, word_names, words):
+    import tensorflow as tf
+
+    w = dict(zip(word_names, words))
+    checks = []
+    for name, x in w.items():
+        checks.append(tf.debugging.assert_equal(tf.shape(x)[0], batch, message=f"{name} must have one row per utterance"))
+    if "num_words" in w:
+        checks.append(tf.debugging.assert_non_negative(w["num_words"], message="num_words must be >= 0"))
+        if "word_ids" in w:
+            checks.append(tf.debugging.assert_less_equal(w["num_words"], tf.shape(w["word_ids"])[1],
+                                                         message="num_words must not exceed the width of word_ids"))
+    return checks
 
 
 def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, overwrite=True, metadata=None):
@@ -53,15 +96,47 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
     ) if spec.name in model.input]
     word_names = [spec.name for spec in word_specs]
 
-    def heads(features, num_frames, *words):
+    min_samples = max(fcfg.min_samples(), int(MIN_SECONDS * fcfg.sample_rate))
+
+    def scored(out, status):
+        """The heads, NaN for the utterances that were not scored, and their status."""
+        bad = tf.not_equal(status, 0)
+        out = {k: tf.where(tf.reshape(bad, [-1] + [1] * (v.shape.rank - 1)), tf.constant(float("nan")), v)
+               for k, v in out.items()}
+        out["status"] = tf.identity(status, name="status")
+        return out
+
+    def run_model(features, num_frames, *words):
         out = model({"features": features, "num_frames": num_frames, **dict(zip(word_names, words))}, training=False)
-        return {k: tf.identity(tf.cast(v, tf.float32), name=k) for k, v in out.items()}
+        return {k: tf.cast(v, tf.float32) for k, v in out.items()}
+
+    def heads(features, num_frames, *words):
+        batch = tf.shape(features)[0]
+        checks = _structure_checks(batch, num_frames, "num_frames", tf.shape(features)[1], "features")
+        with tf.control_dependencies(checks + _word_checks(batch, word_names, words)):
+            real = tf.sequence_mask(num_frames, tf.shape(features)[1])[..., None]
+            finite = tf.reduce_all(tf.math.is_finite(features) | ~real, axis=[1, 2])
+            status = tf.where(finite, 0, 1)
+            clean = tf.where(real & finite[:, None, None], features, 0.0)
+            return scored(run_model(clean, num_frames, *words), status)
 
     def from_waveform(waveform, num_samples, *words):
-        feats, n = compute_features(waveform, num_samples, fcfg, matrix=matrix)
-        out = heads(feats, n, *words)
-        out["num_frames"] = n
-        return out
+        batch = tf.shape(waveform)[0]
+        checks = _structure_checks(batch, num_samples, "num_samples", tf.shape(waveform)[1], "waveform")
+        with tf.control_dependencies(checks + _word_checks(batch, word_names, words)):
+            real = tf.sequence_mask(num_samples, tf.shape(waveform)[1])
+            finite = tf.reduce_all(tf.math.is_finite(waveform) | ~real, axis=1)
+            x = tf.where(real & finite[:, None], waveform, 0.0)
+            peak = tf.reduce_max(tf.abs(x), axis=1)
+            status = tf.where(~finite, 1, tf.where(peak > MAX_PEAK, 2, tf.where(
+                num_samples < min_samples, 3, tf.where(peak < SILENCE_PEAK, 4, 0))))
+            ok = tf.equal(status, 0)
+            x = tf.where(ok[:, None], x, 0.0)
+            # An utterance that is not scored still needs one frame for the model to run on.
+            feats, n = compute_features(x, tf.where(ok, num_samples, min_samples), fcfg, matrix=matrix)
+            out = scored(run_model(feats, n, *words), status)
+            out["num_frames"] = tf.where(ok, n, 0)
+            return out
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -78,6 +153,7 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
     with atomic_path(out_dir) as tmp:  # TF Serving ignores the non-numeric `<version>.tmp-<pid>`
         archive.write_out(tmp, verbose=False)
         write_json({"frontend": fcfg.to_dict(), "label_names": list(label_names or []), "heads": head_names,
+                    "status_codes": {str(k): v for k, v in STATUS_CODES.items()},
                     "signatures": {"serving_default": ["waveform", "num_samples", *word_names],
                                    "features": ["features", "num_frames", *word_names]},
                     "sample_rate": fcfg.sample_rate, **(metadata or {})}, os.path.join(tmp, "keras_ser.json"))
@@ -89,3 +165,45 @@ def latest_version(base_dir):
     if not versions:
         raise FileNotFoundError(f"{base_dir}: no numbered version folder")
     return os.path.join(base_dir, str(max(versions)))
+
+
+def open_export(path):
+    """`(version folder, keras_ser.json contents)` of an export: a version folder, or the model
+    folder (its latest version). Raises `ExportError` naming the folder and what is wrong
+    (missing, a file, no version, not keras_ser's, incomplete) before TensorFlow reads it."""
+    if not os.path.exists(path):
+        raise ExportError(f"{path}: no such export folder")
+    if not os.path.isdir(path):
+        raise ExportError(f"{path}: a file, not an export folder (keras_ser-predict EXPORT_DIR AUDIO ...: "
+                          "the export folder comes first)")
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        try:
+            path = latest_version(path)
+        except FileNotFoundError:
+            raise ExportError(f"{path}: not an export: no saved_model.pb and no numbered version folder") from None
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        raise ExportError(f"{path}: incomplete export: no saved_model.pb")
+    if not os.path.isdir(os.path.join(path, "variables")):
+        raise ExportError(f"{path}: incomplete export: no variables/ folder")
+    meta_path = os.path.join(path, "keras_ser.json")
+    if not os.path.exists(meta_path):
+        raise ExportError(f"{path}: no keras_ser.json: not exported by keras_ser (label names unknown)")
+    try:
+        meta = read_json(meta_path)
+    except ValueError as exc:
+        raise ExportError(f"{meta_path}: not valid JSON ({exc})") from None
+    return path, meta
+
+
+def load_signature(path, name="serving_default"):
+    """The signature `name` of the SavedModel in `path`; `ExportError` when it does not load."""
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as exc:  # corrupt protobufs and missing variables raise many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ExportError(f"{path}: the SavedModel does not load ({type(exc).__name__}: {first[:200]})") from None
+    if name not in loaded.signatures:
+        raise ExportError(f"{path}: no signature {name!r} (it has {', '.join(sorted(loaded.signatures))})")
+    return loaded.signatures[name]
