@@ -205,7 +205,10 @@ class ProtocolConfig:
     the first N folds (quick runs). group: for kfold/split, split by this column
     (speaker-independent). fractions: for split. dev: for loso and loso_session, "next" (the
     next speaker or session is the development set) or a fraction in (0, 1) of the training
-    utterances (the development set then shares the training speakers; the test one never does)."""
+    utterances (the development set then shares the training speakers; the test one never does).
+    min_fold_utterances: a fold whose test set holds fewer utterances is an error naming it (a
+    smaller development set, a warning) (a speaker with one utterance would otherwise give a one-utterance test fold whose
+    WA, 0 or 1, is averaged in as an equal of the others)."""
 
     name: str = "loso"
     k: int = 10
@@ -214,6 +217,7 @@ class ProtocolConfig:
     fractions: typing.List[float] = dataclasses.field(default_factory=lambda: [0.8, 0.1, 0.1])
     dev: typing.Any = "next"
     seed: int = 0
+    min_fold_utterances: int = 5
 
 
 @dataclasses.dataclass
@@ -359,10 +363,10 @@ def config_from_dict(d):
 
 
 def validate(cfg):
-    from keras_ser.corpora import (
-        LOADERS,  # pandas: not at import time, `keras_ser-train --help` stays fast
-    )
+    # pandas: not at import time (`keras_ser-train --help` stays fast)
+    from keras_ser.corpora import LOADERS
 
+    check_ranges(cfg)
     if cfg.data.corpus not in LOADERS:
         raise ConfigError(f"data.corpus: unknown corpus {cfg.data.corpus!r}; known: {', '.join(LOADERS)}")
     if cfg.data.corpus != "synthetic" and not cfg.data.root:
@@ -435,6 +439,46 @@ def validate(cfg):
     if len(cfg.data.emotions) < 2:
         raise ConfigError("data.emotions: need at least two labels")
     return cfg
+
+
+def _range(key, value, low=None, high=None, low_open=False, allow_none=False):
+    if value is None and allow_none:
+        return
+    if value is None or (low is not None and (value <= low if low_open else value < low)) or \
+            (high is not None and value > high):
+        bounds = [(f"> {low}" if low_open else f">= {low}") if low is not None else None,
+                  f"<= {high}" if high is not None else None]
+        raise ConfigError(f"{key}: must be {' and '.join(b for b in bounds if b)}"
+                          f"{' (or null)' if allow_none else ''}, got {value!r}")
+
+
+def check_ranges(cfg):
+    """Numbers that cannot mean anything are errors naming the key (`train.epochs=0` would score
+    and export an untrained model; `train.batch_size=0` would divide by zero deep inside)."""
+    d, t, p, e, s, f = cfg.data, cfg.train, cfg.protocol, cfg.epr, cfg.strength, cfg.fg_cme
+    for key, value, low in (("train.epochs", t.epochs, 1), ("train.batch_size", t.batch_size, 1),
+                            ("train.patience", t.patience, 1), ("data.num_workers", d.num_workers, 0),
+                            ("protocol.k", p.k, 2), ("protocol.min_fold_utterances", p.min_fold_utterances, 1),
+                            ("export.version", cfg.export.version, 1), ("epr.lr_decay_epochs", e.lr_decay_epochs, 1),
+                            ("epr.shuffle_buffer", e.shuffle_buffer, 1), ("fg_cme.min_count", f.min_count, 1),
+                            ("fg_cme.max_words", f.max_words, 1)):
+        _range(key, value, low)
+    _range("train.learning_rate", t.learning_rate, 0, low_open=True)
+    for name, lr in cfg.task.learning_rates.items():
+        _range(f"task.learning_rates.{name}", lr, 0, low_open=True)
+    _range("data.max_frames", d.max_frames, 1, allow_none=True)
+    _range("protocol.max_folds", p.max_folds, 1, allow_none=True)
+    _range("strength.C", s.C, 0, low_open=True)
+    _range("strength.intensity_threshold", s.intensity_threshold, 0, 1)
+    _range("epr.lr_decay", e.lr_decay, 0, 1, low_open=True)
+    for i, factor in enumerate(d.speed_perturb):
+        _range(f"data.speed_perturb[{i}]", factor, 0.5, 2.0)
+    if len(p.fractions) != 3 or any(x <= 0 for x in p.fractions) or abs(sum(p.fractions) - 1) > 1e-6:
+        raise ConfigError(f"protocol.fractions: three positive fractions (train, dev, test) summing to 1, "
+                          f"got {p.fractions}")
+    dup = sorted({x for x in d.emotions if d.emotions.count(x) > 1})
+    if dup:
+        raise ConfigError(f"data.emotions: {dup[0]!r} is listed twice")
 
 
 def save_config(cfg, path):

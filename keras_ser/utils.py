@@ -91,6 +91,47 @@ def remove_stale_tmp(folder, recursive=True):
     return removed
 
 
+def die_with_parent():
+    """Make this (worker) process end when its parent does: a killed run must not leave its
+    worker processes (and through them multiprocessing's resource tracker) running. On Linux
+    the kernel sends SIGTERM (prctl PR_SET_PDEATHSIG); elsewhere a daemon thread watches the
+    parent. Meant as, or called from, a process pool's `initializer`."""
+    import signal
+    import sys
+    import threading
+    import time
+
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+            if os.getppid() != parent:  # the parent died before the call
+                os._exit(1)
+            return
+        except OSError:
+            pass
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def file_checksum(path):
+    """BLAKE2b (128 bits) of a file's bytes, hex: fast enough to check a gigabyte in seconds."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_text(text, path):
     """Write a string to `path` atomically."""
     with atomic_path(path) as tmp, open(tmp, "w") as f:

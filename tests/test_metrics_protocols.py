@@ -89,7 +89,7 @@ def test_trainer_accepts_a_loso_dev_fraction():
 
     m = _manifest()
     m["corpus"] = "synthetic"
-    cfg = load_config("mlee/synthetic", ["protocol.dev=0.2", "protocol.max_folds=0"])
+    cfg = load_config("mlee/synthetic", ["protocol.dev=0.2", "protocol.max_folds=null"])
     folds = fold_list(cfg, m)
     assert len(folds) == 6 and all(f.dev_from_train for f in folds)
 

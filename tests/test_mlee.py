@@ -260,8 +260,8 @@ def test_existence_and_fusion_models_export_with_named_heads(variant, tmp_path):
     n = np.array([80, 50], "int32")
     got = served.signatures["features"](features=tf.constant(x), num_frames=tf.constant(n))
     want = model({"features": x, "num_frames": n})
-    assert sorted(got) == ["attention", "emotion"]
-    for k in got:
+    assert sorted(got) == ["attention", "emotion", "status"] and got["status"].numpy().tolist() == [0, 0]
+    for k in want:
         np.testing.assert_allclose(got[k].numpy(), np.asarray(want[k]), atol=1e-5, err_msg=k)
     p = got["emotion"].numpy()
     heads = got["attention"].shape[1]

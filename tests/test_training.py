@@ -249,10 +249,11 @@ def test_a_users_manifest_trains_through_the_config(tiny_corpus, tmp_path):
         "train.epochs=1", "train.verbose=0", "protocol.max_folds=1", "export.enabled=false",
         "model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 8}",
         f"output_dir={tmp_path}/run"])
-    assert os.path.basename(records_dir(cfg)).startswith("manifest-mine-") and records_dir(cfg).endswith("-mlee")
+    name = os.path.basename(records_dir(cfg, man))
+    assert name.startswith("manifest-mine-") and "-mlee-" in name
     # Copies or none: separate folders (the writer would rewrite a shared one each time).
     cfg.data.speed_perturb = [1.1, 0.9]
-    assert records_dir(cfg).endswith("-mlee-sp0.9-sp1.1")
+    assert "-mlee-sp0.9-sp1.1-" in records_dir(cfg, man)
     cfg.data.speed_perturb = []
     cfg.data.records_dir = str(tmp_path / "records")
     summary = run(cfg)

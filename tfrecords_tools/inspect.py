@@ -13,8 +13,9 @@ from tfrecords_tools.reader import RecordSet
 
 
 def inspect_dataset(root):
-    """Return a dict summary of a record dataset, read from the shards themselves."""
-    rs = RecordSet(root)
+    """Return a dict summary of a record dataset, read from the shards themselves (their
+    checksums verified first: a damaged shard is named)."""
+    rs = RecordSet(root).verify()
     files = rs.files(with_perturbed=True)
     ds = rs.dataset(files, batch_size=64, bucket=False)
     labels = collections.Counter()
@@ -45,8 +46,8 @@ def main(argv=None):
 
     try:
         s = inspect_dataset(args.root)
-    except KerasSerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (KerasSerError, OSError) as exc:
+        print(f"tfrecords-inspect: {exc}", file=sys.stderr)
         return 2
     print(f"{s['root']}: {s['examples']} examples in {s['shards']} shards, {s['speakers']} speakers, "
           f"{s['skipped']} skipped at writing")

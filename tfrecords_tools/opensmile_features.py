@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_ser.audio.io import load_audio
 from keras_ser.errors import AudioError
-from keras_ser.utils import atomic_path
+from keras_ser.utils import atomic_path, die_with_parent
 
 _SMILE = None
 
@@ -26,6 +26,7 @@ def _init_worker(feature_set):
     global _SMILE
     import sys
 
+    die_with_parent()
     if "tensorflow" in sys.modules:  # pragma: no cover - a guard, never expected
         raise RuntimeError("openSMILE worker has TensorFlow loaded; refusing to run")
     import opensmile

@@ -10,10 +10,12 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 
 from keras_ser.audio.normalization import FeatureStats
 from keras_ser.corpora.manifest import read_manifest
 from keras_ser.errors import RecordError
+from keras_ser.utils import file_checksum
 from tfrecords_tools.schema import SCHEMA_VERSION, parse_example
 
 DATASET_FILE = "dataset.json"
@@ -65,9 +67,29 @@ class RecordSet:
             raise RecordError(f"{meta}: schema version {self.meta.get('schema_version')} "
                               f"is not {SCHEMA_VERSION}; write the records again")
         for s in self.meta["shards"]:
-            if not os.path.exists(os.path.join(self.root, "shards", s["file"])):
+            path = os.path.join(self.root, "shards", s["file"])
+            if not os.path.exists(path):
                 raise RecordError(f"{self.root}: shard {s['file']} listed in {DATASET_FILE} is missing")
+            if "bytes" in s and os.path.getsize(path) != s["bytes"]:
+                raise RecordError(f"{path}: damaged shard: {os.path.getsize(path)} bytes, {DATASET_FILE} "
+                                  f"says {s['bytes']} (truncated or overwritten)")
         self._manifest = None
+
+    def verify(self):
+        """Check every shard's checksum against `dataset.json`; `RecordError` names a damaged one
+        (a bit flip TensorFlow would otherwise meet mid-training as a DataLossError)."""
+        for s in self.meta["shards"]:
+            path = os.path.join(self.root, "shards", s["file"])
+            if "checksum" in s and file_checksum(path) != s["checksum"]:
+                raise RecordError(f"{path}: damaged shard: its checksum differs from {DATASET_FILE}'s")
+        return self
+
+    def skipped(self):
+        """The files the writer could not use (`skipped.csv`): `[{"path", "reason"}]`."""
+        path = os.path.join(self.root, "skipped.csv")
+        if not os.path.exists(path):
+            return []
+        return pd.read_csv(path, dtype=str, keep_default_na=False).to_dict(orient="records")
 
     @property
     def label_names(self):

@@ -10,8 +10,15 @@ Layout written to `out_dir`:
     dataset.json                       frontend, label names, shards and counts; written last
 
 Every file is written under a temporary name and renamed, and `dataset.json` is written only when
-everything else is complete, so an interrupted run never leaves a dataset that looks valid.
-Feature extraction runs in a process pool (spawn context) over shards.
+everything else is complete, so an interrupted run never leaves a dataset that looks valid; a
+killed writer's temporary files are removed by the next one. Feature extraction runs in a
+process pool (spawn context) over shards; the workers end with their parent.
+
+`dataset.json` holds a fingerprint of what determines the records (the manifest's content,
+including each audio file's size and modification time, the frontend, the label set, the
+speed factors, the sharding) and each shard's size and BLAKE2b checksum. An existing dataset
+is reused only when its fingerprint matches and every shard is intact; a damaged shard is named
+and the dataset rewritten.
 """
 
 import concurrent.futures
@@ -29,9 +36,16 @@ from keras_ser.audio.augment import speed_perturb
 from keras_ser.audio.frontends import compute_features, frontend_matrix, get_frontend_config
 from keras_ser.audio.io import load_audio
 from keras_ser.audio.normalization import FeatureStats
-from keras_ser.corpora.manifest import save_manifest, validate_manifest
+from keras_ser.corpora.manifest import content_hash, save_manifest, validate_manifest
 from keras_ser.errors import AudioError, RecordError
-from keras_ser.utils import atomic_path, write_csv, write_json
+from keras_ser.utils import (
+    atomic_path,
+    die_with_parent,
+    file_checksum,
+    remove_stale_tmp,
+    write_csv,
+    write_json,
+)
 from tfrecords_tools.reader import RecordSet
 from tfrecords_tools.schema import SCHEMA_VERSION, make_example
 
@@ -43,12 +57,13 @@ def shard_name(key, speed=1.0):
     return f"{safe}.tfrecord" if speed == 1.0 else f"{safe}.sp{speed:g}.tfrecord"
 
 
-def _fingerprint(manifest, frontend, label_names, shard_by, speed_factors, include_waveform):
+def fingerprint(manifest, frontend, label_names, shard_by="speaker", speed_factors=(), include_waveform=False):
+    """What determines a record dataset, hashed (see the module docstring)."""
+    frontend = get_frontend_config(frontend)
     h = hashlib.sha256()
-    h.update(json.dumps([frontend.to_dict(), list(label_names), shard_by, list(speed_factors),
+    h.update(json.dumps([frontend.to_dict(), list(label_names), shard_by, sorted(float(s) for s in speed_factors),
                          include_waveform, SCHEMA_VERSION]).encode())
-    for uid, path in zip(manifest["utterance_id"], manifest["path"]):
-        h.update(f"{uid}\t{path}\n".encode())
+    h.update(content_hash(manifest).encode())
     return h.hexdigest()
 
 
@@ -61,7 +76,9 @@ def _write_shard(task):
     written, skipped = [], []
     with atomic_path(path) as tmp:
         _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped)
-    return {"path": path, "written": written, "skipped": skipped, "stats": stats.to_dict()}
+        checksum, size = file_checksum(tmp), os.path.getsize(tmp)
+    return {"path": path, "written": written, "skipped": skipped, "stats": stats.to_dict(), "checksum": checksum,
+            "bytes": size}
 
 
 def _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped):
@@ -127,12 +144,20 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
     if label_names is None:
         label_names = sorted(manifest["emotion"].dropna().unique())
     label_names = list(label_names)
-    fp = _fingerprint(manifest, frontend, label_names, shard_by, speed_factors, include_waveform)
+    fp = fingerprint(manifest, frontend, label_names, shard_by, speed_factors, include_waveform)
     meta_path = os.path.join(out_dir, DATASET_FILE)
+    for stale in remove_stale_tmp(out_dir):
+        print(f"removed {stale} (left by a writer that was stopped)")
     if os.path.exists(meta_path) and not overwrite:
         with open(meta_path) as f:
-            if json.load(f).get("fingerprint") == fp:
-                return RecordSet(out_dir)
+            same = json.load(f).get("fingerprint") == fp
+        if same:
+            try:
+                rs = RecordSet(out_dir)
+                rs.verify()
+                return rs
+            except RecordError as exc:
+                print(f"{exc}: writing the records again")
     if os.path.exists(meta_path):
         os.remove(meta_path)  # the dataset is invalid until it is complete again
     os.makedirs(os.path.join(out_dir, "shards"), exist_ok=True)
@@ -157,7 +182,7 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
         bar = tqdm(total=len(tasks), desc=f"writing {out_dir}", unit="shard")
     if num_workers and num_workers > 1:
         ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx) as pool:
+        with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=die_with_parent) as pool:
             for res in pool.map(_write_shard, tasks):
                 results.append(res)
                 bar and bar.update()
@@ -175,7 +200,7 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
         FeatureStats.from_dict(res["stats"]).save(os.path.join(out_dir, "stats", shard + ".json"))
         shards.append({"file": shard, "key": key,
                        "speed": speed, "count": len(res["written"]),
-                       "frames": int(res["stats"]["count"])})
+                       "frames": int(res["stats"]["count"]), "bytes": res["bytes"], "checksum": res["checksum"]})
         skipped += res["skipped"] if speed == 1.0 else []
         for w in res["written"]:
             base_id = w["utterance_id"] if speed == 1.0 else w["utterance_id"].rsplit("_sp", 1)[0]

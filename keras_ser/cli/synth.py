@@ -7,6 +7,7 @@ strength, blends and changes, so StrengthNet runs still score against the truth)
 """
 
 import argparse
+import os
 import sys
 
 from keras_ser.config import SYNTHETIC_SIZES
@@ -30,8 +31,15 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from keras_ser.corpora import synthetic
 
-    result = synthetic.generate(args.out_dir, size=args.size, seed=args.seed, n_speakers=args.speakers,
-                                per_speaker_emotion=args.per_speaker_emotion)
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        print(f"keras_ser-synth: {args.out_dir} is a file; give a folder to write the corpus into", file=sys.stderr)
+        return 2
+    try:
+        result = synthetic.generate(args.out_dir, size=args.size, seed=args.seed, n_speakers=args.speakers,
+                                    per_speaker_emotion=args.per_speaker_emotion)
+    except OSError as exc:  # a read-only folder, a full disk: the error names the path
+        print(f"keras_ser-synth: {exc}", file=sys.stderr)
+        return 2
     print(result.summary())
     return 0
 

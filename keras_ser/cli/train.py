@@ -27,6 +27,8 @@ def main(argv=None):
     parser.add_argument("config", help="a preset (system/corpus) or a YAML file")
     parser.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.epochs=3")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.add_argument("--force-new", action="store_true",
+                        help="start afresh even when output_dir holds another config's run (kept beside it)")
     args = parser.parse_args(argv)
 
     try:
@@ -45,11 +47,11 @@ def main(argv=None):
     quiet_training()
 
     try:
-        summary = run(cfg)
+        summary = run(cfg, force_new=args.force_new)
     except KerasSerError as exc:
         print(f"keras_ser-train: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except OSError as exc:  # a read-only or missing folder, a full disk: the error names the path
         print(f"keras_ser-train: {exc}", file=sys.stderr)
         return 2
     print(f"results in {os.path.dirname(summary.get('export', '')) or cfg.output_dir}")

@@ -24,6 +24,7 @@ that did not fit the layout, with a reason each. Nothing is dropped silently.
 """
 
 import collections
+import hashlib
 import json
 import os
 
@@ -176,6 +177,21 @@ def _jsonable(v):
     return v
 
 
+def content_hash(df):
+    """SHA-256 of everything a manifest says about its utterances (every column of every row)
+    and of each audio file's size and modification time: a relabelled utterance, a repaired,
+    replaced or deleted file all change it. Files are not read (fast on a corpus of thousands)."""
+    h = hashlib.sha256(",".join(map(str, df.columns)).encode())
+    for rec in df.to_dict(orient="records"):
+        h.update(json.dumps({k: _jsonable(v) for k, v in rec.items()}, sort_keys=True, default=str).encode())
+        try:
+            st = os.stat(rec["path"])
+            h.update(f"|{st.st_size}:{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(b"|missing\n")
+    return h.hexdigest()
+
+
 def save_manifest(df, path):
     """Write a manifest as JSON lines, atomically."""
     write_text("".join(json.dumps({k: _jsonable(v) for k, v in rec.items()}, ensure_ascii=False) + "\n"
@@ -209,6 +225,14 @@ def read_manifest(path):
             missing = [c for c in REQUIRED_COLUMNS if rec.get(c) in (None, "")]
             if missing:
                 raise CorpusError(f"{path}:{i}: no {' or '.join(missing)} (every line needs {', '.join(REQUIRED_COLUMNS)})")
+            for col, unit in (("duration", "a number of seconds"), ("strength", "a number in [0, 1]")):
+                v = rec.get(col)
+                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                    raise CorpusError(f"{path}:{i}: {col} must be {unit} or null, got {v!r}")
+            for col in ("path", "speaker", "emotion", "utterance_id", "text"):
+                v = rec.get(col)
+                if v is not None and not isinstance(v, str):
+                    raise CorpusError(f"{path}:{i}: {col} must be a string, got {v!r}")
             if rec.get("words") is not None:
                 rec["words"] = [tuple(w) for w in rec["words"]]
             if not os.path.isabs(rec["path"]):
@@ -221,8 +245,9 @@ def read_manifest(path):
     if not rows:
         raise CorpusError(f"{path}: no utterances")
     df = pd.DataFrame(rows)
-    if "utterance_id" not in df.columns:
-        df["utterance_id"] = [os.path.splitext(os.path.basename(p))[0] for p in df["path"]]
+    ids = df["utterance_id"] if "utterance_id" in df.columns else [None] * len(df)
+    df["utterance_id"] = [u if isinstance(u, str) and u else os.path.splitext(os.path.basename(p))[0]
+                          for u, p in zip(ids, df["path"])]
     if "corpus" not in df.columns:
         df["corpus"] = os.path.splitext(os.path.basename(str(path)))[0]
     if "session" not in df.columns:

@@ -1,9 +1,9 @@
 """Every system's data: manifest → records → folds → tf.data pipelines.
 
-    manifest = load_manifest(cfg)            # the corpus (and `data.fuse`), synthetic generated
-    rs = prepare_records(cfg, manifest)      # cached, sharded TFRecords (a `RecordSet`)
-    folds = fold_list(cfg, labelled(cfg, manifest))
-    ds = classification_dataset(rs, cfg, fold.train, targets, shuffle=True, perturbed=True)
+    d = load(cfg)                            # manifest (the utterances with records), records,
+                                             # and every file left out, with the reason
+    folds = fold_list(cfg, labelled(cfg, d.manifest))
+    ds = classification_dataset(d.records, cfg, fold.train, targets, shuffle=True, perturbed=True)
 
 This module imports TensorFlow only when a pipeline is built: manifests, records folders and
 folds work without it.
@@ -20,12 +20,14 @@ from keras_ser.corpora import load_corpus, synthetic
 from keras_ser.errors import ConfigError, CorpusError
 from keras_ser.training.protocols import check_fold, make_folds
 from tfrecords_tools import write_records
+from tfrecords_tools.writer import fingerprint
 
 
 # -- manifests ------------------------------------------------------------------------------------
-def load_one(cfg, corpus, root, seed=None):
+def load_one(cfg, corpus, root, seed=None, skipped=None):
     """One corpus's manifest; the synthetic corpus is generated (or reused) with `data.seed`, or
-    `seed` (an unseen synthetic corpus uses another). Files the loader did not use are named."""
+    `seed` (an unseen synthetic corpus uses another). Files the loader did not use are named,
+    and added to the list `skipped` when given (`{"path", "reason"}` dicts)."""
     if corpus == "synthetic":
         seed = cfg.data.seed if seed is None else seed
         root = root or synthetic.default_root(cfg.data.synthetic_size, seed)
@@ -33,14 +35,17 @@ def load_one(cfg, corpus, root, seed=None):
     result = load_corpus(corpus, root)
     if len(result.skipped):  # the loader's list (the record writer's skipped.csv has only unreadable audio)
         print("\n".join([f"{corpus}: {len(result.skipped)} files not used:", *result.skipped_lines()]))
+        if skipped is not None:
+            skipped += result.skipped[["path", "reason"]].to_dict(orient="records")
     return result.manifest
 
 
-def load_manifest(cfg):
+def load_manifest(cfg, skipped=None):
     """The corpus manifest for `cfg.data` (generating the synthetic corpus when needed); with
-    `data.fuse`, the union of the corpora (utterance ids must not collide)."""
-    parts = [load_one(cfg, cfg.data.corpus, cfg.data.root)]
-    parts += [load_one(cfg, e["corpus"], e.get("root")) for e in cfg.data.fuse]
+    `data.fuse`, the union of the corpora (utterance ids must not collide). The files the
+    loaders left out are added to `skipped` when given."""
+    parts = [load_one(cfg, cfg.data.corpus, cfg.data.root, skipped=skipped)]
+    parts += [load_one(cfg, e["corpus"], e.get("root"), skipped=skipped) for e in cfg.data.fuse]
     if len(parts) == 1:
         return parts[0]
     manifest = pd.concat(parts, ignore_index=True)
@@ -55,6 +60,74 @@ def labelled(cfg, manifest):
     return manifest[manifest["emotion"].isin(cfg.data.emotions)]
 
 
+def check_labels(cfg, manifest, what=None):
+    """Each of `data.emotions` must occur in the corpus: a misspelt label (`angy`) would train a
+    class without examples and score it perfectly. Raises `CorpusError` naming it."""
+    have = set(manifest["emotion"].dropna())
+    missing = [e for e in cfg.data.emotions if e not in have]
+    if missing:
+        raise CorpusError(f"data.emotions: {', '.join(map(repr, missing))} does not occur in "
+                          f"{what or cfg.data.corpus} (its emotions: {', '.join(sorted(have))})")
+
+
+class RunData:
+    """What a run trains and tests on, and what it left out.
+
+    Attributes:
+        corpus: the loaders' manifest (labels checked against `data.emotions`).
+        records: the `RecordSet`, written (or reused) on first use.
+        manifest: the utterances of `corpus` that have records (folds are made of these, so a
+            fold's sizes count what is trained and tested).
+        skipped: one dict per utterance or file left out: `stage` (corpus, records, or a
+            system's own, e.g. "strength labels"), `path`, `reason`.
+    """
+
+    def __init__(self, cfg, corpus, skipped):
+        self.cfg, self.corpus, self.skipped = cfg, corpus, list(skipped)
+        self._records = self._manifest = None
+
+    @property
+    def records(self):
+        if self._records is None:
+            rs = prepare_records(self.cfg, self.corpus)
+            unusable = rs.skipped()
+            self.skipped += [{"stage": "records", "path": r["path"], "reason": r["reason"]} for r in unusable]
+            present = self.corpus["utterance_id"].isin(set(rs.manifest["utterance_id"]))
+            named = {r["path"] for r in unusable}
+            self.skipped += [{"stage": "records", "path": p, "reason": "no records"}
+                             for p in self.corpus.loc[~present, "path"] if p not in named]
+            self._records, self._manifest = rs, self.corpus[present]
+            print(f"records: {rs.root} ({len(self._manifest)} utterances)")
+        return self._records
+
+    @property
+    def manifest(self):
+        if self._manifest is None:
+            self.records  # noqa: B018 (writes the records, which say what has them)
+        return self._manifest
+
+    def skip(self, stage, rows, reason):
+        """Leave out the manifest rows `rows` (a DataFrame) for `reason`, said at the end of the run."""
+        self.skipped += [{"stage": stage, "path": p, "reason": reason} for p in rows["path"]]
+
+    def summary(self):
+        """The skips by stage and reason: `[{"stage", "reason", "count", "example"}]`."""
+        groups = {}
+        for s in self.skipped:
+            g = groups.setdefault((s["stage"], s["reason"]), {"stage": s["stage"], "reason": s["reason"],
+                                                               "count": 0, "example": s["path"]})
+            g["count"] += 1
+        return list(groups.values())
+
+
+def load(cfg):
+    """The run's corpus with its labels checked (`RunData`; records are written on first use)."""
+    loader_skips = []
+    manifest = load_manifest(cfg, loader_skips)
+    check_labels(cfg, manifest)
+    return RunData(cfg, manifest, [{"stage": "corpus", **s} for s in loader_skips])
+
+
 # -- records --------------------------------------------------------------------------------------
 def cache_name(corpus, root):
     """A corpus's part of the records folder name; a user's manifest is told apart by its path."""
@@ -64,12 +137,18 @@ def cache_name(corpus, root):
     return f"manifest-{stem}-{hashlib.sha1(os.path.abspath(root).encode()).hexdigest()[:8]}"
 
 
-def records_dir(cfg):
-    """Where the records of `cfg.data` go (`data.records_dir`, or a cache folder).
+def _shard_by(cfg):
+    return "session" if cfg.protocol.name == "loso_session" else "speaker"
 
-    The cache folder's name holds the speed-perturbation factors: the writer rewrites a folder
-    whose records differ from what is asked, so runs with and without copies (possibly at the
-    same time) must not share one."""
+
+def records_dir(cfg, manifest):
+    """Where the records of `cfg.data` for `manifest` go (`data.records_dir`, or a cache folder).
+
+    The cache folder is named by what determines its records: the corpora, the frontend, the
+    speed factors, and a hash of the manifest's content (each file's size and modification time
+    included), the label set and the sharding (`tfrecords_tools.writer.fingerprint`). Runs that
+    differ in any of them (another label set, a repaired file) never share, nor rewrite under
+    each other, one folder."""
     if cfg.data.records_dir:
         return cfg.data.records_dir
     base = os.path.dirname(os.path.dirname(synthetic.default_root()))
@@ -77,24 +156,16 @@ def records_dir(cfg):
                        for e in [{"corpus": cfg.data.corpus, "root": cfg.data.root}, *cfg.data.fuse])
     tag = cfg.data.synthetic_size if "synthetic" in corpora else "full"
     speeds = "".join(f"-sp{float(f):g}" for f in sorted(cfg.data.speed_perturb) if float(f) != 1.0)
-    return os.path.join(base, "records", f"{corpora}-{tag}-seed{cfg.data.seed}-{cfg.data.frontend}{speeds}")
+    key = fingerprint(manifest, cfg.data.frontend, cfg.data.emotions, _shard_by(cfg), cfg.data.speed_perturb)[:12]
+    return os.path.join(base, "records", f"{corpora}-{tag}-{cfg.data.frontend}{speeds}-{key}")
 
 
 def prepare_records(cfg, manifest):
     """Write (or reuse) the records for this config; returns a `RecordSet`."""
-    shard_by = "session" if cfg.protocol.name == "loso_session" else "speaker"
-    return write_records(manifest, records_dir(cfg), frontend=cfg.data.frontend, label_names=cfg.data.emotions,
-                         shard_by=shard_by, speed_factors=tuple(cfg.data.speed_perturb),
-                         num_workers=cfg.data.num_workers, progress=cfg.train.verbose > 0)
-
-
-def with_records(manifest, rs):
-    """The manifest less the utterances the record writer skipped (unreadable audio; listed in
-    skipped.csv in the records folder), saying how many."""
-    present = manifest["utterance_id"].isin(set(rs.manifest["utterance_id"]))
-    if not present.all():
-        print(f"{int((~present).sum())} utterances have no records and are left out")
-    return manifest[present]
+    return write_records(manifest, records_dir(cfg, manifest), frontend=cfg.data.frontend,
+                         label_names=cfg.data.emotions, shard_by=_shard_by(cfg),
+                         speed_factors=tuple(cfg.data.speed_perturb), num_workers=cfg.data.num_workers,
+                         progress=cfg.train.verbose > 0)
 
 
 def eval_records_config(cfg, corpus, root=None):
@@ -124,7 +195,9 @@ def eval_corpus(cfg, entry):
 def fold_list(cfg, utterances):
     """The protocol's folds over the rows of `utterances` (a manifest; each system chooses which
     rows its folds hold: MLEE every utterance, the others those of `data.emotions`), each
-    checked for leaks; the first `protocol.max_folds`."""
+    checked for leaks, for size (`protocol.min_fold_utterances` in its test set; a smaller
+    development set is a warning) and for labels (every one of `data.emotions` in its training set); the first
+    `protocol.max_folds`. Raises ConfigError or CorpusError naming the fold."""
     p = cfg.protocol
     try:
         if p.name == "split":
@@ -136,8 +209,21 @@ def fold_list(cfg, utterances):
     except ValueError as e:  # too few speakers/utterances for the protocol: a config problem
         raise ConfigError(f"protocol {p.name} on {cfg.data.corpus}: {e}") from None
     group = {"loso": "speaker", "loso_session": "session"}.get(p.name, p.group)
+    emotion = utterances.set_index("utterance_id")["emotion"]
     for f in folds:
         check_fold(f, utterances, group)
+        if len(f.test) < p.min_fold_utterances:
+            raise CorpusError(f"protocol {p.name} on {cfg.data.corpus}: fold {f.name} has {len(f.test)} test "
+                              f"utterance{'s' * (len(f.test) != 1)}, fewer than protocol.min_fold_utterances="
+                              f"{p.min_fold_utterances} (a speaker or group with too few utterances: leave it "
+                              "out of the manifest, or lower the minimum knowingly)")
+        if len(f.dev) < p.min_fold_utterances:
+            print(f"warning: fold {f.name} has {len(f.dev)} development utterances: early stopping on them is noisy")
+        trained = set(emotion.loc[list(f.train)])
+        missing = [e for e in cfg.data.emotions if e not in trained]
+        if missing:
+            raise CorpusError(f"protocol {p.name} on {cfg.data.corpus}: fold {f.name} has no training utterance "
+                              f"of {', '.join(map(repr, missing))} (data.emotions)")
     return folds[: p.max_folds] if p.max_folds else folds
 
 

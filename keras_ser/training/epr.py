@@ -325,11 +325,10 @@ def run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks=()):
     return stages, loop.load_model(last), forest
 
 
-def run(cfg, out, callbacks=()):
-    manifest = data.load_manifest(cfg)
-    rs = data.prepare_records(cfg, manifest)
+def run(cfg, out, d, callbacks=()):
+    rs = d.records
     label_names = rs.label_names
-    labelled = data.labelled(cfg, data.with_records(manifest, rs))
+    labelled = data.labelled(cfg, d.manifest)
     labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(label_names.index)))
     folds = data.fold_list(cfg, labelled)
     frames = rs.manifest.set_index("utterance_id").loc[list(labels_of), "num_frames"]
@@ -363,7 +362,7 @@ def run(cfg, out, callbacks=()):
         "emotion_head": "random-forest probabilities over profile statistics",
         "segment_mean_head": "mean segment posterior (the network's decision)",
         "segment_frames": cfg.epr.segment_frames, "segment_hop": cfg.epr.segment_hop})
-    return loop.finish(cfg, out, results, label_names, export=export,
+    return loop.finish(cfg, out, results, label_names, export=export, data=d,
                        extra={"refinery": cfg.epr.refinery, "short_utterances": short,
                               "statistics": statistic_names(label_names, cfg.epr.percentiles), "stages": per_stage},
                        name=f"epr ({cfg.epr.refinery}, {cfg.epr.stages} stages)")

@@ -190,11 +190,11 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
     return model, vocab, res
 
 
-def prepare(cfg):
-    """`(records, manifest of the labelled utterances with records, labels_of, alignments, sources)`."""
-    manifest = data.load_manifest(cfg)
-    rs = data.prepare_records(cfg, manifest)
-    manifest = data.labelled(cfg, data.with_records(manifest, rs))
+def prepare(cfg, d=None):
+    """`(records, manifest of the labelled utterances with records, labels_of, alignments, sources)`
+    of the run's data `d` (`data.load(cfg)` when None)."""
+    d = d or data.load(cfg)
+    rs, manifest = d.records, data.labelled(cfg, d.manifest)
     alignments, sources = word_alignments(cfg, manifest)
     labels_of = dict(zip(manifest["utterance_id"], manifest["emotion"].map(rs.label_names.index)))
     return rs, manifest, labels_of, alignments, sources
@@ -217,8 +217,8 @@ def utterance_embeddings(cfg, layer="fc", fold_index=0):
     return np.concatenate(z), np.concatenate(y), rs.label_names
 
 
-def run(cfg, out, callbacks=()):
-    rs, manifest, labels_of, alignments, sources = prepare(cfg)
+def run(cfg, out, d, callbacks=()):
+    rs, manifest, labels_of, alignments, sources = prepare(cfg, d)
     label_names = rs.label_names
     print(f"fg_cme on {cfg.data.corpus}: {len(manifest)} utterances; word timings: " +
           ", ".join(f"{v} {k}" for k, v in sources.items() if v)
@@ -245,7 +245,7 @@ def run(cfg, out, callbacks=()):
             "emotion_head": "probabilities", "vocabulary": first[1].tokens,
             "words": "word_ids from the vocabulary (0 padding, 1 out of vocabulary); "
                      "word_starts/word_ends in seconds; num_words"})
-    summary = loop.finish(cfg, out, results, label_names, extra=extra, export=export, name=cfg.model.name)
+    summary = loop.finish(cfg, out, results, label_names, extra=extra, export=export, name=cfg.model.name, data=d)
     if "best_on_test" in extra:
         b = extra["best_on_test"]
         print(f"  epoch chosen on the test fold (the original code's protocol, optimistic; choosing nothing here): "

@@ -257,9 +257,9 @@ class Export:
 
 
 def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra=None, export=None,
-           corpus=None, name=None):
+           corpus=None, name=None, data=None):
     """The tail every run shares: the summary, the pooled confusion plot, the export, the
-    headline. Returns the summary (the runner writes it to metrics.json).
+    headline and what was left out. Returns the summary (the runner writes it to metrics.json).
 
     Args:
         results: the folds' metrics (`run_folds`).
@@ -269,11 +269,15 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
         export: an `Export`, or None (export disabled, or nothing exportable).
         corpus, name: the corpus and the system as the summary and headline name them
             (defaults: `data.corpus`, `system`).
+        data: the run's `RunData`: its skips go to the summary (`skipped`: count, reason and
+            an example per stage and reason) and are printed, every one counted.
     """
     pick = [(m, lambda r, m=m: r[m]) if isinstance(m, str) else m for m in means]
     summary = {"system": cfg.system, "corpus": corpus or cfg.data.corpus, "protocol": cfg.protocol.name,
                "seed": cfg.seed, "folds_run": len(results), "labels": list(label_names), **(extra or {}),
                "mean": {m: M.mean_sd([f(r) for r in results]) for m, f in pick}, "folds": results}
+    if data is not None:
+        summary["skipped"] = data.summary()
     if results and all("confusion" in r for r in results):
         total = np.sum([np.asarray(r["confusion"]) for r in results], axis=0)
         wa = summary["mean"].get("wa", {}).get("mean")
@@ -285,4 +289,6 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
                                          label_names=list(label_names), metadata=export.metadata)
     shown = ", ".join(f"{m} {summary['mean'][m]['mean']:.3f} ± {summary['mean'][m]['sd']:.3f}" for m, _ in pick[:3])
     print(f"{name or cfg.system} on {summary['corpus']} ({cfg.protocol.name}, {len(results)} folds): {shown}")
+    for s in summary.get("skipped", []):
+        print(f"  left out ({s['stage']}): {s['count']} x {s['reason']} (e.g. {s['example']})")
     return summary

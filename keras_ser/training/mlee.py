@@ -163,9 +163,8 @@ def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=()):
     return model, result
 
 
-def run(cfg, out, callbacks=()):
-    manifest = data.load_manifest(cfg)
-    rs = data.prepare_records(cfg, manifest)
+def run(cfg, out, d, callbacks=()):
+    manifest, rs = d.manifest, d.records
     folds = data.fold_list(cfg, manifest)  # every utterance: see the module docstring
 
     def train_one(fold, fold_dir):
@@ -179,7 +178,7 @@ def run(cfg, out, callbacks=()):
     head = "existence" if recipe(cfg)[-1].kind == "existence" else "probabilities"
     export = None if first is None else loop.Export(first, rs.frontend, {"variant": cfg.task.variant, "emotion_head": head})
     return loop.finish(cfg, out, results, rs.label_names, extra={"variant": cfg.task.variant,
-                                                                 "train_set": cfg.task.train_set}, export=export)
+                                                                 "train_set": cfg.task.train_set}, export=export, data=d)
 
 
 def builders(cfg):

@@ -38,8 +38,10 @@ class System:
 
     Args:
         name: str. The config's `system`.
-        run: `(cfg, out, callbacks) → summary dict`: the whole run into the folder `out`
-            (`loop.finish` builds the summary); the runner adds the time and writes metrics.json.
+        run: `(cfg, out, data, callbacks) → summary dict`: the whole run into the folder `out`
+            on `data`, the run's `keras_ser.training.data.RunData` (the corpus, loaded and
+            checked by the runner; its records written on first use); `loop.finish` builds the
+            summary; the runner adds the time and writes metrics.json.
         builders: `cfg → [functions]`: the model builders whose keyword arguments `model.params`
             may set (checked before any data is read).
         frontend_params: `(cfg, FrontendConfig) → dict`: builder arguments that follow from the

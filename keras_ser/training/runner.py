@@ -4,9 +4,11 @@
     from keras_ser.training.runner import run
     summary = run(load_config("mlee/synthetic", ["data.synthetic_size=tiny", "train.epochs=2"]))
 
-`run` checks the config against the system's model builders before any data is read, writes
-`config.yaml`, dispatches to the system through the registry (never by importing it), and
-writes the summary to `metrics.json`. The only process-wide state it touches is what the config
+`run` checks the config against the system's model builders before any data is read, loads
+the corpus (its labels checked against `data.emotions`), refuses to resume a run folder that
+holds another config's run (`run.json`: the config's fingerprint), writes `config.yaml`,
+dispatches to the system through the registry (never by importing it), and writes the summary
+to `metrics.json`. The only process-wide state it touches is what the config
 asks for by name: `train.deterministic` (TensorFlow's op determinism, which has no undo) and, for
 the duration of the run, `train.mixed_precision` (Keras's dtype policy, restored after).
 Warning filters and log filters are the console scripts' business (`keras_ser.cli`).
@@ -16,12 +18,14 @@ import inspect
 import os
 import time
 
+from keras_ser import __version__
 from keras_ser.audio.frontends import get_frontend_config
 from keras_ser.config import save_config
+from keras_ser.corpora.manifest import content_hash
 from keras_ser.errors import ConfigError
 from keras_ser.layers import SpecAugment
-from keras_ser.training import loop, registry
-from keras_ser.utils import write_json
+from keras_ser.training import data, loop, registry
+from keras_ser.utils import read_json, write_json
 
 # Builder arguments a run sets itself (from the data, the stage or the fold): `model.params`
 # may not name them. Those that follow from the frontend are each system's `frontend_params`.
@@ -62,14 +66,79 @@ def check_model_params(cfg):
         system.check(cfg)
 
 
-def run(cfg, callbacks=()):
+# Config keys that change how a run is shown or where its files go, not what it computes: a run
+# may be resumed with other values (e.g. more folds through protocol.max_folds).
+COSMETIC = ("output_dir", "train.verbose", "train.resume", "data.num_workers", "data.records_dir", "data.autotune",
+            "protocol.max_folds", "export.")
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and k not in ("params", "forest", "loss_weights", "learning_rates"):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def fingerprint(cfg, manifest):
+    """What a run computes from: the resolved config less `COSMETIC` keys, the corpus's content
+    (`keras_ser.corpora.manifest.content_hash`) and the package version."""
+    config = {k: v for k, v in _flat(cfg.to_dict()).items()
+              if not any(k == c or (c.endswith(".") and k.startswith(c)) for c in COSMETIC)}
+    return {"config": config, "corpus": content_hash(manifest), "keras_ser": __version__}
+
+
+def _differences(old, new):
+    out = [f"{k}: {old['config'].get(k)!r} then, {new['config'].get(k)!r} now"
+           for k in sorted(set(old.get("config", {})) | set(new["config"]))
+           if old.get("config", {}).get(k) != new["config"].get(k)]
+    if old.get("corpus") != new["corpus"]:
+        out.append("the corpus changed (its manifest, or an audio file's size or modification time)")
+    if old.get("keras_ser") != new["keras_ser"]:
+        out.append(f"keras_ser {old.get('keras_ser')} then, {new['keras_ser']} now")
+    return out
+
+
+def prepare_output(cfg, out, stamp, force_new=False):
+    """Make `out` the folder of the run `stamp` (`fingerprint`). A folder holding a run of the
+    same fingerprint is resumed (`train.resume`); one holding another run is an error naming
+    what differs, unless `force_new` or `train.resume=false`, which keep the old run beside it as
+    `<out>.previous-<time>` and start afresh."""
+    path = os.path.join(out, "run.json")
+    holds_run = any(os.path.exists(os.path.join(out, f)) for f in ("run.json", "folds", "metrics.json"))
+    if holds_run and cfg.train.resume and not force_new:
+        if not os.path.exists(path):
+            raise ConfigError(f"output_dir {out} holds a run without run.json (an older keras_ser, or not a run "
+                              "folder): it cannot be told to be this config's run; give another output_dir, or "
+                              "--force-new to start over there (the old folder is kept beside it)")
+        diff = _differences(read_json(path), stamp)
+        if diff:
+            raise ConfigError(f"output_dir {out} holds the run of another config, which resuming would mix "
+                              f"with this one: {'; '.join(diff)}. Give another output_dir, or --force-new "
+                              "(train.resume=false) to start over there (the old run is kept beside it)")
+    elif holds_run:
+        aside = f"{os.path.normpath(out)}.previous-{time.strftime('%Y%m%d-%H%M%S')}"
+        os.replace(out, aside)
+        print(f"{out}: the earlier run there is kept as {aside}; starting afresh")
+    os.makedirs(os.path.join(out, "plots"), exist_ok=True)
+    write_json(stamp, path)
+
+
+def run(cfg, callbacks=(), force_new=False):
     """Run a whole config; returns the summary written to `<output_dir>/metrics.json`.
 
-    `callbacks` are extra Keras callbacks given to every fit of the run."""
+    Args:
+        callbacks: extra Keras callbacks given to every fit of the run.
+        force_new: start afresh in `output_dir` even when it holds another config's run (which
+            is kept beside it as `<output_dir>.previous-<time>`).
+    """
     system = registry.get(cfg.system)
     check_model_params(cfg)
+    d = data.load(cfg)
     out = cfg.output_dir or default_output_dir(cfg)
-    os.makedirs(os.path.join(out, "plots"), exist_ok=True)
+    prepare_output(cfg, out, fingerprint(cfg, d.corpus), force_new)
     save_config(cfg, os.path.join(out, "config.yaml"))
     if cfg.train.deterministic:
         import tensorflow as tf
@@ -77,7 +146,7 @@ def run(cfg, callbacks=()):
         tf.config.experimental.enable_op_determinism()  # process-wide; TensorFlow has no public undo
     start = time.time()
     with loop.precision(cfg):
-        summary = system.run(cfg, out, callbacks)
+        summary = system.run(cfg, out, d, callbacks)
     summary["seconds"] = round(time.time() - start, 1)
     write_json(summary, os.path.join(out, "metrics.json"))
     return summary

@@ -309,16 +309,17 @@ def monitored_metric(monitor, loss_weights):
     return "val_loss"
 
 
-def run(cfg, out, callbacks=()):
-    manifest = data.load_manifest(cfg)
+def run(cfg, out, d, callbacks=()):
+    manifest, rs = d.manifest, d.records
     label_names = list(cfg.data.emotions)
-    rs = data.prepare_records(cfg, manifest)
     cache = os.path.join(rs.root, "functionals")
     strengths, _, label_info = strength_labels(cfg, manifest, out, cache)
     table = label_table(cfg, manifest, strengths, label_names)
-    dropped = int(manifest["emotion"].isin(label_names).sum() - len(table))
-    if dropped:
-        print(f"{dropped} utterances of {label_names} have no strength label and are left out")
+    unlabelled = data.labelled(cfg, manifest)
+    unlabelled = unlabelled[~unlabelled["utterance_id"].isin(set(table["utterance_id"]))]
+    if len(unlabelled):
+        d.skip("strength labels", unlabelled, "no strength label (openSMILE failed on it, or no ranking "
+                                              "function for its speaker and emotion)")
     folds = fold_list(cfg, table)
     monitor = monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights)
 
@@ -363,7 +364,7 @@ def run(cfg, out, callbacks=()):
     export = None if first is None else loop.Export(first, rs.frontend, {
         "emotion_head": "probabilities", "strength_head": "utterance strength in [0, 1]"})
     return loop.finish(cfg, out, results, label_names, means, extra={"strength_labels": label_info}, export=export,
-                       corpus="+".join(sorted(manifest["corpus"].unique())))
+                       corpus="+".join(sorted(manifest["corpus"].unique())), data=d)
 
 
 def unseen(cfg, model, train_manifest, label_names, out, train_cache):
