@@ -35,7 +35,13 @@ class DataConfig:
     autotune: let tf.data's autotuner size the pipeline's parallelism and buffers. Off by
     default: with it, destroying a finished iterator (Keras does so at every epoch's
     evaluation) waited for the autotuner's thread, up to 100 s an epoch on CPU
-    (docs/benchmarks.md)."""
+    (docs/benchmarks.md). normalization: how features are standardised: "train" (the training
+    split's statistics, the papers), "speaker" (each speaker's own mean and variance over all
+    of that speaker's audio, labels unused, test speakers included: it uses the test speaker's
+    unlabelled audio, and assumes each speaker is heard in several emotions; where a speaker is
+    heard in one emotion only it subtracts the very signal, and the run warns when the training
+    speakers' labels look so) or "utterance" (each utterance by its own frames; not for
+    functionals)."""
 
     corpus: str = "synthetic"
     root: typing.Optional[str] = None
@@ -50,6 +56,7 @@ class DataConfig:
     fuse: typing.List[typing.Dict[str, typing.Any]] = dataclasses.field(default_factory=list)
     eval_corpora: typing.List[typing.Dict[str, typing.Any]] = dataclasses.field(default_factory=list)
     autotune: bool = False
+    normalization: str = "train"
 
 
 @dataclasses.dataclass
@@ -199,6 +206,26 @@ class FgCmeConfig:
     test_curve: bool = False
 
 
+FUNCTIONAL_SETS = ("eGeMAPSv02", "ComParE_2016", "IS09", "IS10", "IS13", "emobase")
+FUNCTIONAL_CLASSIFIERS = ("logreg", "linear_svm", "rbf_svm")
+
+
+@dataclasses.dataclass
+class FunctionalsConfig:
+    """The openSMILE reference system (`system: functionals`). feature_set: an openSMILE set
+    (eGeMAPSv02: 88, ComParE_2016: 6373, IS09: 384 functionals). classifier: "logreg"
+    (scikit-learn LogisticRegression), "linear_svm" (LinearSVC) or "rbf_svm" (SVC). C: the
+    inverse regularisation strength. class_weight: "balanced" (inverse class frequency on the
+    training part) or null. gamma: the RBF kernel's (scikit-learn's "scale" by default)."""
+
+    feature_set: str = "ComParE_2016"
+    classifier: str = "logreg"
+    C: float = 0.1
+    class_weight: typing.Optional[str] = "balanced"
+    gamma: typing.Any = "scale"
+    max_iter: int = 3000
+
+
 @dataclasses.dataclass
 class ProtocolConfig:
     """name: "split", "loso", "loso_session" or "kfold". k: folds for kfold. max_folds: run only
@@ -208,7 +235,9 @@ class ProtocolConfig:
     utterances (the development set then shares the training speakers; the test one never does).
     min_fold_utterances: a fold whose test set holds fewer utterances is an error naming it (a
     smaller development set, a warning) (a speaker with one utterance would otherwise give a one-utterance test fold whose
-    WA, 0 or 1, is averaged in as an equal of the others)."""
+    WA, 0 or 1, is averaged in as an equal of the others). folds_file: the `folds.json` of an
+    earlier run (every run writes one): its folds, utterance by utterance, instead of the
+    protocol's, so that the rows of a table are scored on identical folds."""
 
     name: str = "loso"
     k: int = 10
@@ -218,6 +247,7 @@ class ProtocolConfig:
     dev: typing.Any = "next"
     seed: int = 0
     min_fold_utterances: int = 5
+    folds_file: typing.Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -241,6 +271,7 @@ class RunConfig:
     strength: StrengthConfig = dataclasses.field(default_factory=StrengthConfig)
     epr: EprConfig = dataclasses.field(default_factory=EprConfig)
     fg_cme: FgCmeConfig = dataclasses.field(default_factory=FgCmeConfig)
+    functionals: FunctionalsConfig = dataclasses.field(default_factory=FunctionalsConfig)
     protocol: ProtocolConfig = dataclasses.field(default_factory=ProtocolConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
@@ -378,6 +409,20 @@ def validate(cfg):
         raise ConfigError(f"data.synthetic_size: {cfg.data.synthetic_size!r} is not one of {', '.join(SYNTHETIC_SIZES)}")
     if cfg.data.frontend not in PRESETS:
         raise ConfigError(f"data.frontend: unknown preset {cfg.data.frontend!r}; known: {', '.join(PRESETS)}")
+    if cfg.data.normalization not in ("train", "speaker", "utterance"):
+        raise ConfigError(f"data.normalization: {cfg.data.normalization!r} is not one of train, speaker, utterance")
+    if cfg.protocol.folds_file and not os.path.isfile(cfg.protocol.folds_file):
+        raise ConfigError(f"protocol.folds_file: {cfg.protocol.folds_file} does not exist")
+    fn = cfg.functionals
+    if fn.feature_set not in FUNCTIONAL_SETS:
+        raise ConfigError(f"functionals.feature_set: {fn.feature_set!r} is not one of {', '.join(FUNCTIONAL_SETS)}")
+    if fn.classifier not in FUNCTIONAL_CLASSIFIERS:
+        raise ConfigError(f"functionals.classifier: {fn.classifier!r} is not one of {', '.join(FUNCTIONAL_CLASSIFIERS)}")
+    if fn.class_weight not in (None, "balanced"):
+        raise ConfigError(f"functionals.class_weight: {fn.class_weight!r} is not balanced or null")
+    if cfg.system == "functionals" and cfg.data.normalization == "utterance":
+        raise ConfigError("data.normalization: utterance is not defined for one vector of functionals per utterance "
+                          "(use train or speaker)")
     if cfg.protocol.name not in ("split", "loso", "loso_session", "kfold"):
         raise ConfigError(f"protocol.name: unknown protocol {cfg.protocol.name!r}")
     dev = cfg.protocol.dev
@@ -469,6 +514,8 @@ def check_ranges(cfg):
     _range("data.max_frames", d.max_frames, 1, allow_none=True)
     _range("protocol.max_folds", p.max_folds, 1, allow_none=True)
     _range("strength.C", s.C, 0, low_open=True)
+    _range("functionals.C", cfg.functionals.C, 0, low_open=True)
+    _range("functionals.max_iter", cfg.functionals.max_iter, 1)
     _range("strength.intensity_threshold", s.intensity_threshold, 0, 1)
     _range("epr.lr_decay", e.lr_decay, 0, 1, low_open=True)
     for i, factor in enumerate(d.speed_perturb):

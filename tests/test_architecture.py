@@ -10,7 +10,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("keras_ser", "tfrecords_tools")
 SYSTEMS = {"keras_ser.training.mlee", "keras_ser.training.strengthnet", "keras_ser.training.epr",
-           "keras_ser.training.fg_cme"}
+           "keras_ser.training.fg_cme", "keras_ser.training.functionals"}
 FLOOR = {"keras_ser.training.data", "keras_ser.training.loop", "keras_ser.training.runner",
          "keras_ser.training.registry", "keras_ser.training.metrics", "keras_ser.training.protocols",
          "keras_ser.training.plots"}

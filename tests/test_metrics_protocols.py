@@ -140,3 +140,15 @@ def test_check_fold_catches_leaks():
     with pytest.raises(ValueError, match="share speakers"):
         check_fold(g, m2, "speaker")
     assert moved
+
+
+def test_pooled_metrics_equal_scores_of_the_concatenated_folds():
+    from keras_ser.training import metrics as M
+
+    rng = np.random.default_rng(0)
+    folds = [(rng.integers(0, 3, 20), rng.integers(0, 3, 20)) for _ in range(4)]
+    total = sum(M.confusion_matrix(t, p, 3) for t, p in folds)
+    y_true, y_pred = np.concatenate([t for t, _ in folds]), np.concatenate([p for _, p in folds])
+    pooled = M.pooled_metrics(total)
+    assert pooled["wa"] == pytest.approx(M.weighted_accuracy(y_true, y_pred))
+    assert pooled["ua"] == pytest.approx(M.unweighted_accuracy(y_true, y_pred)) and pooled["n"] == 80

@@ -14,6 +14,7 @@ TINY_MODELS = {
     "strengthnet": "{filters: [4, 4, 8, 8], lstm_units: 8, dense_units: 8}",
     "epr": "{config: A, width: 0.0625, dense_units: [16], dropout: 0.0}",
     "fg_cme": "{conv_filters: [8, 8, 8], lstm_units: 8, semantic_units: 8, hidden_units: 8, embedding_dim: 8}",
+    "functionals": "{}",
 }
 SYNTHETIC_EMOTIONS = {"neutral", "happy", "sad", "angry", "surprise"}
 

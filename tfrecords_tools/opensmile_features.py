@@ -22,11 +22,15 @@ from keras_ser.utils import atomic_path, die_with_parent
 _SMILE = None
 
 
-def _init_worker(feature_set):
-    global _SMILE
+_NON_FINITE = "error"
+
+
+def _init_worker(feature_set, non_finite="error"):
+    global _SMILE, _NON_FINITE
     import sys
 
     die_with_parent()
+    _NON_FINITE = non_finite
     if "tensorflow" in sys.modules:  # pragma: no cover - a guard, never expected
         raise RuntimeError("openSMILE worker has TensorFlow loaded; refusing to run")
     import opensmile
@@ -46,7 +50,9 @@ def _extract_one(path):
     df = _SMILE.process_signal(wav, 16000)
     values = df.to_numpy(dtype=np.float64)[0]
     if not np.all(np.isfinite(values)):
-        return None, "openSMILE returned non-finite functionals", None
+        if _NON_FINITE != "zero":
+            return None, "openSMILE returned non-finite functionals", None
+        values = np.where(np.isfinite(values), values, 0.0)
     return values, None, list(df.columns)
 
 
@@ -56,21 +62,32 @@ def _worker_has_tensorflow():
     return "tensorflow" in sys.modules
 
 
-def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=None):
+def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=None, non_finite="error"):
     """openSMILE functionals of each file, computed in TensorFlow-free worker processes.
 
     Args:
         paths: list of audio file paths.
         feature_set: str. An `opensmile.FeatureSet` name. Defaults to "IS09" (384 functionals).
         num_workers: int. Worker processes (at least 1: extraction never runs in this process).
-        cache_path: str or None. A `.npz` cache; reused when it holds the same paths and set.
+        cache_path: str or None. A `.npz` cache; reused when it holds the same paths, set and
+            handling, and every file's size and modification time are unchanged.
+        non_finite: "error" (a file whose functionals hold NaN or infinity fails) or "zero"
+            (those values become 0, as audEERING's examples do for ComParE's few undefined
+            functionals on very short or flat segments).
 
     Returns:
         `(features, names, errors)`: float64 `(len(paths), dim)` with NaN rows for files that
         failed, the functional names, and `{path: reason}` for the failures.
     """
     paths = [os.fspath(p) for p in paths]
-    key = hashlib.sha256(json.dumps([feature_set, paths]).encode()).hexdigest()
+    stats = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            stats.append([st.st_size, st.st_mtime_ns])
+        except OSError:
+            stats.append(None)
+    key = hashlib.sha256(json.dumps([feature_set, non_finite, paths, stats]).encode()).hexdigest()
     if cache_path and os.path.exists(cache_path):
         with np.load(cache_path, allow_pickle=False) as z:
             if str(z["key"]) == key:
@@ -78,7 +95,7 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
     ctx = multiprocessing.get_context("spawn")
     results = []
     with concurrent.futures.ProcessPoolExecutor(
-        max(1, int(num_workers)), mp_context=ctx, initializer=_init_worker, initargs=(feature_set,)
+        max(1, int(num_workers)), mp_context=ctx, initializer=_init_worker, initargs=(feature_set, non_finite)
     ) as pool:
         results = list(pool.map(_extract_one, paths, chunksize=max(1, len(paths) // (8 * max(1, num_workers)))))
     names = next((r[2] for r in results if r[2] is not None), None)

@@ -53,6 +53,21 @@ def word_inputs(meta, waveform, words=None, transcript=None, needs=(), source="a
     return {k: v for k, v in x.items() if k in needs}
 
 
+def speaker_statistics(meta, files):
+    """`(mean, std)` float32 `(dim,)` of the export's features over `files`, taken as one
+    speaker's audio (an export of a run with `data.normalization: speaker` needs them)."""
+    from keras_ser.audio import compute_features
+    from keras_ser.audio.normalization import FeatureStats
+
+    stats = None
+    for f in files:
+        wav = load_audio(f)
+        feats, n = compute_features(wav[None], None, meta["frontend"])
+        frames = feats.numpy()[0, : int(n[0])]
+        stats = FeatureStats.from_features(frames) if stats is None else stats.update(frames)
+    return stats.mean.astype("float32"), stats.std(1e-3).astype("float32")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="keras_ser-predict", description=__doc__.splitlines()[0])
     parser.add_argument("export_dir")
@@ -69,7 +84,9 @@ def main(argv=None):
     except ExportError as exc:
         print(f"keras_ser-predict: {exc}", file=sys.stderr)
         return 2
-    needs = [n for n in meta.get("signatures", {}).get("serving_default", []) if n not in ("waveform", "num_samples")]
+    needs = [n for n in meta.get("signatures", {}).get("serving_default", [])
+             if n not in ("waveform", "num_samples", "speaker_mean", "speaker_std")]
+    per_speaker = meta.get("normalization") == "speaker"
     given = args.words or args.transcript
     if needs and not given:
         print(f"keras_ser-predict: {path} also needs {', '.join(needs)} (words and their timings): "
@@ -94,10 +111,21 @@ def main(argv=None):
         print(f"keras_ser-predict: {exc}", file=sys.stderr)
         return 2
     status = 0
+    speaker = None
+    if per_speaker:
+        try:
+            speaker = speaker_statistics(meta, args.audio)
+        except KerasSerError as exc:
+            print(f"keras_ser-predict: {exc}", file=sys.stderr)
+            return 2
+        print(f"keras_ser-predict: {path} normalises by speaker: statistics from the {len(args.audio)} files given, "
+              "taken as one speaker's audio", file=sys.stderr)
     for i, audio in enumerate(args.audio):
         try:
             wav = load_audio(audio)
             inputs = {"waveform": tf.constant(wav[None]), "num_samples": tf.constant([len(wav)], tf.int32)}
+            if speaker is not None:
+                inputs.update(speaker_mean=tf.constant(speaker[0][None]), speaker_std=tf.constant(speaker[1][None]))
             if needs:
                 inputs.update(word_inputs(meta, wav, words=args.words and args.words[i],
                                           transcript=args.transcript and args.transcript[i], needs=needs,

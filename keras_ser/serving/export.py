@@ -65,7 +65,8 @@ def _word_checks(batch, word_names, words):
     return checks
 
 
-def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, overwrite=True, metadata=None):
+def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, overwrite=True, metadata=None,
+                 normalization="train"):
     """Export `model` (inputs `features`, `num_frames`; dict outputs) to `base_dir/version`.
 
     Args:
@@ -75,6 +76,12 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
         frontend: preset name or dict of the features the model was trained on.
         label_names: list of str, written to keras_ser.json.
         metadata: optional dict, added to keras_ser.json (e.g. what each head means).
+        normalization: the run's `data.normalization`. "train": the model holds the training
+            statistics. "utterance": both signatures normalise each utterance by its own
+            frames before the model, as the training pipeline did. "speaker": both signatures
+            also take `speaker_mean` and `speaker_std` float32 `(batch, dim)`: the statistics
+            of the speaker's features over that speaker's own audio (keras_ser-predict
+            computes them from the files it is given).
 
     Returns:
         str, the version folder.
@@ -95,6 +102,10 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
         tf.TensorSpec([None, None], tf.float32, name="word_ends"), tf.TensorSpec([None], tf.int32, name="num_words"),
     ) if spec.name in model.input]
     word_names = [spec.name for spec in word_specs]
+    speaker_specs = [tf.TensorSpec([None, fcfg.feature_dim], tf.float32, name=n)
+                     for n in ("speaker_mean", "speaker_std")] if normalization == "speaker" else []
+    extra_specs = word_specs + speaker_specs
+    extra_names = [spec.name for spec in extra_specs]
 
     min_samples = max(fcfg.min_samples(), int(MIN_SECONDS * fcfg.sample_rate))
 
@@ -106,14 +117,32 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
         out["status"] = tf.identity(status, name="status")
         return out
 
-    def run_model(features, num_frames, *words):
-        out = model({"features": features, "num_frames": num_frames, **dict(zip(word_names, words))}, training=False)
+    def run_model(features, num_frames, *extras):
+        x = dict(zip(extra_names, extras))
+        mask = tf.sequence_mask(num_frames, tf.shape(features)[1], dtype=features.dtype)[..., None]
+        if normalization == "utterance":  # as keras_ser.training.data.normalizer, over the real frames
+            n = tf.maximum(tf.reduce_sum(mask, 1, keepdims=True), 1.0)
+            mean = tf.reduce_sum(features * mask, 1, keepdims=True) / n
+            var = tf.reduce_sum(tf.square((features - mean) * mask), 1, keepdims=True) / n
+            features = (features - mean) / tf.sqrt(tf.maximum(var, 1e-6)) * mask
+        elif normalization == "speaker":
+            features = (features - x["speaker_mean"][:, None, :]) / x["speaker_std"][:, None, :] * mask
+        out = model({"features": features, "num_frames": num_frames, **{k: x[k] for k in word_names}}, training=False)
         return {k: tf.cast(v, tf.float32) for k, v in out.items()}
+
+    def checks_of(batch, extras):
+        x = dict(zip(extra_names, extras))
+        out = _word_checks(batch, word_names, [x[k] for k in word_names])
+        if normalization == "speaker":
+            out += [tf.debugging.assert_equal(tf.shape(x[k])[0], batch, message=f"{k} must have one row per utterance")
+                    for k in ("speaker_mean", "speaker_std")]
+            out.append(tf.debugging.assert_positive(x["speaker_std"], message="speaker_std must be > 0"))
+        return out
 
     def heads(features, num_frames, *words):
         batch = tf.shape(features)[0]
         checks = _structure_checks(batch, num_frames, "num_frames", tf.shape(features)[1], "features")
-        with tf.control_dependencies(checks + _word_checks(batch, word_names, words)):
+        with tf.control_dependencies(checks + checks_of(batch, words)):
             real = tf.sequence_mask(num_frames, tf.shape(features)[1])[..., None]
             finite = tf.reduce_all(tf.math.is_finite(features) | ~real, axis=[1, 2])
             status = tf.where(finite, 0, 1)
@@ -123,7 +152,7 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
     def from_waveform(waveform, num_samples, *words):
         batch = tf.shape(waveform)[0]
         checks = _structure_checks(batch, num_samples, "num_samples", tf.shape(waveform)[1], "waveform")
-        with tf.control_dependencies(checks + _word_checks(batch, word_names, words)):
+        with tf.control_dependencies(checks + checks_of(batch, words)):
             real = tf.sequence_mask(num_samples, tf.shape(waveform)[1])
             finite = tf.reduce_all(tf.math.is_finite(waveform) | ~real, axis=1)
             x = tf.where(real & finite[:, None], waveform, 0.0)
@@ -143,20 +172,55 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
     archive.add_endpoint(
         name="serving_default", fn=from_waveform,
         input_signature=[tf.TensorSpec([None, None], tf.float32, name="waveform"),
-                         tf.TensorSpec([None], tf.int32, name="num_samples"), *word_specs],
+                         tf.TensorSpec([None], tf.int32, name="num_samples"), *extra_specs],
     )
     archive.add_endpoint(
         name="features", fn=heads,
         input_signature=[tf.TensorSpec([None, None, fcfg.feature_dim], tf.float32, name="features"),
-                         tf.TensorSpec([None], tf.int32, name="num_frames"), *word_specs],
+                         tf.TensorSpec([None], tf.int32, name="num_frames"), *extra_specs],
     )
     with atomic_path(out_dir) as tmp:  # TF Serving ignores the non-numeric `<version>.tmp-<pid>`
         archive.write_out(tmp, verbose=False)
         write_json({"frontend": fcfg.to_dict(), "label_names": list(label_names or []), "heads": head_names,
                     "status_codes": {str(k): v for k, v in STATUS_CODES.items()},
-                    "signatures": {"serving_default": ["waveform", "num_samples", *word_names],
-                                   "features": ["features", "num_frames", *word_names]},
+                    "normalization": normalization,
+                    "signatures": {"serving_default": ["waveform", "num_samples", *extra_names],
+                                   "features": ["features", "num_frames", *extra_names]},
                     "sample_rate": fcfg.sample_rate, **(metadata or {})}, os.path.join(tmp, "keras_ser.json"))
+    return out_dir
+
+
+def export_vector_model(model, base_dir, version=1, label_names=None, metadata=None):
+    """Export a model of one feature vector per utterance (`{"features": (batch, D)}` → dict of
+    heads; the functionals reference) to `base_dir/version`: `serving_default` takes
+    `features` float32 `(batch, D)` and returns the heads and `status` (1: a non-finite value;
+    its heads are NaN); a batch of 0 rows fails with INVALID_ARGUMENT."""
+    import keras
+    import tensorflow as tf
+
+    d = int(model.input["features"].shape[-1])
+    out_dir = os.path.join(base_dir, str(int(version)))
+    os.makedirs(base_dir, exist_ok=True)
+
+    def serve(features):
+        with tf.control_dependencies([tf.debugging.assert_positive(tf.shape(features)[0],
+                                                                   message="empty batch: no utterance in the request")]):
+            finite = tf.reduce_all(tf.math.is_finite(features), axis=1)
+            out = model({"features": tf.where(finite[:, None], features, 0.0)}, training=False)
+            out = {k: tf.where(finite[:, None], tf.cast(v, tf.float32), float("nan")) for k, v in out.items()}
+            out["status"] = tf.where(finite, 0, 1)
+            return out
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serving_default", fn=serve,
+                         input_signature=[tf.TensorSpec([None, d], tf.float32, name="features")])
+    with atomic_path(out_dir) as tmp:
+        archive.write_out(tmp, verbose=False)
+        write_json({"label_names": list(label_names or []), "heads": sorted(model.output.keys()),
+                    "status_codes": {"0": "ok", "1": "NaN or infinite features"},
+                    "signatures": {"serving_default": ["features"]}, **(metadata or {})},
+                   os.path.join(tmp, "keras_ser.json"))
     return out_dir
 
 

@@ -16,9 +16,11 @@ import os
 import numpy as np
 import pandas as pd
 
+from keras_ser.audio.normalization import FeatureStats
 from keras_ser.corpora import load_corpus, synthetic
 from keras_ser.errors import ConfigError, CorpusError
-from keras_ser.training.protocols import check_fold, make_folds
+from keras_ser.training.protocols import Fold, check_fold, make_folds
+from keras_ser.utils import read_json
 from tfrecords_tools import write_records
 from tfrecords_tools.writer import fingerprint
 
@@ -199,19 +201,19 @@ def fold_list(cfg, utterances):
     development set is a warning) and for labels (every one of `data.emotions` in its training set); the first
     `protocol.max_folds`. Raises ConfigError or CorpusError naming the fold."""
     p = cfg.protocol
-    try:
-        if p.name == "split":
-            folds = make_folds(utterances, "split", fractions=tuple(p.fractions), seed=p.seed, group=p.group)
-        elif p.name == "kfold":
-            folds = make_folds(utterances, "kfold", k=p.k, seed=p.seed, group=p.group)
-        else:
-            folds = make_folds(utterances, p.name, dev=p.dev)
-    except ValueError as e:  # too few speakers/utterances for the protocol: a config problem
-        raise ConfigError(f"protocol {p.name} on {cfg.data.corpus}: {e}") from None
+    if p.folds_file:
+        folds = folds_from_file(p.folds_file, utterances)
+    else:
+        folds = protocol_folds(cfg, utterances)
     group = {"loso": "speaker", "loso_session": "session"}.get(p.name, p.group)
     emotion = utterances.set_index("utterance_id")["emotion"]
+    if p.folds_file:
+        group = read_json(p.folds_file).get("group")
     for f in folds:
-        check_fold(f, utterances, group)
+        try:
+            check_fold(f, utterances, group)
+        except ValueError as e:
+            raise CorpusError(f"{p.folds_file or 'protocol ' + p.name}: {e}") from None
         if len(f.test) < p.min_fold_utterances:
             raise CorpusError(f"protocol {p.name} on {cfg.data.corpus}: fold {f.name} has {len(f.test)} test "
                               f"utterance{'s' * (len(f.test) != 1)}, fewer than protocol.min_fold_utterances="
@@ -224,7 +226,66 @@ def fold_list(cfg, utterances):
         if missing:
             raise CorpusError(f"protocol {p.name} on {cfg.data.corpus}: fold {f.name} has no training utterance "
                               f"of {', '.join(map(repr, missing))} (data.emotions)")
+    if cfg.data.normalization == "speaker":
+        warn_one_emotion_speakers(cfg, utterances, folds)
     return folds[: p.max_folds] if p.max_folds else folds
+
+
+def protocol_folds(cfg, utterances):
+    """The folds of `protocol` (not checked: see `fold_list`)."""
+    p = cfg.protocol
+    try:
+        if p.name == "split":
+            folds = make_folds(utterances, "split", fractions=tuple(p.fractions), seed=p.seed, group=p.group)
+        elif p.name == "kfold":
+            folds = make_folds(utterances, "kfold", k=p.k, seed=p.seed, group=p.group)
+        else:
+            folds = make_folds(utterances, p.name, dev=p.dev)
+    except ValueError as e:  # too few speakers/utterances for the protocol: a config problem
+        raise ConfigError(f"protocol {p.name} on {cfg.data.corpus}: {e}") from None
+    return folds
+
+
+def folds_to_json(folds, **about):
+    """A `folds.json` document: `about` (protocol, corpus, ...) and each fold's utterance ids."""
+    return {**about, "folds": [{"name": f.name, "train": list(f.train), "dev": list(f.dev), "test": list(f.test),
+                                "dev_from_train": bool(f.dev_from_train)} for f in folds]}
+
+
+def folds_from_file(path, utterances):
+    """The folds of an earlier run's `folds.json`. Every utterance they name must be among
+    `utterances` (a `CorpusError` names the first that is not): identical folds or none.
+    Utterances in no fold are left out, said."""
+    doc = read_json(path)
+    folds = [Fold(f["name"], list(f["train"]), list(f["dev"]), list(f["test"]), bool(f.get("dev_from_train")))
+             for f in doc.get("folds", [])]
+    if not folds:
+        raise CorpusError(f"protocol.folds_file {path}: no folds")
+    known = set(utterances["utterance_id"])
+    named = [u for f in folds for part in (f.train, f.dev, f.test) for u in part]
+    missing = [u for u in named if u not in known]
+    if missing:
+        raise CorpusError(f"protocol.folds_file {path}: {len(missing)} of its utterances are not in this run's corpus "
+                          f"(e.g. {missing[0]!r}): the folds would not be identical")
+    unused = len(known - set(named))
+    if unused:
+        print(f"protocol.folds_file {path}: {unused} utterances of this run's corpus are in none of its folds")
+    return folds
+
+
+def warn_one_emotion_speakers(cfg, utterances, folds):
+    """With per-speaker normalisation, warn when most training speakers are heard mostly in one
+    emotion: their statistics then hold the emotion, and subtracting them removes it."""
+    emo = utterances[utterances["emotion"].isin(cfg.data.emotions)]
+    for f in folds:
+        train = emo[emo["utterance_id"].isin(set(f.train))]
+        share = train.groupby("speaker")["emotion"].agg(lambda e: e.value_counts().iloc[0] / len(e))
+        if len(share) and (share > 0.5).mean() > 0.5:
+            print(f"warning: data.normalization=speaker, but {int((share > 0.5).sum())} of {len(share)} training "
+                  f"speakers of fold {f.name} have most of their utterances in one emotion: per-speaker statistics "
+                  "then hold the emotion, and normalising by them removes it (use data.normalization=train)")
+            return True
+    return False
 
 
 def fold_shards(rs, ids):
@@ -232,6 +293,71 @@ def fold_shards(rs, ids):
     man = rs.manifest
     shards = sorted(set(man.loc[man["utterance_id"].isin(set(ids)), "shard"]))
     return [os.path.join(rs.root, "shards", s) for s in shards]
+
+
+# -- normalisation ----------------------------------------------------------------------------------
+def identity_stats(dim):
+    """`FeatureStats` of mean 0 and standard deviation 1: the model's own normalisation is then
+    the identity (features come normalised from the pipeline: `normalizer`)."""
+    return FeatureStats(1, np.zeros(dim), np.ones(dim))
+
+
+def training_stats(rs, cfg, ids):
+    """The statistics a model normalises its input with: the training utterances' (`ids`; their
+    shards') with `data.normalization: train`, else the identity (see `normalizer`)."""
+    if cfg.data.normalization != "train":
+        return identity_stats(rs.feature_dim)
+    return rs.feature_stats(fold_shards(rs, ids))
+
+
+def speaker_statistics(rs):
+    """`{speaker: FeatureStats}` over each speaker's own original (not speed-perturbed) audio,
+    labels unused: the records' per-shard statistics when the shards are speakers, else one
+    pass over the records."""
+    if rs.meta["shard_by"] == "speaker":
+        return {s["key"]: FeatureStats.load(os.path.join(rs.root, "stats", s["file"] + ".json"))
+                for s in rs.meta["shards"] if s["speed"] == 1.0}
+    speaker_of = dict(zip(rs.manifest["utterance_id"], rs.manifest["speaker"].astype(str)))
+    stats = {}
+    for ex in rs.dataset(rs.files(), batch_size=None):
+        s = speaker_of[ex["utterance_id"].numpy().decode()]
+        stats.setdefault(s, FeatureStats.zeros(rs.feature_dim)).update(ex["features"].numpy()[: int(ex["num_frames"])])
+    return stats
+
+
+def normalizer(cfg, rs):
+    """The per-example map (parsed record → record) of `data.normalization`, or None ("train":
+    the model normalises with the training statistics). "speaker": each utterance, and each of
+    its speed-perturbed copies, by its speaker's statistics (`speaker_statistics`); "utterance":
+    by its own frames' mean and standard deviation."""
+    import tensorflow as tf
+
+    mode = cfg.data.normalization
+    if mode == "train":
+        return None
+    if mode == "utterance":
+        def by_utterance(ex):
+            f = ex["features"]
+            mean = tf.reduce_mean(f, 0, keepdims=True)
+            sd = tf.sqrt(tf.maximum(tf.reduce_mean(tf.square(f - mean), 0, keepdims=True), 1e-6))
+            return dict(ex, features=(f - mean) / sd)
+
+        return by_utterance
+    stats = speaker_statistics(rs)
+    names = sorted(stats)
+    means = tf.constant(np.stack([stats[s].mean for s in names]), tf.float32)
+    stds = tf.constant(np.stack([stats[s].std(1e-3) for s in names]), tf.float32)
+    index = {s: i for i, s in enumerate(names)}
+    man = rs.manifest
+    table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+        tf.constant(man["utterance_id"].tolist()),
+        tf.constant([index[str(s)] for s in man["speaker"]], tf.int64)), -1)
+
+    def by_speaker(ex):
+        i = table.lookup(ex["utterance_id"])
+        return dict(ex, features=(ex["features"] - means[i]) / stds[i])
+
+    return by_speaker
 
 
 # -- pipelines ------------------------------------------------------------------------------------
@@ -284,7 +410,8 @@ def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, p
         return to_xy(b, {k: tf.gather(v, row) for k, v in consts.items()})
 
     ds = rs.dataset(files, batch_size=cfg.train.batch_size, shuffle=shuffle, seed=cfg.seed,
-                    max_frames=cfg.data.max_frames if shuffle else None, filter_fn=keep, autotune=cfg.data.autotune)
+                    max_frames=cfg.data.max_frames if shuffle else None, filter_fn=keep, autotune=cfg.data.autotune,
+                    map_fn=normalizer(cfg, rs))
     return ds.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
 
 

@@ -67,8 +67,11 @@ class SegmentTable:
                             self.weights[keep])
 
 
-def pad_value(rs):
-    """Feature value of silence: the frontend's log floor (or 0 without a log)."""
+def pad_value(rs, cfg=None):
+    """Feature value of silence: the frontend's log floor (or 0 without a log); with speaker or
+    utterance normalisation in the pipeline, 0 (the mean)."""
+    if cfg is not None and cfg.data.normalization != "train":
+        return 0.0
     f = get_frontend_config(rs.frontend)
     return float(np.log(f.log_offset)) if f.log else 0.0
 
@@ -86,7 +89,8 @@ def _utterance_dataset(rs, cfg, ids, shuffle=False):
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(len(ids), dtype=tf.int64)), -1)
     ds = rs.dataset(data.fold_shards(rs, ids), batch_size=None, shuffle=shuffle, seed=cfg.seed,
-                    filter_fn=lambda ex: table.lookup(ex["utterance_id"]) >= 0, autotune=cfg.data.autotune)
+                    filter_fn=lambda ex: table.lookup(ex["utterance_id"]) >= 0, autotune=cfg.data.autotune,
+                    map_fn=data.normalizer(cfg, rs))
     return ds, table
 
 
@@ -108,7 +112,7 @@ def segment_dataset(rs, cfg, table, shuffle=False):
     offsets = tf.constant(table.offsets, tf.int64)
     counts = tf.constant(np.asarray(table.counts, np.int32))
     weights = tf.constant(np.asarray(table.weights, np.float32))
-    pad = pad_value(rs)
+    pad = pad_value(rs, cfg)
 
     def to_xy(ex):
         seg, n = _segments(cfg, pad, ex)
@@ -131,7 +135,7 @@ def predict_profiles(model, rs, cfg, ids, batch_size=512):
     `SegmentClassifier`), in the order of `ids`."""
     ids = list(ids)
     ds, lookup = _utterance_dataset(rs, cfg, ids)
-    pad = pad_value(rs)
+    pad = pad_value(rs, cfg)
 
     def to_x(ex):
         seg, n = _segments(cfg, pad, ex)
@@ -154,7 +158,10 @@ def predict_profiles(model, rs, cfg, ids, batch_size=512):
 
 
 def utterance_stats(rs, cfg, ids):
-    """Feature statistics of exactly the utterances `ids` (k-fold shards also hold test speakers)."""
+    """Feature statistics of exactly the utterances `ids` (k-fold shards also hold test speakers);
+    the identity with speaker or utterance normalisation (the pipeline normalises)."""
+    if cfg.data.normalization != "train":
+        return data.identity_stats(rs.feature_dim)
     ds, _ = _utterance_dataset(rs, cfg, ids)
     stats = FeatureStats.zeros(rs.feature_dim)
     for ex in ds:
@@ -340,7 +347,7 @@ def run(cfg, out, d, callbacks=()):
     def train_one(fold, fold_dir):
         stages, net, forest = run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks)
         model = build_epr_model(net, forest, rs.feature_dim, cfg.epr.segment_frames, cfg.epr.segment_hop,
-                                pad_value(rs), cfg.epr.percentiles)
+                                pad_value(rs, cfg), cfg.epr.percentiles)
         loop.save_model(model, os.path.join(fold_dir, "best.keras"))
         final = stages[-1]["forest"]
         res = {**final, "fold": fold.name, "stages": stages, **fold.to_dict(),

@@ -161,7 +161,7 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
     if loop.finished_stage(cfg, fold_dir):
         model = loop.load_model(os.path.join(fold_dir, "best.keras"))
     else:
-        stats = rs.feature_stats(data.fold_shards(rs, fold.train))
+        stats = data.training_stats(rs, cfg, fold.train)
         keras.utils.set_random_seed(cfg.seed)
         with loop.strategy(cfg.train.strategy).scope():
             model = build_model(cfg, rs, stats, vocab)

@@ -28,8 +28,9 @@ import keras_ser.layers  # noqa: F401 (registers the custom layers: load_model r
 import keras_ser.losses  # noqa: F401
 import keras_ser.models  # noqa: F401 (registers the models' own layers)
 from keras_ser.errors import ConfigError
-from keras_ser.serving.export import export_model
+from keras_ser.serving.export import export_model, export_vector_model
 from keras_ser.training import metrics as M
+from keras_ser.training.data import folds_to_json
 from keras_ser.training.plots import plot_confusion
 from keras_ser.utils import atomic_path, read_json, write_json
 
@@ -219,8 +220,12 @@ def run_folds(cfg, out, folds, train_one, load_first):
     the metrics are written (atomically) to `fold_dir/metrics.json`, which marks the fold
     finished. `load_first(fold_dir)` rebuilds the first fold's model when that fold was
     finished by an earlier run (the export uses the first fold's model). Returns
-    `(list of the folds' metrics, first fold's model or None)`.
+    `(list of the folds' metrics, first fold's model or None)`. Writes the folds, utterance by
+    utterance, to `out/folds.json` (`protocol.folds_file` reuses them).
     """
+    p = cfg.protocol
+    write_json(folds_to_json(folds, protocol=p.name, group={"loso": "speaker", "loso_session": "session"}.get(
+        p.name, p.group), corpus=cfg.data.corpus, folds_file=p.folds_file), os.path.join(out, "folds.json"))
     results, first = [], None
     for i, fold in enumerate(folds):
         fold_dir = os.path.join(out, "folds", fold.name)
@@ -249,7 +254,8 @@ def confusion_plot(out, res, label_names, name):
 # -- the tail of a run ------------------------------------------------------------------------
 @dataclasses.dataclass
 class Export:
-    """What a run exports: the model, its frontend, and what `keras_ser.json` says of its heads."""
+    """What a run exports: the model, its frontend (None: a model of one feature vector per
+    utterance), and what `keras_ser.json` says of its heads."""
 
     model: typing.Any
     frontend: typing.Any
@@ -258,8 +264,9 @@ class Export:
 
 def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra=None, export=None,
            corpus=None, name=None, data=None):
-    """The tail every run shares: the summary, the pooled confusion plot, the export, the
-    headline and what was left out. Returns the summary (the runner writes it to metrics.json).
+    """The tail every run shares: the summary (`mean`: mean ± sd over the folds; `pooled`: WA
+    and UA of all folds' test parts pooled), the pooled confusion plot, the export, the headline
+    and what was left out. Returns the summary (the runner writes it to metrics.json).
 
     Args:
         results: the folds' metrics (`run_folds`).
@@ -280,13 +287,19 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
         summary["skipped"] = data.summary()
     if results and all("confusion" in r for r in results):
         total = np.sum([np.asarray(r["confusion"]) for r in results], axis=0)
+        summary["pooled"] = M.pooled_metrics(total)
         wa = summary["mean"].get("wa", {}).get("mean")
         plot_confusion(total, label_names, os.path.join(out, "plots", "confusion_all.png"),
                        "all folds" + (f": WA {wa:.3f}" if wa is not None else ""))
     if cfg.export.enabled and export is not None:
-        summary["export"] = export_model(export.model, os.path.join(out, "export", cfg.export.name or cfg.system),
-                                         version=cfg.export.version, frontend=export.frontend,
-                                         label_names=list(label_names), metadata=export.metadata)
+        base = os.path.join(out, "export", cfg.export.name or cfg.system)
+        if export.frontend is None:  # one feature vector per utterance (the functionals reference)
+            summary["export"] = export_vector_model(export.model, base, cfg.export.version, list(label_names),
+                                                    export.metadata)
+        else:
+            summary["export"] = export_model(export.model, base, version=cfg.export.version, frontend=export.frontend,
+                                             label_names=list(label_names), metadata=export.metadata,
+                                             normalization=cfg.data.normalization)
     shown = ", ".join(f"{m} {summary['mean'][m]['mean']:.3f} ± {summary['mean'][m]['sd']:.3f}" for m, _ in pick[:3])
     print(f"{name or cfg.system} on {summary['corpus']} ({cfg.protocol.name}, {len(results)} folds): {shown}")
     for s in summary.get("skipped", []):

@@ -46,6 +46,17 @@ def classification_metrics(y_true, y_pred, label_names):
     }
 
 
+def pooled_metrics(confusion):
+    """WA, UA and the count of a summed confusion matrix (the test parts of all folds pooled, as
+    scikit-learn's cross_val_predict scores them): `{"wa", "ua", "n"}`."""
+    cm = np.asarray(confusion, float)
+    present = cm.sum(1) > 0
+    recall = np.diag(cm)[present] / cm.sum(1)[present]
+    n = int(cm.sum())
+    return {"wa": float(np.trace(cm) / n) if n else float("nan"),
+            "ua": float(recall.mean()) if present.any() else float("nan"), "n": n}
+
+
 def mae(y_true, y_pred):
     return float(np.mean(np.abs(np.asarray(y_true, float) - np.asarray(y_pred, float))))
 

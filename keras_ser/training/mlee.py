@@ -138,7 +138,7 @@ def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=()):
     Test metrics use the test fold's dominant labels; an existence model decides by the argmax
     of its existence probabilities.
     """
-    stats = rs.feature_stats(data.fold_shards(rs, fold.train))
+    stats = data.training_stats(rs, cfg, fold.train)
     models, all_weights = {}, {}
     for stage in recipe(cfg):
         targets = stage_targets(cfg, manifest, rs.label_names, stage.kind)

@@ -24,6 +24,7 @@ BUILTIN = {
     "strengthnet": "keras_ser.training.strengthnet",
     "epr": "keras_ser.training.epr",
     "fg_cme": "keras_ser.training.fg_cme",
+    "functionals": "keras_ser.training.functionals",
 }
 _SYSTEMS = {}
 

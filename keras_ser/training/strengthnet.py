@@ -328,7 +328,7 @@ def run(cfg, out, d, callbacks=()):
         if loop.finished_stage(cfg, stage_dir):  # trained, but stopped before its test metrics were written
             model = loop.load_model(os.path.join(stage_dir, "best.keras"))
         else:
-            stats = rs.feature_stats(data.fold_shards(rs, fold.train))
+            stats = data.training_stats(rs, cfg, fold.train)
             weights = None
             if cfg.train.class_weights:
                 weights = class_weights(np.eye(len(label_names))[table.loc[fold.train, "label"].to_numpy(int)], "hard")

@@ -1,0 +1,172 @@
+"""The reference system: openSMILE functionals → standardisation → a scikit-learn classifier.
+
+What a practitioner tries first, made part of the package so that every table compares the
+deep systems with it on identical folds (`protocol.folds_file`) and like normalisation
+(`data.normalization`):
+
+    functionals   an openSMILE set (`functionals.feature_set`: eGeMAPSv02, ComParE_2016, IS09),
+                  extracted in TensorFlow-free worker processes, cached per corpus, set and
+                  content; undefined values (NaN) become 0
+    normalisation "train": a StandardScaler fitted on the fold's training part; "speaker": every
+                  feature first z-scored over all utterances of the same speaker (their audio
+                  only, labels unused, test speakers included), then the same scaler
+    classifier    `functionals.classifier`: logistic regression (C = 0.1, balanced class weights
+                  by default), a linear SVM, or an RBF SVM
+
+The classifier has nothing to select, so it is fitted on the fold's training and development
+utterances together. Per fold: `folds/<fold>/metrics.json` and `predictions.csv`; the first
+fold's standardiser and logistic regression are exported as a Keras model whose
+`serving_default` takes the functionals (`features`, `(batch, D)`) and returns `emotion`
+probabilities and a `status` (1: non-finite input); it loads without keras_ser.
+
+    keras_ser-train functionals/emodb           # Emo-DB, 7 classes, 10-fold (EPR's protocol)
+    keras_ser-train functionals/ravdess data.normalization=speaker
+"""
+
+import os
+
+import numpy as np
+
+from keras_ser.corpora import synthetic
+from keras_ser.corpora.manifest import content_hash
+from keras_ser.training import data, loop
+from keras_ser.training import metrics as M
+from keras_ser.training.registry import System, register
+from keras_ser.utils import write_csv
+from tfrecords_tools.opensmile_features import extract_functionals
+
+
+def cache_path(cfg, manifest):
+    """`$KERAS_SER_DATA/functionals/<corpora>-<set>-<content hash>.npz`."""
+    base = os.path.dirname(os.path.dirname(synthetic.default_root()))
+    corpora = "+".join(sorted(manifest["corpus"].unique()))
+    return os.path.join(base, "functionals", f"{corpora}-{cfg.functionals.feature_set}-{content_hash(manifest)[:12]}.npz")
+
+
+def functionals(cfg, manifest):
+    """`(X (N, D), names, errors)` for the rows of `manifest` (cached)."""
+    return extract_functionals(manifest["path"].tolist(), cfg.functionals.feature_set, max(1, cfg.data.num_workers),
+                               cache_path(cfg, manifest), non_finite="zero")
+
+
+def speaker_standardised(X, speakers):
+    """Each row z-scored with its speaker's mean and standard deviation over all of the
+    speaker's rows (a constant feature stays 0)."""
+    out = np.empty_like(X, dtype=np.float64)
+    for s in np.unique(speakers):
+        rows = speakers == s
+        mean, sd = X[rows].mean(0), X[rows].std(0)
+        out[rows] = (X[rows] - mean) / np.where(sd > 0, sd, 1.0)
+    return out
+
+
+def make_classifier(cfg):
+    """The unfitted scikit-learn pipeline of `functionals`: a StandardScaler and the classifier."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, LinearSVC
+
+    f = cfg.functionals
+    if f.classifier == "logreg":
+        clf = LogisticRegression(C=f.C, max_iter=f.max_iter, class_weight=f.class_weight)
+    elif f.classifier == "linear_svm":
+        clf = LinearSVC(C=f.C, max_iter=f.max_iter, class_weight=f.class_weight)
+    else:
+        clf = SVC(C=f.C, gamma=f.gamma, class_weight=f.class_weight)
+    return make_pipeline(StandardScaler(), clf)
+
+
+def scores(pipeline, X, num_classes):
+    """`(N, K)` class scores: probabilities for the logistic regression, decision values for
+    the SVMs; columns of classes absent from the training part stay at -inf."""
+    clf = pipeline[-1]
+    s = pipeline.predict_proba(X) if hasattr(clf, "predict_proba") else pipeline.decision_function(X)
+    s = s.reshape(len(X), -1)
+    if s.shape[1] == 1:  # a binary SVM: one decision value for the second class
+        s = np.concatenate([-s, s], 1)
+    out = np.full((len(X), num_classes), -np.inf)
+    out[:, clf.classes_.astype(int)] = s
+    return out
+
+
+def keras_model(pipeline, num_classes, name="functionals"):
+    """The fitted StandardScaler + LogisticRegression as a Keras model `{"features": (batch, D)}`
+    → `{"emotion": (batch, K)}` of built-in layers only (Normalization, Dense softmax), so the
+    export loads anywhere. Probabilities equal scikit-learn's `predict_proba`."""
+    import keras
+
+    scaler, clf = pipeline[0], pipeline[-1]
+    d = scaler.mean_.shape[0]
+    w = np.zeros((d, num_classes), np.float32)
+    b = np.zeros(num_classes, np.float32)
+    classes = clf.classes_.astype(int)
+    if clf.coef_.shape[0] == 1:  # binary: softmax([0, z]) = [1 - sigmoid(z), sigmoid(z)]
+        w[:, classes[1]], b[classes[1]] = clf.coef_[0], clf.intercept_[0]
+        if num_classes > 2:
+            raise ValueError("a binary logistic regression cannot give more than two classes")
+    else:
+        w[:, classes], b[classes] = clf.coef_.T, clf.intercept_
+        b[[k for k in range(num_classes) if k not in set(classes)]] = -1e9  # a class never trained on
+    inputs = keras.Input((d,), name="features")
+    x = keras.layers.Normalization(mean=scaler.mean_, variance=scaler.scale_ ** 2, name="standardize")(inputs)
+    out = keras.layers.Dense(num_classes, activation="softmax", name="emotion")(x)
+    model = keras.Model({"features": inputs}, {"emotion": out}, name=name)
+    model.get_layer("emotion").set_weights([w, b])
+    return model
+
+
+def run(cfg, out, d, callbacks=()):
+    manifest = data.labelled(cfg, d.corpus)
+    X, names, errors = functionals(cfg, manifest)
+    for path, why in errors.items():
+        d.skip("functionals", manifest[manifest["path"] == path], f"openSMILE: {why}")
+    ok = np.isfinite(X).all(1)
+    manifest, X = manifest[ok], X[ok]
+    if cfg.data.normalization == "speaker":
+        X = speaker_standardised(X, manifest["speaker"].to_numpy(str))
+    label_names = list(cfg.data.emotions)
+    y = manifest["emotion"].map(label_names.index).to_numpy()
+    row = {u: i for i, u in enumerate(manifest["utterance_id"])}
+    folds = data.fold_list(cfg, manifest)
+    print(f"functionals on {cfg.data.corpus}: {len(manifest)} utterances, {X.shape[1]} {cfg.functionals.feature_set} "
+          f"functionals, {cfg.functionals.classifier} (C={cfg.functionals.C:g}), {cfg.data.normalization} "
+          "normalisation")
+
+    def train_one(fold, fold_dir):
+        fit_rows = [row[u] for u in list(fold.train) + list(fold.dev)]
+        test_rows = [row[u] for u in fold.test]
+        pipeline = make_classifier(cfg).fit(X[fit_rows], y[fit_rows])
+        s = scores(pipeline, X[test_rows], len(label_names))
+        pred = s.argmax(1)
+        res = {**M.classification_metrics(y[test_rows], pred, label_names), "fold": fold.name, **fold.to_dict()}
+        table = manifest.iloc[test_rows][["utterance_id", "speaker", "emotion"]].assign(
+            predicted=np.asarray(label_names, object)[pred], **{f"score_{n}": s[:, k] for k, n in enumerate(label_names)})
+        write_csv(table, os.path.join(fold_dir, "predictions.csv"), index=False, float_format="%.6g")
+        loop.confusion_plot(out, res, label_names, fold.name)
+        print(f"fold {fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
+        return pipeline, res
+
+    def refit_first(fold_dir):
+        fold = folds[0]
+        fit_rows = [row[u] for u in list(fold.train) + list(fold.dev)]
+        return make_classifier(cfg).fit(X[fit_rows], y[fit_rows])
+
+    results, first = loop.run_folds(cfg, out, folds, train_one, refit_first)
+    export = None
+    if first is not None and cfg.functionals.classifier == "logreg":
+        export = loop.Export(keras_model(first, len(label_names)), None, {
+            "feature_set": cfg.functionals.feature_set, "feature_names": names, "normalization": cfg.data.normalization,
+            "inputs": ("openSMILE functionals of 16 kHz mono audio, NaN as 0"
+                       + (", each z-scored with its speaker's own statistics first" if cfg.data.normalization == "speaker"
+                          else ""))})
+    extra = {"feature_set": cfg.functionals.feature_set, "classifier": cfg.functionals.classifier, "C": cfg.functionals.C,
+             "normalization": cfg.data.normalization, "features": len(names)}
+    return loop.finish(cfg, out, results, label_names, extra=extra, export=export, data=d)
+
+
+def builders(cfg):
+    return []  # no Keras builder: model.params must be empty
+
+
+register(System("functionals", run, builders))

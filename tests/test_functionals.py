@@ -1,0 +1,133 @@
+"""The openSMILE reference system: a run, its export, identical folds for other systems, and
+per-speaker normalisation where it helps and where it removes the signal."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_ser.config import load_config
+from keras_ser.errors import ConfigError
+
+
+def _cfg(tmp, root, *extra):
+    return load_config("functionals/synthetic", [
+        "data.synthetic_size=tiny", f"data.root={root}", "data.num_workers=1", "train.verbose=0",
+        "protocol.min_fold_utterances=2", f"output_dir={tmp}/run", *extra])
+
+
+def _root(tiny_corpus):
+    return os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+
+
+@pytest.fixture(scope="module")
+def ref_run(tiny_corpus, tmp_path_factory):
+    from keras_ser.training.runner import run
+
+    tmp = tmp_path_factory.mktemp("functionals")
+    cfg = _cfg(tmp, _root(tiny_corpus))
+    return cfg, run(cfg)
+
+
+def test_the_reference_scores_every_fold_and_writes_its_folds(ref_run):
+    cfg, summary = ref_run
+    assert summary["folds_run"] == 4 and summary["feature_set"] == "eGeMAPSv02" and summary["features"] == 88
+    assert summary["mean"]["wa"]["mean"] > 0.4  # 4 classes: chance is 0.25
+    folds = json.load(open(os.path.join(cfg.output_dir, "folds.json")))
+    assert folds["protocol"] == "loso" and folds["group"] == "speaker" and len(folds["folds"]) == 4
+    fold = summary["folds"][0]
+    pred = open(os.path.join(cfg.output_dir, "folds", fold["fold"], "predictions.csv")).read().splitlines()
+    assert len(pred) == fold["n"] + 1 and pred[0].startswith("utterance_id,speaker,emotion,predicted,score_neutral")
+
+
+def test_the_export_is_the_standardiser_and_the_logistic_regression(ref_run, tiny_corpus):
+    """The export, reloaded without keras_ser, gives scikit-learn's probabilities."""
+    from keras_ser.training import data, functionals
+
+    cfg, summary = ref_run
+    manifest = data.labelled(cfg, tiny_corpus.manifest)
+    X, _, _ = functionals.functionals(cfg, manifest)
+    fold = json.load(open(os.path.join(cfg.output_dir, "folds.json")))["folds"][0]
+    row = {u: i for i, u in enumerate(manifest["utterance_id"])}
+    fit = [row[u] for u in fold["train"] + fold["dev"]]
+    y = manifest["emotion"].map(list(cfg.data.emotions).index).to_numpy()
+    pipeline = functionals.make_classifier(cfg).fit(X[fit], y[fit])
+    test = X[[row[u] for u in fold["test"]]].astype("float32")
+    test[1, 3] = np.nan
+    np.save(os.path.join(cfg.output_dir, "x.npy"), test)
+    code = ("import json, sys, numpy as np, tensorflow as tf\n"
+            "f = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+            "out = f(features=tf.constant(np.load(sys.argv[2])))\n"
+            "assert 'keras_ser' not in sys.modules\n"
+            "print(json.dumps({k: np.asarray(v).tolist() for k, v in out.items()}))\n")
+    res = subprocess.run([sys.executable, "-c", code, summary["export"], os.path.join(cfg.output_dir, "x.npy")],
+                         capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    want = pipeline.predict_proba(np.nan_to_num(test))
+    keep = np.arange(len(test)) != 1
+    np.testing.assert_allclose(np.asarray(got["emotion"])[keep], want[keep], atol=1e-4)
+    assert got["status"][1] == 1 and np.isnan(got["emotion"][1]).all()
+
+
+def test_another_system_scores_the_reference_s_folds(ref_run, tiny_corpus, tmp_path):
+    """protocol.folds_file: MLEE runs on the reference's folds, utterance by utterance."""
+    from keras_ser.errors import CorpusError
+    from keras_ser.training.runner import run
+
+    cfg, summary = ref_run
+    folds_file = os.path.join(cfg.output_dir, "folds.json")
+    mlee = load_config("mlee/synthetic", [
+        f"data.root={_root(tiny_corpus)}", "data.synthetic_size=tiny", f"data.records_dir={tmp_path}/rec",
+        "data.num_workers=0", "train.epochs=1", "train.verbose=0", "protocol.max_folds=1", "export.enabled=false",
+        "model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 8}",
+        f"protocol.folds_file={folds_file}", "protocol.name=kfold", f"output_dir={tmp_path}/mlee"])
+    out = run(mlee)
+    theirs = json.load(open(folds_file))["folds"][0]
+    ours = json.load(open(tmp_path / "mlee" / "folds.json"))["folds"][0]
+    assert ours == theirs and out["folds"][0]["fold"] == theirs["name"]
+    broken = dict(json.load(open(folds_file)))
+    broken["folds"] = [dict(theirs, test=theirs["test"] + ["not_an_utterance"])]
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    mlee.protocol.folds_file = str(tmp_path / "broken.json")
+    mlee.output_dir = str(tmp_path / "mlee2")
+    with pytest.raises(CorpusError, match="broken.json: 1 of its utterances are not in this run's corpus"):
+        run(mlee)
+
+
+def test_speaker_normalisation_helps_acted_speech_and_removes_one_emotion_speakers(tmp_path, capsys):
+    """Per-speaker statistics assume each speaker is heard in several emotions. Where each
+    speaker is heard in one only, they hold the emotion: normalising by them leaves chance,
+    and the run warns."""
+    from keras_ser.corpora import synthetic
+    from keras_ser.corpora.manifest import save_manifest
+    from keras_ser.training.runner import run
+
+    corpus = synthetic.generate(str(tmp_path / "corpus"), size="tiny", seed=3, n_speakers=8, per_speaker_emotion=6)
+    man = corpus.manifest
+    speakers = sorted(man["speaker"].unique())
+    one = {s: ["neutral", "happy", "sad", "angry"][i % 4] for i, s in enumerate(speakers)}
+    single = man[[one[s] == e for s, e in zip(man["speaker"], man["emotion"])]]
+    save_manifest(single, str(tmp_path / "one.jsonl"))
+    scores = {}
+    for norm in ("train", "speaker"):
+        cfg = load_config("functionals/synthetic", [
+            "data.corpus=manifest", f"data.root={tmp_path / 'one.jsonl'}", "data.num_workers=1", "train.verbose=0",
+            f"data.normalization={norm}", f"output_dir={tmp_path}/{norm}", "export.enabled=false"])
+        scores[norm] = run(cfg)["mean"]["wa"]["mean"]
+    assert scores["speaker"] <= 0.3 and scores["train"] >= scores["speaker"] + 0.1, scores  # chance: 0.25
+    assert "have most of their utterances in one emotion" in capsys.readouterr().out
+
+
+def test_functionals_config_errors():
+    with pytest.raises(ConfigError, match="data.normalization: utterance is not defined"):
+        load_config("functionals/synthetic", ["data.normalization=utterance"])
+    with pytest.raises(ConfigError, match="functionals.feature_set: 'GeMAPS' is not one of"):
+        load_config("functionals/synthetic", ["functionals.feature_set=GeMAPS"])
+    with pytest.raises(ConfigError, match="model.params: 'C' not taken"):
+        from keras_ser.training.runner import check_model_params
+
+        check_model_params(load_config("functionals/synthetic", ["model.params={C: 1}"]))
