@@ -8,8 +8,9 @@ deep systems with it on identical folds (`protocol.folds_file`) and like normali
                   extracted in TensorFlow-free worker processes, cached per corpus, set and
                   content; undefined values (NaN) become 0
     normalisation "train": a StandardScaler fitted on the fold's training part; "speaker": every
-                  feature first z-scored over all utterances of the same speaker (their audio
-                  only, labels unused, test speakers included), then the same scaler
+                  feature first z-scored over all utterances of the same speaker in the corpus
+                  (their audio only, whatever their label, test speakers included), then the
+                  same scaler
     classifier    `functionals.classifier`: logistic regression (C = 0.1, balanced class weights
                   by default), a linear SVM, or an RBF SVM
 
@@ -117,14 +118,18 @@ def keras_model(pipeline, num_classes, name="functionals"):
 
 
 def run(cfg, out, d, callbacks=()):
-    manifest = data.labelled(cfg, d.corpus)
-    X, names, errors = functionals(cfg, manifest)
+    # Every utterance of the corpus: per-speaker statistics use all of a speaker's audio, whatever
+    # its label (selecting utterances by label would be using the labels).
+    corpus = d.corpus
+    X, names, errors = functionals(cfg, corpus)
     for path, why in errors.items():
-        d.skip("functionals", manifest[manifest["path"] == path], f"openSMILE: {why}")
+        d.skip("functionals", corpus[corpus["path"] == path], f"openSMILE: {why}")
     ok = np.isfinite(X).all(1)
-    manifest, X = manifest[ok], X[ok]
+    corpus, X = corpus[ok], X[ok]
     if cfg.data.normalization == "speaker":
-        X = speaker_standardised(X, manifest["speaker"].to_numpy(str))
+        X = speaker_standardised(X, corpus["speaker"].to_numpy(str))
+    keep = corpus["emotion"].isin(cfg.data.emotions).to_numpy()
+    manifest, X = corpus[keep], X[keep]
     label_names = list(cfg.data.emotions)
     y = manifest["emotion"].map(label_names.index).to_numpy()
     row = {u: i for i, u in enumerate(manifest["utterance_id"])}
