@@ -35,7 +35,9 @@ class DataConfig:
     autotune: let tf.data's autotuner size the pipeline's parallelism and buffers. Off by
     default: with it, destroying a finished iterator (Keras does so at every epoch's
     evaluation) waited for the autotuner's thread, up to 100 s an epoch on CPU
-    (docs/benchmarks.md). normalization: how features are standardised: "train" (the training
+    (docs/benchmarks.md). trim_silence: trim leading and trailing audio quieter than this many
+    dB below the utterance's peak before features are computed (`librosa.effects.trim`; e.g. 30),
+    or null (the papers). normalization: how features are standardised: "train" (the training
     split's statistics, the papers), "speaker" (each speaker's own mean and variance over all
     of that speaker's audio, labels unused, test speakers included: it uses the test speaker's
     unlabelled audio, and assumes each speaker is heard in several emotions; where a speaker is
@@ -57,6 +59,7 @@ class DataConfig:
     eval_corpora: typing.List[typing.Dict[str, typing.Any]] = dataclasses.field(default_factory=list)
     autotune: bool = False
     normalization: str = "train"
+    trim_silence: typing.Optional[float] = None
 
 
 @dataclasses.dataclass
@@ -77,7 +80,19 @@ class TrainConfig:
     run from its last epoch checkpoint. deterministic: TensorFlow's op determinism
     (`tf.config.experimental.enable_op_determinism`) for the rest of the process, so that two
     runs with the same seed train the same weights (on the CPU: tested with EPR, checked with
-    FG_CME); without it, two CPU runs differ from the first epoch."""
+    FG_CME); without it, two CPU runs differ from the first epoch.
+
+    The recipe (the papers' presets keep the defaults; the `*_recipe` presets, documented as
+    beyond the papers, change them): optimizer: "adam" or "adamw" (decoupled `weight_decay`).
+    schedule: "constant" (the learning rate throughout; EPR adds its paper's decay) or
+    "cosine" (decay to 0 over `epochs`, after `warmup_epochs` of linear warm-up). select:
+    which weights are the model: "best" (the best development epoch, early stopping after
+    `patience`; the papers), "last" (the last of a fixed number of epochs: nothing is chosen on
+    a development set of one or two speakers) or "average" (the mean of the weights of the last
+    `average_epochs` epochs, stochastic weight averaging; batch-norm statistics are averaged
+    too, not recomputed). mixup: Beta(alpha, alpha) mixing of training batches (features and
+    targets; the longer length is kept), 0 for none; not for models that take words or for
+    StrengthNet's frame targets."""
 
     batch_size: int = 16
     epochs: int = 50
@@ -90,6 +105,13 @@ class TrainConfig:
     resume: bool = True
     verbose: int = 1
     deterministic: bool = False
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    select: str = "best"
+    average_epochs: int = 5
+    mixup: float = 0.0
 
 
 TASK_VARIANTS = ("hard", "soft", "mlee_only", "pretrain_hard", "pretrain_soft", "fusion_hard", "fusion_soft")
@@ -182,7 +204,8 @@ class EprConfig:
 
 
 FG_CME_MODELS = ("fg_cme", "cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat",
-                 "attention_fusion")
+                 "attention_fusion", "cnn_pool")
+FG_CME_AUDIO = ("cnn_lstm", "blstm_attention_audio", "cnn_pool")  # the audio-only baselines
 
 
 @dataclasses.dataclass
@@ -423,6 +446,20 @@ def validate(cfg):
     if cfg.system == "functionals" and cfg.data.normalization == "utterance":
         raise ConfigError("data.normalization: utterance is not defined for one vector of functionals per utterance "
                           "(use train or speaker)")
+    t = cfg.train
+    for key, value, allowed in (("optimizer", t.optimizer, ("adam", "adamw")),
+                                ("schedule", t.schedule, ("constant", "cosine")),
+                                ("select", t.select, ("best", "last", "average"))):
+        if value not in allowed:
+            raise ConfigError(f"train.{key}: {value!r} is not one of {', '.join(allowed)}")
+    if t.select == "average" and t.average_epochs > t.epochs:
+        raise ConfigError(f"train.average_epochs: {t.average_epochs} is more than train.epochs={t.epochs}")
+    if t.mixup and (cfg.system == "strengthnet" or (cfg.system == "fg_cme" and cfg.model.name not in FG_CME_AUDIO)):
+        raise ConfigError(f"train.mixup: not for {cfg.system} {cfg.model.name} (frame targets or word inputs cannot "
+                          "be mixed)")
+    if cfg.data.trim_silence is not None and cfg.data.trim_silence <= 0:
+        raise ConfigError(f"data.trim_silence: a level in dB below the peak (e.g. 30), or null; got "
+                          f"{cfg.data.trim_silence}")
     if cfg.protocol.name not in ("split", "loso", "loso_session", "kfold"):
         raise ConfigError(f"protocol.name: unknown protocol {cfg.protocol.name!r}")
     dev = cfg.protocol.dev
@@ -518,6 +555,10 @@ def check_ranges(cfg):
     _range("functionals.max_iter", cfg.functionals.max_iter, 1)
     _range("strength.intensity_threshold", s.intensity_threshold, 0, 1)
     _range("epr.lr_decay", e.lr_decay, 0, 1, low_open=True)
+    _range("train.weight_decay", t.weight_decay, 0)
+    _range("train.warmup_epochs", t.warmup_epochs, 0)
+    _range("train.average_epochs", t.average_epochs, 1)
+    _range("train.mixup", t.mixup, 0)
     for i, factor in enumerate(d.speed_perturb):
         _range(f"data.speed_perturb[{i}]", factor, 0.5, 2.0)
     if len(p.fractions) != 3 or any(x <= 0 for x in p.fractions) or abs(sum(p.fractions) - 1) > 1e-6:

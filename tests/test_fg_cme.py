@@ -155,7 +155,8 @@ SMALL_FG = dict(num_classes=4, feature_dim=40, vocab_size=10, embedding_dim=8, c
 
 def _inputs(kind):
     audio, text = ["features", "num_frames"], ["word_ids", "num_words"]
-    return {"cnn_lstm": audio, "blstm_attention_audio": audio, "blstm_attention_text": text}.get(kind, audio + text)
+    return {"cnn_lstm": audio, "blstm_attention_audio": audio, "blstm_attention_text": text,
+            "cnn_pool": audio}.get(kind, audio + text)
 
 
 CASES = [
@@ -167,8 +168,9 @@ CASES = [
 ] + [model_case(kind, build_baseline, dict(kind=kind, attention_units=8, **SMALL_FG),
                 [{k: v for k, v in ex.items() if k in _inputs(kind)} for ex in FG],
                 time={k: v for k, v in WORDS["time"].items() if k in _inputs(kind)},
-                export=kind in ("cnn_lstm", "attention_fusion"))  # every baseline layer is in one of the two
-     for kind in ("cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat", "attention_fusion")]
+                export=kind in ("cnn_lstm", "attention_fusion", "cnn_pool"))  # every baseline layer is in one of these
+     for kind in ("cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat", "attention_fusion",
+                  "cnn_pool")]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -246,7 +248,7 @@ def test_speed_perturbed_copies_train_with_their_words_rescaled(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat",
-                                  "attention_fusion"])
+                                  "attention_fusion", "cnn_pool"])
 def test_baselines_take_the_inputs_they_need(kind):
     """Padding, saving and export: the baseline cases above."""
     m = build_baseline(kind, 4, 40, vocab_size=10, embedding_dim=8, conv_filters=(8, 8, 8), lstm_units=8,

@@ -15,6 +15,7 @@ from keras_ser.layers import (
     FlattenSegments,
     LengthMask,
     MaskedMax,
+    MaskedMeanStd,
     MaskedNormalization,
     MaskedTimeAverage,
     ProfileStatistics,
@@ -79,6 +80,10 @@ CASES = [
                lambda layer, i: layer(i["n"])),
     layer_case("length_mask", LengthMask, {}, frames(9, 4), lambda layer, i: layer(i["x"], i["n"]), **FRAME_WISE),
     layer_case("masked_time_average", MaskedTimeAverage, {}, frames(9, 4), lambda layer, i: layer(i["x"], i["n"]), **POOLED),
+    layer_case("masked_mean_std", MaskedMeanStd, {"epsilon": 1e-6}, frames(9, 4), lambda layer, i: layer(i["x"], i["n"]),
+               check=lambda out, batch: np.testing.assert_allclose(
+                   out["out"][1], np.concatenate([batch["x"][1, :4].mean(0), np.sqrt(batch["x"][1, :4].var(0) + 1e-6)]),
+                   rtol=1e-5), **POOLED),
     layer_case("audio_frontend", AudioFrontend, {"frontend": "fg_cme"},
                [{"wav": RNG.standard_normal(4000).astype("float32") * 0.1, "ns": np.int32(4000)},
                 {"wav": RNG.standard_normal(2500).astype("float32") * 0.1, "ns": np.int32(2500)}],

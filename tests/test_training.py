@@ -308,7 +308,8 @@ def test_every_preset_resolves():
     for name in presets:
         cfg = load_config(name)
         assert cfg.system == name.split("/")[0], name
-        assert cfg.model.name == {"epr": "vgg"}.get(cfg.system, cfg.system), name
+        if not name.endswith("_recipe"):  # a recipe may build another model of its system (a baseline)
+            assert cfg.model.name == {"epr": "vgg"}.get(cfg.system, cfg.system), name
 
 
 SMOKE = {

@@ -36,6 +36,7 @@ from keras_ser.audio.augment import speed_perturb
 from keras_ser.audio.frontends import compute_features, frontend_matrix, get_frontend_config
 from keras_ser.audio.io import load_audio
 from keras_ser.audio.normalization import FeatureStats
+from keras_ser.audio.trim import trim_bounds
 from keras_ser.corpora.manifest import content_hash, save_manifest, validate_manifest
 from keras_ser.errors import AudioError, RecordError
 from keras_ser.utils import (
@@ -57,31 +58,33 @@ def shard_name(key, speed=1.0):
     return f"{safe}.tfrecord" if speed == 1.0 else f"{safe}.sp{speed:g}.tfrecord"
 
 
-def fingerprint(manifest, frontend, label_names, shard_by="speaker", speed_factors=(), include_waveform=False):
+def fingerprint(manifest, frontend, label_names, shard_by="speaker", speed_factors=(), include_waveform=False,
+                trim_db=None):
     """What determines a record dataset, hashed (see the module docstring)."""
     frontend = get_frontend_config(frontend)
     h = hashlib.sha256()
     h.update(json.dumps([frontend.to_dict(), list(label_names), shard_by, sorted(float(s) for s in speed_factors),
-                         include_waveform, SCHEMA_VERSION]).encode())
+                         include_waveform, SCHEMA_VERSION] + ([float(trim_db)] if trim_db else [])).encode())
     h.update(content_hash(manifest).encode())
     return h.hexdigest()
 
 
 def _write_shard(task):
     """Worker: load audio, compute features, write one shard atomically. Returns its summary."""
-    rows, path, frontend, label_names, speed, include_waveform = task
+    rows, path, frontend, label_names, speed, include_waveform, trim_db = task
     frontend = get_frontend_config(frontend)
     matrix = frontend_matrix(frontend)
     stats = FeatureStats.zeros(frontend.feature_dim)
     written, skipped = [], []
     with atomic_path(path) as tmp:
-        _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped)
+        _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped, trim_db)
         checksum, size = file_checksum(tmp), os.path.getsize(tmp)
     return {"path": path, "written": written, "skipped": skipped, "stats": stats.to_dict(), "checksum": checksum,
             "bytes": size}
 
 
-def _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped):
+def _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_waveform, stats, written, skipped,
+                trim_db=None):
     import tensorflow as tf
 
     with tf.io.TFRecordWriter(tmp) as writer:
@@ -91,6 +94,10 @@ def _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_wavefor
             except AudioError as exc:
                 skipped.append({"path": row["path"], "reason": exc.problem})
                 continue
+            offset = 0.0  # seconds trimmed off the start: word and segment times move with it
+            if trim_db:
+                start, end = trim_bounds(wav, trim_db)
+                wav, offset = wav[start:end], start / 16000.0
             if speed != 1.0:
                 wav = speed_perturb(wav, speed)
             if len(wav) < frontend.min_samples():
@@ -105,18 +112,21 @@ def _fill_shard(tmp, rows, frontend, matrix, label_names, speed, include_wavefor
             r = dict(row)
             if speed != 1.0:
                 r["utterance_id"] = f"{row['utterance_id']}_sp{speed:g}"
-                r["words"] = [(w, s / speed, e / speed) for w, s, e in (row.get("words") or [])] or None
+            if speed != 1.0 or offset:
+                def moved(t, offset=offset, speed=speed):
+                    return max(0.0, t - offset) / speed
+                r["words"] = [(w, moved(s), moved(e)) for w, s, e in (row.get("words") or [])] or None
                 segs = row.get("emotion_segments")
                 if isinstance(segs, list):
-                    r["emotion_segments"] = [(a / speed, b / speed, e, st) for a, b, e, st in segs]
+                    r["emotion_segments"] = [(moved(a), moved(b), e, st) for a, b, e, st in segs]
             writer.write(make_example(r, feats, label_names, wav if include_waveform else None))
             stats.update(feats)
             written.append({"utterance_id": r["utterance_id"], "num_frames": int(feats.shape[0]),
-                            "duration": len(wav) / 16000.0, "speed": speed})
+                            "duration": len(wav) / 16000.0, "speed": speed, "trim_start": offset})
 
 
 def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by="speaker",
-                  speed_factors=(), include_waveform=False, num_workers=0, overwrite=False,
+                  speed_factors=(), include_waveform=False, num_workers=0, overwrite=False, trim_db=None,
                   progress=True):
     """Write a manifest's utterances as sharded TFRecords with features.
 
@@ -130,6 +140,8 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
         speed_factors: tuple of float. Extra speed-perturbed copies (e.g. (0.9, 1.1)), each in its
             own shards so that only training folds read them.
         include_waveform: bool. Also store the 16 kHz waveform.
+        trim_db: float or None. Drop leading and trailing audio more than this many dB below the
+            loudest frame (`keras_ser.audio.trim`) before features are computed.
         num_workers: int. Processes for feature extraction (0 or 1: in this process).
         overwrite: bool. Rewrite even when an identical dataset exists.
         progress: bool. Show a tqdm progress bar.
@@ -144,7 +156,7 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
     if label_names is None:
         label_names = sorted(manifest["emotion"].dropna().unique())
     label_names = list(label_names)
-    fp = fingerprint(manifest, frontend, label_names, shard_by, speed_factors, include_waveform)
+    fp = fingerprint(manifest, frontend, label_names, shard_by, speed_factors, include_waveform, trim_db)
     meta_path = os.path.join(out_dir, DATASET_FILE)
     for stale in remove_stale_tmp(out_dir):
         print(f"removed {stale} (left by a writer that was stopped)")
@@ -170,7 +182,7 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
         rows = [r for r, k in zip(records, keys) if k == key]
         for speed in (1.0,) + tuple(float(s) for s in speed_factors if float(s) != 1.0):
             path = os.path.join(out_dir, "shards", shard_name(key, speed))
-            tasks.append((rows, path, frontend.to_dict(), label_names, speed, include_waveform))
+            tasks.append((rows, path, frontend.to_dict(), label_names, speed, include_waveform, trim_db))
             task_keys.append(key)
 
     start = time.time()
@@ -216,7 +228,7 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
     meta = {
         "schema_version": SCHEMA_VERSION, "fingerprint": fp, "frontend": frontend.to_dict(),
         "feature_dim": frontend.feature_dim, "label_names": label_names, "shard_by": shard_by,
-        "speed_factors": [float(s) for s in speed_factors], "include_waveform": include_waveform,
+        "speed_factors": [float(s) for s in speed_factors], "include_waveform": include_waveform, "trim_db": trim_db,
         "num_examples": len(rows_out), "num_skipped": len(skipped), "shards": shards,
         "write_seconds": round(time.time() - start, 3),
     }

@@ -20,6 +20,7 @@ from keras_ser.layers.masking import (
     ApplyTimeMask,
     DownsampleLengths,
     LengthMask,
+    MaskedMeanStd,
     MaskedTimeAverage,
     ShrinkLengths,
 )
@@ -31,6 +32,6 @@ from keras_ser.layers.segments import (
 )
 
 __all__ = ["ApplyTimeMask", "AudioFrontend", "DownsampleLengths", "LengthMask", "MaskedNormalization",
-           "MaskedTimeAverage", "FlattenSegments", "SpecAugment", "ProfileStatistics", "RandomForest", "Segmenter",
+           "MaskedMeanStd", "MaskedTimeAverage", "FlattenSegments", "SpecAugment", "ProfileStatistics", "RandomForest", "Segmenter",
            "UnflattenSegments", "UtteranceNormalization", "StructuredSelfAttention", "sequence_mask", "AlignmentPooling",
            "CrossModalityExcitation", "MaskedMax", "ShrinkLengths", "WordAlignment"]

@@ -97,3 +97,35 @@ class MaskedTimeAverage(keras.layers.Layer):
 
     def compute_output_shape(self, x_shape, num_frames_shape=None):
         return (x_shape[0],) + tuple(x_shape[2:])
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
+class MaskedMeanStd(keras.layers.Layer):
+    """Statistics pooling: the mean and the standard deviation of `(batch, frames, C)` over each
+    utterance's first `num_frames` frames, concatenated: `(batch, 2C)`. A Keras mask on `x` is
+    consumed (`num_frames` says the same).
+
+    Args:
+        epsilon: float. Added to the variance before the square root. Defaults to 1e-5.
+    """
+
+    def __init__(self, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = float(epsilon)
+        self.supports_masking = True
+
+    def compute_mask(self, x, num_frames=None, mask=None):
+        return None
+
+    def call(self, x, num_frames, mask=None):
+        m = tf.sequence_mask(num_frames, tf.shape(x)[1], dtype=x.dtype)[..., None]
+        n = tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+        mean = tf.reduce_sum(x * m, axis=1) / n
+        var = tf.reduce_sum(tf.square((x - mean[:, None, :]) * m), axis=1) / n
+        return tf.concat([mean, tf.sqrt(var + self.epsilon)], -1)
+
+    def compute_output_shape(self, x_shape, num_frames_shape=None):
+        return (x_shape[0], None if x_shape[-1] is None else 2 * x_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

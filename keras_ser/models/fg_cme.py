@@ -37,7 +37,7 @@ from keras_ser.layers.fusion import (
     MaskedMax,
     WordAlignment,
 )
-from keras_ser.layers.masking import LengthMask, ShrinkLengths
+from keras_ser.layers.masking import ApplyTimeMask, LengthMask, MaskedMeanStd, ShrinkLengths
 
 
 def normalise(features, num_frames, mean, std, feature_dim, spec_augment=None, utterance_norm=None):
@@ -134,7 +134,7 @@ class ModalityAttention(keras.layers.Layer):
 def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300, embeddings=None,
                    train_embeddings=True, mean=None, std=None, conv_filters=(64, 128, 128), conv_kernels=(5, 2, 2),
                    conv_activation="relu", lstm_units=256, attention_units=128, hidden_units=128, dropout=0.0,
-                   spec_augment=None, utterance_norm=None, name=None):
+                   spec_augment=None, utterance_norm=None, spatial_dropout=0.1, pool_dropout=0.5, name=None):
     """The FG_CME paper's baselines, with FG_CME's inputs and head (FCN 128 → K):
 
         cnn_lstm               acoustic: the 1-D CNN → BiLSTM → max over frames
@@ -142,6 +142,13 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
         blstm_attention_text   text: embeddings → BiLSTM → self-attention pooling
         utterance_concat       both: cnn_lstm's and blstm_attention_text's utterance vectors concatenated
         attention_fusion       both: the two utterance vectors weighted by attention over modalities
+
+    and one that is not the paper's, the plain acoustic CNN a practitioner tries first (the
+    `fg_cme/ravdess_recipe` preset):
+
+        cnn_pool               acoustic: the 1-D CNN ('same' padding, batch normalisation, ReLU,
+                               spatial dropout `spatial_dropout`) → mean and standard deviation
+                               over the real frames → dropout `pool_dropout`
     """
     features = keras.Input((None, feature_dim), name="features")
     num_frames = keras.Input((), dtype="int32", name="num_frames")
@@ -166,6 +173,18 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
         h, mask = blstm(x, num_frames, "audio")
         return StructuredSelfAttention(attention_units, name="audio_attention")(h, mask=mask)[0]
 
+    def acoustic_cnn_pool():
+        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm)
+        for i, (f, k) in enumerate(zip(conv_filters, conv_kernels), 1):
+            x = keras.layers.Conv1D(f, k, padding="same", use_bias=False, name=f"conv{i}")(x)
+            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+            x = keras.layers.ReLU(name=f"relu{i}")(x)
+            if spatial_dropout:
+                x = keras.layers.SpatialDropout1D(spatial_dropout, name=f"spatial_dropout{i}")(x)
+            x = ApplyTimeMask(name=f"mask{i}")(x, num_frames)
+        u = MaskedMeanStd(name="statistics_pooling")(x, num_frames)
+        return keras.layers.Dropout(pool_dropout, name="pool_dropout")(u) if pool_dropout else u
+
     def text_attention():
         init = keras.initializers.Constant(embeddings) if embeddings is not None else "uniform"
         e = keras.layers.Embedding(vocab_size, embedding_dim, embeddings_initializer=init,
@@ -175,6 +194,8 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
 
     if kind == "cnn_lstm":
         u, inputs = acoustic_cnn_lstm(), {"features": features, "num_frames": num_frames}
+    elif kind == "cnn_pool":
+        u, inputs = acoustic_cnn_pool(), {"features": features, "num_frames": num_frames}
     elif kind == "blstm_attention_audio":
         u, inputs = acoustic_attention(), {"features": features, "num_frames": num_frames}
     elif kind == "blstm_attention_text":

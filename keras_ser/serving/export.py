@@ -26,6 +26,7 @@ so an interrupted export never leaves a version folder that looks valid.
 import os
 
 from keras_ser.audio.frontends import compute_features, frontend_matrix, get_frontend_config
+from keras_ser.audio.trim import trim_bounds_tf
 from keras_ser.errors import ExportError
 from keras_ser.utils import atomic_path, read_json, write_json
 
@@ -66,7 +67,7 @@ def _word_checks(batch, word_names, words):
 
 
 def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, overwrite=True, metadata=None,
-                 normalization="train"):
+                 normalization="train", trim_db=None):
     """Export `model` (inputs `features`, `num_frames`; dict outputs) to `base_dir/version`.
 
     Args:
@@ -82,6 +83,8 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
             also take `speaker_mean` and `speaker_std` float32 `(batch, dim)`: the statistics
             of the speaker's features over that speaker's own audio (keras_ser-predict
             computes them from the files it is given).
+        trim_db: float or None. `serving_default` trims leading and trailing silence as the
+            training records were (`data.trim_silence`, `keras_ser.audio.trim`).
 
     Returns:
         str, the version folder.
@@ -161,6 +164,16 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
                 num_samples < min_samples, 3, tf.where(peak < SILENCE_PEAK, 4, 0))))
             ok = tf.equal(status, 0)
             x = tf.where(ok[:, None], x, 0.0)
+            if trim_db:  # as the training records were: from the first to the last loud frame
+                start, end = trim_bounds_tf(x, num_samples, trim_db)
+                length = tf.maximum(end - start, 1)
+                idx = tf.minimum(start[:, None] + tf.range(tf.reduce_max(length))[None, :], tf.shape(x)[1] - 1)
+                x = tf.gather(x, idx, batch_dims=1) * tf.sequence_mask(length, tf.shape(idx)[1], dtype=x.dtype)
+                num_samples = tf.where(ok, length, num_samples)
+                if word_names:  # word times given against the untrimmed audio move with its start
+                    shift = tf.cast(start, tf.float32)[:, None] / float(fcfg.sample_rate)
+                    words = [tf.maximum(w - shift, 0.0) if n in ("word_starts", "word_ends") else w
+                             for n, w in zip(extra_names, words)]
             # An utterance that is not scored still needs one frame for the model to run on.
             feats, n = compute_features(x, tf.where(ok, num_samples, min_samples), fcfg, matrix=matrix)
             out = scored(run_model(feats, n, *words), status)
@@ -183,7 +196,7 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
         archive.write_out(tmp, verbose=False)
         write_json({"frontend": fcfg.to_dict(), "label_names": list(label_names or []), "heads": head_names,
                     "status_codes": {str(k): v for k, v in STATUS_CODES.items()},
-                    "normalization": normalization,
+                    "normalization": normalization, "trim_db": trim_db,
                     "signatures": {"serving_default": ["waveform", "num_samples", *extra_names],
                                    "features": ["features", "num_frames", *extra_names]},
                     "sample_rate": fcfg.sample_rate, **(metadata or {})}, os.path.join(tmp, "keras_ser.json"))

@@ -158,7 +158,8 @@ def records_dir(cfg, manifest):
                        for e in [{"corpus": cfg.data.corpus, "root": cfg.data.root}, *cfg.data.fuse])
     tag = cfg.data.synthetic_size if "synthetic" in corpora else "full"
     speeds = "".join(f"-sp{float(f):g}" for f in sorted(cfg.data.speed_perturb) if float(f) != 1.0)
-    key = fingerprint(manifest, cfg.data.frontend, cfg.data.emotions, _shard_by(cfg), cfg.data.speed_perturb)[:12]
+    key = fingerprint(manifest, cfg.data.frontend, cfg.data.emotions, _shard_by(cfg), cfg.data.speed_perturb,
+                      trim_db=cfg.data.trim_silence)[:12]
     return os.path.join(base, "records", f"{corpora}-{tag}-{cfg.data.frontend}{speeds}-{key}")
 
 
@@ -167,7 +168,7 @@ def prepare_records(cfg, manifest):
     return write_records(manifest, records_dir(cfg, manifest), frontend=cfg.data.frontend,
                          label_names=cfg.data.emotions, shard_by=_shard_by(cfg),
                          speed_factors=tuple(cfg.data.speed_perturb), num_workers=cfg.data.num_workers,
-                         progress=cfg.train.verbose > 0)
+                         progress=cfg.train.verbose > 0, trim_db=cfg.data.trim_silence)
 
 
 def eval_records_config(cfg, corpus, root=None):
@@ -361,7 +362,8 @@ def normalizer(cfg, rs):
 
 
 # -- pipelines ------------------------------------------------------------------------------------
-def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, perturbed_columns=None):
+def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, perturbed_columns=None,
+                 positions=False):
     """tf.data pipeline over the utterances `ids`, with per-utterance values looked up by id.
 
     Args:
@@ -377,6 +379,8 @@ def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, p
         perturbed_columns: optional function `factor → columns` giving the copies' own values
             (the same names, one row per id), for values that a speed change moves, such as
             word timings; by default a copy looks up its original's row.
+        positions: bool. Add each example's position in `ids` to its targets (`y["position"]`,
+            evaluation only: the pipeline reads shards and length buckets, not `ids`, in order).
     """
     import tensorflow as tf
 
@@ -398,6 +402,13 @@ def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, p
                 blocks.append(perturbed_columns(factor))
         if perturbed_columns is not None:
             columns = {k: np.concatenate([np.asarray(b[k]) for b in blocks]) for k in columns}
+    if positions:
+        columns = dict(columns, position=np.arange(len(ids), dtype=np.float32))
+        inner = to_xy
+
+        def to_xy(b, rows):
+            x, y, sw = inner(b, {k: v for k, v in rows.items() if k != "position"})
+            return x, {**y, "position": rows["position"]}, sw
     table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(rows, tf.int64)), -1)
     consts = {k: tf.constant(np.asarray(v, np.float32)) for k, v in columns.items()}
@@ -415,13 +426,45 @@ def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, p
     return ds.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def mix_batches(ds, alpha):
+    """mixup (Zhang et al. 2018) of a batched `(x, y, sample_weight)` dataset: each batch with a
+    shuffled copy of itself, by one Beta(alpha, alpha) weight: float inputs, targets and weights
+    mixed, `num_frames` the longer of the two (the padded batch holds both); other integer
+    inputs (words) cannot be mixed and are an error."""
+    import tensorflow as tf
+
+    def mix(x, y, sw):
+        b = tf.shape(next(iter(y.values())))[0]
+        g1, g2 = tf.random.gamma([], alpha), tf.random.gamma([], alpha)
+        lam = g1 / (g1 + g2)
+        perm = tf.random.shuffle(tf.range(b))
+
+        def blend(v):
+            return lam * v + (1.0 - lam) * tf.gather(v, perm)
+
+        out = {}
+        for k, v in x.items():
+            if v.dtype.is_floating:
+                out[k] = blend(v)
+            elif k == "num_frames":
+                out[k] = tf.maximum(v, tf.gather(v, perm))
+            else:
+                raise ValueError(f"train.mixup: input {k!r} cannot be mixed")
+        return out, {k: blend(v) for k, v in y.items()}, {k: blend(v) for k, v in sw.items()}
+
+    return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def _emotion_xy(b, rows):
     return ({"features": b["features"], "num_frames": b["num_frames"]},
             {"emotion": rows["targets"]}, {"emotion": rows["weights"]})
 
 
-def classification_dataset(rs, cfg, ids, targets, weights=None, shuffle=False, perturbed=False):
+def classification_dataset(rs, cfg, ids, targets, weights=None, shuffle=False, perturbed=False, positions=False):
     """Batches `({"features", "num_frames"}, {"emotion": targets}, {"emotion": weights})` of
-    `ids`; `targets` `(len(ids), K)` and `weights` `(len(ids),)` (ones when None) by row."""
+    `ids`; `targets` `(len(ids), K)` and `weights` `(len(ids),)` (ones when None) by row;
+    training batches (`shuffle`) mixed with `train.mixup`."""
     w = np.ones(len(ids), np.float32) if weights is None else weights
-    return make_dataset(rs, cfg, ids, {"targets": targets, "weights": w}, _emotion_xy, shuffle, perturbed)
+    ds = make_dataset(rs, cfg, ids, {"targets": targets, "weights": w}, _emotion_xy, shuffle, perturbed,
+                      positions=positions)
+    return mix_batches(ds, cfg.train.mixup) if shuffle and cfg.train.mixup else ds

@@ -127,7 +127,10 @@ def segment_dataset(rs, cfg, table, shuffle=False):
         ds = ds.shuffle(cfg.epr.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
     # Training drops the last partial batch (one traced step shape per network, not two).
     drop = shuffle and int(np.sum(table.counts)) >= 2 * cfg.train.batch_size
-    return ds.batch(cfg.train.batch_size, drop_remainder=drop).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(cfg.train.batch_size, drop_remainder=drop)
+    if shuffle and cfg.train.mixup:
+        ds = data.mix_batches(ds, cfg.train.mixup)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def predict_profiles(model, rs, cfg, ids, batch_size=512):
@@ -210,7 +213,7 @@ class SegmentClassifier:
         keras.utils.set_random_seed(cfg.seed)
         with loop.strategy(cfg.train.strategy).scope():
             self.model = build_model(cfg, rs, stats)
-            self.model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
+            self.model.compile(optimizer=loop.make_optimizer(cfg, cfg.train.learning_rate),
                                loss={"emotion": keras.losses.CategoricalCrossentropy()},
                                metrics={"emotion": [keras.metrics.CategoricalAccuracy(name="acc")]},
                                jit_compile=cfg.train.jit_compile)
@@ -234,10 +237,12 @@ class SegmentClassifier:
                 self.model.load_weights(os.path.join(net_dir, "best.keras"))
             return self
         self.reset()
-        lr, decay, every = cfg.train.learning_rate, cfg.epr.lr_decay, cfg.epr.lr_decay_epochs
-        schedule = keras.callbacks.LearningRateScheduler(lambda epoch: lr * decay ** (epoch // every))
+        schedule = ()
+        if cfg.train.schedule == "constant":  # the paper's decay; a cosine schedule replaces it
+            lr, decay, every = cfg.train.learning_rate, cfg.epr.lr_decay, cfg.epr.lr_decay_epochs
+            schedule = (keras.callbacks.LearningRateScheduler(lambda epoch: lr * decay ** (epoch // every)),)
         loop.fit(self.model, segment_dataset(rs, cfg, train_table, shuffle=True), segment_dataset(rs, cfg, dev_table),
-                 net_dir, cfg, (schedule, *callbacks), reload=False)
+                 net_dir, cfg, (*schedule, *callbacks), reload=False)
         return self
 
 
@@ -278,7 +283,8 @@ def network_decisions(profiles):
 
 
 def stage_metrics(cfg, profiles, fold, labels_of, label_names):
-    """Test metrics of one stage's profiles: segments, the network's decision, the forest's."""
+    """Test metrics of one stage's profiles (segments, the network's decision, the forest's), the forest,
+    and its test probabilities `(len(fold.test), K)`."""
     k = len(label_names)
     y = np.array([labels_of[u] for u in fold.test])
     test = [profiles[u] for u in fold.test]
@@ -289,7 +295,7 @@ def stage_metrics(cfg, profiles, fold, labels_of, label_names):
     probs = forest_probabilities(forest, statistics_matrix(test, cfg.epr.percentiles), k)
     return {"segment_wa": M.weighted_accuracy(seg_true, seg_pred), "segments_test": int(len(seg_true)),
             "network": M.classification_metrics(y, mean_pred, label_names),
-            "forest": M.classification_metrics(y, probs.argmax(1), label_names)}, forest
+            "forest": M.classification_metrics(y, probs.argmax(1), label_names)}, forest, probs
 
 
 def run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks=()):
@@ -323,11 +329,12 @@ def run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks=()):
             new.update(zip(rest, predict_profiles(net, rs, cfg, rest)))
             save_profiles(path, new)
         profiles = new
-        res, forest = stage_metrics(cfg, profiles, fold, labels_of, label_names)
+        res, forest, probs = stage_metrics(cfg, profiles, fold, labels_of, label_names)
         res["stage"] = t
         stages.append(res)
         print(f"  stage {t}: segments WA {res['segment_wa']:.3f}; network WA {res['network']['wa']:.3f} "
               f"UA {res['network']['ua']:.3f}; forest WA {res['forest']['wa']:.3f} UA {res['forest']['ua']:.3f}")
+    loop.write_predictions(fold_dir, rs.manifest, fold.test, probs, label_names)  # the final forest's
     last = os.path.join(fold_dir, f"stage{cfg.epr.stages}", "full", "best.keras")
     return stages, loop.load_model(last), forest
 

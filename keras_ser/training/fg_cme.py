@@ -84,14 +84,21 @@ def word_arrays(ids, alignments, vocab):
     return {"word_ids": wid, "word_starts": starts, "word_ends": ends, "num_words": n}
 
 
-def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=None, shuffle=False):
+def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=None, shuffle=False, positions=False):
     """Batches `(inputs, {"emotion": one-hot}, {"emotion": weight})` of `ids`, with the word
     inputs looked up by utterance id; only the model's own inputs are passed. Training batches
-    (`shuffle`) also hold the `data.speed_perturb` copies, their word timings divided by the factor."""
+    (`shuffle`) also hold the `data.speed_perturb` copies, their word timings divided by the factor.
+    With `data.trim_silence`, word times move back by what was trimmed off the start."""
     import tensorflow as tf
 
     k = len(rs.label_names)
     cols = word_arrays(ids, alignments, vocab)
+    man = rs.manifest.set_index("utterance_id")
+    if "trim_start" in man.columns:  # `data.trim_silence`: the records start later than the audio
+        offset = man.loc[list(ids), "trim_start"].fillna(0.0).to_numpy(np.float32)[:, None]
+        real = np.arange(cols["word_ids"].shape[1])[None, :] < cols["num_words"][:, None]
+        for col in ("word_starts", "word_ends"):
+            cols[col] = np.where(real, np.maximum(cols[col] - offset, 0.0), 0.0).astype(np.float32)
     cols["targets"] = np.eye(k, dtype=np.float32)[[labels_of[u] for u in ids]]
     cols["weights"] = np.ones(len(ids), np.float32) if weights is None else np.asarray(weights, np.float32)
 
@@ -104,7 +111,9 @@ def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=Non
     def copies(factor):  # a speed-perturbed copy lasts 1/factor as long: so do its words
         return dict(cols, word_starts=cols["word_starts"] / factor, word_ends=cols["word_ends"] / factor)
 
-    return data.make_dataset(rs, cfg, ids, cols, to_xy, shuffle=shuffle, perturbed=shuffle, perturbed_columns=copies)
+    ds = data.make_dataset(rs, cfg, ids, cols, to_xy, shuffle=shuffle, perturbed=shuffle, perturbed_columns=copies,
+                           positions=positions)
+    return data.mix_batches(ds, cfg.train.mixup) if shuffle and cfg.train.mixup else ds
 
 
 def frontend_params(cfg, frontend):
@@ -165,7 +174,7 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
         keras.utils.set_random_seed(cfg.seed)
         with loop.strategy(cfg.train.strategy).scope():
             model = build_model(cfg, rs, stats, vocab)
-            model.compile(optimizer=keras.optimizers.Adam(cfg.train.learning_rate),
+            model.compile(optimizer=loop.make_optimizer(cfg, cfg.train.learning_rate),
                           loss={"emotion": keras.losses.CategoricalCrossentropy()},
                           metrics={"emotion": [keras.metrics.CategoricalAccuracy(name="wa")]},
                           jit_compile=cfg.train.jit_compile)
@@ -180,8 +189,9 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
             test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, names)
             callbacks = [*callbacks, test_curve_callback(test_ds, rs.label_names, curve_path)]
         model = loop.fit(model, train_ds, dev_ds, fold_dir, cfg, callbacks)
-    test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()))
+    test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()), positions=True)
     y_true, y_prob = loop.predict_labels(model, test_ds)
+    loop.write_predictions(fold_dir, rs.manifest, fold.test, y_prob, rs.label_names)
     res = M.classification_metrics(y_true, y_prob.argmax(-1), rs.label_names)
     if cfg.fg_cme.test_curve and os.path.exists(curve_path):
         res["best_on_test"] = best_on_test(read_json(curve_path))

@@ -32,7 +32,7 @@ from keras_ser.serving.export import export_model, export_vector_model
 from keras_ser.training import metrics as M
 from keras_ser.training.data import folds_to_json
 from keras_ser.training.plots import plot_confusion
-from keras_ser.utils import atomic_path, read_json, write_json
+from keras_ser.utils import atomic_path, read_json, write_csv, write_json
 
 
 # -- where and how ----------------------------------------------------------------------------
@@ -105,10 +105,13 @@ class BestCheckpoint(keras.callbacks.Callback):
     strictly lower than the best so far; a missing or NaN value is none (as in Keras).
     """
 
-    def __init__(self, path, monitor="val_loss", patience=None, state_path=None):
+    def __init__(self, path, monitor="val_loss", patience=None, state_path=None, select="best", epochs=None,
+                 average=5):
         super().__init__()
         self.path, self.monitor, self.patience = path, monitor, patience
         self.state_path = state_path or os.path.join(os.path.dirname(path), "state.json")
+        self.select, self.epochs, self.average = select, epochs, average
+        self.snapshots = os.path.join(os.path.dirname(path), "average")
         self.values, self.saved, self.best, self.wait = {}, None, np.inf, 0
         self._restored = False
 
@@ -135,11 +138,14 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self.monitor not in logs:  # nothing to watch (as Keras: no count, no checkpoint)
+        if self.monitor not in logs and self.select == "best":  # nothing to watch (as Keras)
             return
-        value = float(logs[self.monitor]) if np.isfinite(logs[self.monitor]) else None
+        value = float(logs[self.monitor]) if np.isfinite(logs.get(self.monitor, np.nan)) else None
         self.values[epoch] = value
         self._write()
+        if self.select != "best":
+            self._keep_fixed(epoch, value)
+            return
         if value is not None and value < self.best:
             self.best, self.wait = value, 0
             save_model(self.model, self.path)
@@ -150,9 +156,67 @@ class BestCheckpoint(keras.callbacks.Callback):
             if self.patience is not None and self.wait >= self.patience and epoch > 0:
                 self.model.stop_training = True
 
+    def _keep_fixed(self, epoch, value):
+        """`select` "last" or "average": nothing is chosen on the development set; the model is
+        the last epoch's weights, or the mean of the last `average` epochs' (each epoch's are
+        kept in `average/` until the end, so an interrupted fit averages the same epochs)."""
+        last = self.epochs is None or epoch == self.epochs - 1
+        if self.select == "average" and self.epochs is not None and epoch >= self.epochs - self.average:
+            os.makedirs(self.snapshots, exist_ok=True)
+            with atomic_path(os.path.join(self.snapshots, f"epoch{epoch}.npz"), keep_suffix=True) as tmp:
+                np.savez(tmp, *self.model.get_weights())
+            if last:
+                self.model.set_weights(average_weights(
+                    [os.path.join(self.snapshots, f"epoch{e}.npz") for e in range(self.epochs - self.average, self.epochs)]))
+        if self.select == "last" or last:
+            save_model(self.model, self.path)
+            self.saved = {"epoch": epoch, "value": value, "select": self.select}
+            self._write()
+
     def _write(self):
         write_json({"monitor": self.monitor, "values": {str(e): v for e, v in sorted(self.values.items())},
                     "saved": self.saved}, self.state_path)
+
+
+def average_weights(paths):
+    """The mean of the weight lists saved in `paths` (`np.savez` of `get_weights()`): floating
+    weights averaged, others (counters, seeds) taken from the last."""
+    lists = []
+    for p in paths:
+        with np.load(p) as z:
+            lists.append([z[f"arr_{i}"] for i in range(len(z.files))])
+    return [np.mean(ws, axis=0).astype(ws[-1].dtype) if np.issubdtype(ws[-1].dtype, np.floating) else ws[-1]
+            for ws in zip(*lists)]
+
+
+class CosineSchedule(keras.callbacks.Callback):
+    """The learning rate of each epoch: a linear warm-up over `warmup` epochs (base/(warmup+1),
+    2·base/(warmup+1), ...), then `base` decaying along a cosine towards 0 at the end of `epochs` (set at the start of every epoch, so a resumed
+    fit continues the same curve)."""
+
+    def __init__(self, base, epochs, warmup=0):
+        super().__init__()
+        self.base, self.epochs, self.warmup = base, epochs, warmup
+
+    def rate(self, epoch):
+        if epoch < self.warmup:
+            return self.base * (epoch + 1) / (self.warmup + 1)
+        progress = (epoch - self.warmup) / max(1, self.epochs - self.warmup)
+        return self.base * 0.5 * (1.0 + np.cos(np.pi * progress))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.optimizer.learning_rate.assign(self.rate(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # history.csv shows the curve
+            logs["learning_rate"] = self.rate(epoch)
+
+
+def make_optimizer(cfg, learning_rate, **kwargs):
+    """The optimizer of `train.optimizer` ("adam"; "adamw" with `train.weight_decay`)."""
+    if cfg.train.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=cfg.train.weight_decay, **kwargs)
+    return keras.optimizers.Adam(learning_rate, **kwargs)
 
 
 def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss", reload=True):
@@ -166,11 +230,18 @@ def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss
     os.makedirs(stage_dir, exist_ok=True)
     best = os.path.join(stage_dir, "best.keras")
     if not cfg.train.resume:
-        for name in ("backup", "history.csv", "state.json", "best.keras", "done"):
+        for name in ("backup", "history.csv", "state.json", "best.keras", "done", "average"):
             path = os.path.join(stage_dir, name)
             shutil.rmtree(path) if os.path.isdir(path) else os.path.exists(path) and os.remove(path)
+    t = cfg.train
+    keep = BestCheckpoint(best, monitor, t.patience, select=t.select, epochs=t.epochs, average=t.average_epochs)
+    schedule = []
+    if t.schedule == "cosine":
+        schedule = [CosineSchedule(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)), t.epochs,
+                                   t.warmup_epochs)]
     cbs = [
-        BestCheckpoint(best, monitor, cfg.train.patience),  # before the backup: see its docstring
+        keep,  # before the backup: see its docstring
+        *schedule,
         keras.callbacks.BackupAndRestore(os.path.join(stage_dir, "backup")),
         keras.callbacks.CSVLogger(os.path.join(stage_dir, "history.csv"), append=True),
         keras.callbacks.TerminateOnNaN(),
@@ -193,15 +264,37 @@ def finished_stage(cfg, stage_dir):
 
 
 def predict_labels(model, ds):
-    """`(true class indices, emotion probabilities)` over a labelled dataset. Batches go through
-    `predict_on_batch` (one traced function): an eager call runs the BiLSTMs step by step in
-    Python, 5-20x slower on CPU."""
-    y_true, y_prob = [], []
+    """`(true class indices, emotion probabilities)` over a labelled dataset, in the order of the
+    ids it was built from when it carries their positions (`data.make_dataset(positions=True)`),
+    else in the pipeline's order. Batches go through `predict_on_batch` (one traced function):
+    an eager call runs the BiLSTMs step by step in Python, 5-20x slower on CPU."""
+    y_true, y_prob, pos = [], [], []
     for x, y, _ in ds:
         out = model.predict_on_batch(x)
         y_prob.append(np.asarray(out["emotion"]))
         y_true.append(np.argmax(np.asarray(y["emotion"]), -1))
-    return np.concatenate(y_true), np.concatenate(y_prob)
+        if "position" in y:
+            pos.append(np.asarray(y["position"]).astype(int))
+    y_true, y_prob = np.concatenate(y_true), np.concatenate(y_prob)
+    if pos:
+        order = np.argsort(np.concatenate(pos))
+        y_true, y_prob = y_true[order], y_prob[order]
+    return y_true, y_prob
+
+
+def write_predictions(fold_dir, manifest, ids, scores, label_names, name="predictions.csv"):
+    """Per test utterance (`ids`, in order): utterance_id, speaker, emotion, predicted and one
+    `score_<label>` column per class (probabilities), to `fold_dir/predictions.csv`
+    (atomically); the table every system writes, which `experiments/late_fusion.py` reads."""
+    import pandas as pd
+
+    rows = manifest.set_index("utterance_id").loc[list(ids)]
+    table = pd.DataFrame({"utterance_id": list(ids), "speaker": rows["speaker"].to_numpy(),
+                          "emotion": rows["emotion"].to_numpy(),
+                          "predicted": np.asarray(label_names, object)[np.argmax(scores, 1)]})
+    for k, n in enumerate(label_names):
+        table[f"score_{n}"] = np.asarray(scores)[:, k]
+    return write_csv(table, os.path.join(fold_dir, name), index=False, float_format="%.6g")
 
 
 # -- folds --------------------------------------------------------------------------------------
@@ -221,12 +314,16 @@ def run_folds(cfg, out, folds, train_one, load_first):
     finished. `load_first(fold_dir)` rebuilds the first fold's model when that fold was
     finished by an earlier run (the export uses the first fold's model). Returns
     `(list of the folds' metrics, first fold's model or None)`. Writes the folds, utterance by
-    utterance, to `out/folds.json` (`protocol.folds_file` reuses them).
+    utterance, to `out/folds.json` (`protocol.folds_file` reuses them). With `train.select`
+    "last" or "average" nothing is chosen on a fold's development utterances, so they are
+    trained on as well (its history's `val_` columns are then on training data).
     """
     p = cfg.protocol
     write_json(folds_to_json(folds, protocol=p.name, group={"loso": "speaker", "loso_session": "session"}.get(
         p.name, p.group), corpus=cfg.data.corpus, folds_file=p.folds_file), os.path.join(out, "folds.json"))
     results, first = [], None
+    if cfg.train.select != "best":  # nothing is chosen on the development set: train on it too
+        folds = [dataclasses.replace(f, train=list(f.train) + list(f.dev)) for f in folds]
     for i, fold in enumerate(folds):
         fold_dir = os.path.join(out, "folds", fold.name)
         finished = finished_fold(cfg, fold_dir)
@@ -299,7 +396,7 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
         else:
             summary["export"] = export_model(export.model, base, version=cfg.export.version, frontend=export.frontend,
                                              label_names=list(label_names), metadata=export.metadata,
-                                             normalization=cfg.data.normalization)
+                                             normalization=cfg.data.normalization, trim_db=cfg.data.trim_silence)
     shown = ", ".join(f"{m} {summary['mean'][m]['mean']:.3f} ± {summary['mean'][m]['sd']:.3f}" for m, _ in pick[:3])
     print(f"{name or cfg.system} on {summary['corpus']} ({cfg.protocol.name}, {len(results)} folds): {shown}")
     for s in summary.get("skipped", []):

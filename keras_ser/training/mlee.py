@@ -91,7 +91,7 @@ def make_datasets(rs, fold, cfg, targets):
     onehot = np.eye(targets.targets.shape[1], dtype=np.float32)[test.dominant[has_label]]
     return (data.classification_dataset(rs, cfg, train_ids, train_t, sw, shuffle=True, perturbed=True),
             data.classification_dataset(rs, cfg, dev_ids, dev.targets[dev.usable]),
-            data.classification_dataset(rs, cfg, test_ids, onehot), weights)
+            data.classification_dataset(rs, cfg, test_ids, onehot, positions=True), weights)
 
 
 def build_model(cfg, rs, stats, stage=None, encoders=None):
@@ -114,7 +114,7 @@ def compile_stage(model, stage, weights, cfg):
     else:
         loss = keras.losses.CategoricalCrossentropy()
         metrics = [keras.metrics.CategoricalAccuracy(name="wa")]
-    model.compile(optimizer=keras.optimizers.Adam(stage.learning_rate), loss={"emotion": loss},
+    model.compile(optimizer=loop.make_optimizer(cfg, stage.learning_rate), loss={"emotion": loss},
                   metrics={"emotion": metrics}, jit_compile=cfg.train.jit_compile)
     return model
 
@@ -155,8 +155,12 @@ def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=()):
         if weights is not None:
             all_weights[stage.name] = np.asarray(weights).tolist()
     loop.save_model(model, os.path.join(fold_dir, "best.keras"))
-    _, _, test_ds, _ = make_datasets(rs, fold, cfg, stage_targets(cfg, manifest, rs.label_names, "hard"))
+    targets = stage_targets(cfg, manifest, rs.label_names, "hard")
+    _, _, test_ds, _ = make_datasets(rs, fold, cfg, targets)
     y_true, y_prob = loop.predict_labels(model, test_ds)
+    test = targets.subset(fold.test)
+    loop.write_predictions(fold_dir, manifest, [u for u, k in zip(test.ids, test.dominant) if k >= 0], y_prob,
+                           rs.label_names)
     result = M.classification_metrics(y_true, y_prob.argmax(-1), rs.label_names)
     result.update(fold=fold.name, variant=cfg.task.variant, train_set=cfg.task.train_set, test_dominant=len(y_true),
                   class_weights=all_weights or None, **fold.to_dict())

@@ -182,7 +182,7 @@ def build_model(cfg, rs, stats):
 def compile_model(model, cfg):
     w = {h: float(cfg.strength.loss_weights.get(h, 1.0)) for h in HEADS}
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.train.learning_rate, beta_1=0.9, beta_2=0.98),
+        optimizer=loop.make_optimizer(cfg, cfg.train.learning_rate, beta_1=0.9, beta_2=0.98),
         loss={"frame_strength": MaskedMAE(), "strength": keras.losses.MeanAbsoluteError(),
               "emotion": keras.losses.CategoricalCrossentropy()},
         loss_weights=w,

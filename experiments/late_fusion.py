@@ -1,0 +1,98 @@
+"""Late fusion of two systems scored on identical folds: the mean of their class probabilities.
+
+    python experiments/late_fusion.py --a /work/runs/ravdess4/cnn_pool --b /work/runs/ravdess4/reference \
+        --name "cnn_pool + reference" --table docs/results/ravdess4.json
+
+`--a` and `--b` are row folders of `experiments/seeds_table.py` (`seed<k>/` runs inside) or run
+folders. Each seed of `a` is fused with the same seed of `b` (or with `b`'s only run, for a
+deterministic reference); per fold, the two `predictions.csv` must hold the same test
+utterances (identical folds: otherwise an error), and the fused decision is the argmax of
+`weight * p_a + (1 - weight) * p_b` (weight 0.5: nothing is chosen on the test folds). Both
+must give probabilities (softmax networks, logistic regression), not SVM decision values.
+The result is added to `--table` as a row of the same shape as `seeds_table.py`'s.
+"""
+
+import argparse
+import glob
+import os
+import sys
+
+
+def seed_runs(folder):
+    """`{seed: run folder}` of a row folder, or `{None: folder}` for a run folder."""
+    runs = {int(os.path.basename(p)[4:]): p for p in glob.glob(os.path.join(folder, "seed*"))
+            if os.path.basename(p)[4:].isdigit()}
+    return runs or {None: folder}
+
+
+def fuse_run(run_a, run_b, weight, label_names):
+    """Per-fold metrics of the fused decisions of two runs on identical folds."""
+    import numpy as np
+    import pandas as pd
+
+    from keras_ser.training import metrics as M
+
+    out = []
+    for fold_dir in sorted(glob.glob(os.path.join(run_a, "folds", "*"))):
+        name = os.path.basename(fold_dir)
+        a = pd.read_csv(os.path.join(fold_dir, "predictions.csv")).set_index("utterance_id")
+        path_b = os.path.join(run_b, "folds", name, "predictions.csv")
+        if not os.path.exists(path_b):
+            raise SystemExit(f"late_fusion: {path_b} is missing: the two runs' folds differ")
+        b = pd.read_csv(path_b).set_index("utterance_id")
+        if set(a.index) != set(b.index):
+            raise SystemExit(f"late_fusion: fold {name}: the runs tested different utterances (not identical folds)")
+        b = b.loc[a.index]
+        cols = [f"score_{n}" for n in label_names]
+        p = weight * a[cols].to_numpy() + (1 - weight) * b[cols].to_numpy()
+        y = np.array([label_names.index(e) for e in a["emotion"]])
+        out.append({"fold": name, **M.classification_metrics(y, p.argmax(1), label_names)})
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--a", required=True)
+    ap.add_argument("--b", required=True)
+    ap.add_argument("--weight", type=float, default=0.5)
+    ap.add_argument("--name", required=True, help="the row's name in the table")
+    ap.add_argument("--table", required=True, help="a seeds_table.py JSON to add the row to")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+
+    from keras_ser.training import metrics as M
+    from keras_ser.utils import read_json, write_json
+
+    runs_a, runs_b = seed_runs(args.a), seed_runs(args.b)
+    per_seed = []
+    for seed, run_a in sorted(runs_a.items(), key=lambda kv: (kv[0] is None, kv[0])):
+        run_b = runs_b.get(seed) or next(iter(runs_b.values()))
+        labels = read_json(os.path.join(run_a, "metrics.json"))["labels"]
+        if read_json(os.path.join(run_b, "metrics.json"))["labels"] != labels:
+            raise SystemExit("late_fusion: the runs have different label sets")
+        folds = fuse_run(run_a, run_b, args.weight, labels)
+        pooled = M.pooled_metrics(np.sum([np.asarray(f["confusion"]) for f in folds], axis=0))
+        per_seed.append({"seed": seed, "wa": float(np.mean([f["wa"] for f in folds])),
+                         "ua": float(np.mean([f["ua"] for f in folds])), "pooled": pooled,
+                         "per_fold": [{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in folds]})
+
+    def ms(values):
+        v = np.asarray(values, float)
+        return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+
+    table = read_json(args.table) if os.path.exists(args.table) else {"rows": {}}
+    table["rows"][args.name] = {
+        "fusion": {"a": args.a, "b": args.b, "weight": args.weight}, "system": "late fusion",
+        "seeds": [s["seed"] for s in per_seed], "wa": ms([s["wa"] for s in per_seed]),
+        "ua": ms([s["ua"] for s in per_seed]), "pooled_wa": ms([s["pooled"]["wa"] for s in per_seed]),
+        "pooled_ua": ms([s["pooled"]["ua"] for s in per_seed]), "per_seed": per_seed}
+    write_json(table, args.table)
+    r = table["rows"][args.name]
+    print(f"{args.name}: WA {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['sd']:.1f}, "
+          f"UA {100 * r['ua']['mean']:.1f} ± {100 * r['ua']['sd']:.1f} ({len(per_seed)} seed(s))")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Rows of a results table, each over several seeds, on identical folds.
+
+    python experiments/seeds_table.py --out docs/results/ravdess4.json --runs /work/runs/ravdess4 \
+        --folds-file runs/functionals-ravdess/folds.json --seeds 0 1 2 \
+        --row "reference=functionals/ravdess" \
+        --row "fg_cme=fg_cme/ravdess" \
+        --row "cnn_pool=fg_cme/ravdess_recipe data.normalization=speaker"
+
+A row is `name=preset [key=value ...]`. Every (row, seed) is one `keras_ser-train` run into
+`<runs>/<name>/seed<k>/` with `seed=k` (the model's initialisation and the data order; the folds
+come from `--folds-file`, the same for every row and seed), resumed when interrupted. A row's
+numbers are the mean ± sd over its seeds of each run's mean over folds (and of its pooled WA and
+UA); its per-seed and per-fold numbers are kept. The JSON is written after every run, so a
+table cut short keeps what it finished; rerunning skips finished runs. A deterministic row (the
+functionals reference) is run once and says so.
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+DETERMINISTIC = ("functionals",)  # systems whose result does not depend on the seed
+
+
+def parse_row(text):
+    name, _, rest = text.partition("=")
+    parts = rest.split()
+    if not name or not parts:
+        raise ValueError(f"--row {text!r}: expected NAME=PRESET [key=value ...]")
+    return name, parts[0], parts[1:]
+
+
+def summarise(runs):
+    """Mean ± sd over the seeds' run means (WA, UA, macro-F1, pooled WA/UA)."""
+    import numpy as np
+
+    def ms(values):
+        v = np.asarray(values, float)
+        return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+
+    out = {k: ms([r["mean"][k]["mean"] for r in runs]) for k in ("wa", "ua", "macro_f1") if k in runs[0]["mean"]}
+    if all("pooled" in r for r in runs):
+        out["pooled_wa"] = ms([r["pooled"]["wa"] for r in runs])
+        out["pooled_ua"] = ms([r["pooled"]["ua"] for r in runs])
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--row", action="append", required=True, help="NAME=PRESET [key=value ...]")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--folds-file", default=None, help="the folds.json every run uses")
+    ap.add_argument("--runs", required=True, help="folder of the runs")
+    ap.add_argument("--out", required=True, help="the table's JSON")
+    ap.add_argument("--extra", nargs="*", default=[], help="overrides for every row")
+    args = ap.parse_args(argv)
+    try:
+        rows = [parse_row(r) for r in args.row]
+    except ValueError as exc:
+        ap.error(str(exc))
+
+    from keras_ser.config import load_config
+    from keras_ser.training.runner import run
+    from keras_ser.utils import read_json, write_json
+
+    table = read_json(args.out) if os.path.exists(args.out) else {"rows": {}}
+    table.update(folds_file=args.folds_file, seeds=args.seeds)
+    for name, preset, overrides in rows:
+        seeds = args.seeds
+        if preset.split("/")[0] in DETERMINISTIC:
+            seeds = seeds[:1]
+        runs = []
+        for seed in seeds:
+            extra = [f"seed={seed}", f"output_dir={os.path.join(args.runs, name, f'seed{seed}')}", "train.verbose=0"]
+            if args.folds_file:
+                extra.append(f"protocol.folds_file={args.folds_file}")
+            cfg = load_config(preset, [*overrides, *args.extra, *extra])
+            s = run(cfg)
+            runs.append(s)
+            table["rows"][name] = {
+                "preset": preset, "overrides": overrides + args.extra, "system": s["system"],
+                "normalization": cfg.data.normalization, "protocol": s["protocol"], "folds": s["folds_run"],
+                "seeds": seeds[: len(runs)], "deterministic": preset.split("/")[0] in DETERMINISTIC,
+                **summarise(runs),
+                "per_seed": [{"seed": sd, "wa": r["mean"]["wa"]["mean"], "ua": r["mean"]["ua"]["mean"],
+                              "pooled": r.get("pooled"), "seconds": r.get("seconds"),
+                              "per_fold": [{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in r["folds"]]}
+                             for sd, r in zip(seeds, runs)],
+            }
+            write_json(table, args.out)
+        r = table["rows"][name]
+        print(f"{name}: WA {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['sd']:.1f}, "
+              f"UA {100 * r['ua']['mean']:.1f} ± {100 * r['ua']['sd']:.1f} ({len(runs)} seed(s))", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The training recipe beyond the papers: cosine schedule, last-epoch and averaged weights,
+AdamW, mixup and silence trimming (its NumPy and TensorFlow forms agree)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from keras_ser.config import load_config
+from keras_ser.errors import ConfigError
+
+SMALL = ("model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], "
+         "lstm_units: 8, attention_units: 8}")
+
+
+def _cfg(tmp, tiny_corpus, *extra):
+    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+    return load_config("mlee/synthetic", [
+        f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp}/records", "data.num_workers=0",
+        "train.verbose=0", "protocol.max_folds=1", SMALL, "export.enabled=false", f"output_dir={tmp}/run", *extra])
+
+
+def test_the_cosine_schedule_warms_up_and_decays_to_zero():
+    from keras_ser.training.loop import CosineSchedule
+
+    s = CosineSchedule(1e-3, epochs=10, warmup=2)
+    rates = [s.rate(e) for e in range(10)]
+    assert rates[0] == pytest.approx(1e-3 / 3) and rates[1] == pytest.approx(2e-3 / 3) and rates[2] == pytest.approx(1e-3)
+    assert all(a > b for a, b in zip(rates[2:], rates[3:])) and rates[-1] < 0.05e-3
+
+
+def test_last_and_averaged_weights_are_kept_whatever_the_dev_loss(tiny_corpus, tmp_path):
+    """select=last keeps the last epoch (no early stopping, nothing chosen on dev); select=average
+    keeps the mean of the last epochs' weights; the learning rate follows the cosine."""
+    import csv
+
+    from keras_ser.training.loop import average_weights, load_model
+    from keras_ser.training.runner import run
+
+    cfg = _cfg(tmp_path, tiny_corpus, "train.epochs=4", "train.patience=1", "train.select=average",
+               "train.average_epochs=2", "train.schedule=cosine", "train.optimizer=adamw", "train.weight_decay=0.01",
+               "train.mixup=0.4")
+    summary = run(cfg)
+    stage = os.path.join(cfg.output_dir, "folds", summary["folds"][0]["fold"], "dominant")
+    rows = list(csv.DictReader(open(os.path.join(stage, "history.csv"))))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]  # patience 1 stops nothing
+    lrs = [float(r["learning_rate"]) for r in rows]
+    assert lrs[0] == pytest.approx(5e-4) and lrs[-1] < lrs[1] < lrs[0]
+    kept = load_model(os.path.join(stage, "best.keras")).get_weights()
+    want = average_weights([os.path.join(stage, "average", f"epoch{e}.npz") for e in (2, 3)])
+    for a, b in zip(kept, want):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert not os.path.exists(os.path.join(stage, "average", "epoch1.npz"))
+
+
+def test_recipe_config_errors():
+    with pytest.raises(ConfigError, match="train.mixup: not for fg_cme fg_cme"):
+        load_config("fg_cme/synthetic", ["train.mixup=0.2"])
+    with pytest.raises(ConfigError, match="train.select: 'final' is not one of"):
+        load_config("mlee/synthetic", ["train.select=final"])
+    with pytest.raises(ConfigError, match="train.average_epochs: 9 is more than train.epochs=6"):
+        load_config("mlee/synthetic", ["train.select=average", "train.average_epochs=9"])
+
+
+def test_mixup_mixes_features_targets_and_keeps_the_longer_length():
+    import tensorflow as tf
+
+    from keras_ser.training.data import mix_batches
+
+    x = {"features": tf.constant(np.arange(2 * 3 * 2, dtype="float32").reshape(2, 3, 2)),
+         "num_frames": tf.constant([3, 1])}
+    y = {"emotion": tf.constant([[1.0, 0.0], [0.0, 1.0]])}
+    sw = {"emotion": tf.constant([1.0, 2.0])}
+    tf.random.set_seed(3)
+    for (mx, my, _) in mix_batches(tf.data.Dataset.from_tensors((x, y, sw)), 0.4).repeat(8):
+        t = np.asarray(my["emotion"])
+        np.testing.assert_allclose(t.sum(1), 1.0, atol=1e-6)
+        lam = t[0, 0] if np.asarray(mx["num_frames"]).tolist() == [3, 3] else None
+        if lam is not None and 0 < lam < 1:  # the two examples mixed with each other
+            np.testing.assert_allclose(np.asarray(mx["features"])[0], lam * x["features"][0] + (1 - lam) * x["features"][1],
+                                       atol=1e-5)
+    with pytest.raises(Exception, match="cannot be mixed"):
+        words = dict(x, word_ids=tf.constant([[1], [2]]))
+        next(iter(mix_batches(tf.data.Dataset.from_tensors((words, y, sw)), 0.4)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_silence_trimming_agrees_in_numpy_and_tensorflow(seed):
+    import tensorflow as tf
+
+    from keras_ser.audio.trim import trim_bounds, trim_bounds_tf
+
+    rng = np.random.default_rng(seed)
+    wavs = []
+    for n, lead, tail in ((16000, 3000, 4000), (9000, 0, 2500), (300, 0, 0), (12000, 5000, 0)):
+        w = rng.standard_normal(n) * 1e-4  # room noise, 80 dB down
+        w[lead: n - tail] += rng.standard_normal(n - lead - tail) * 0.3  # speech
+        wavs.append(w.astype("float32"))
+    batch = np.zeros((len(wavs), max(map(len, wavs))), "float32")
+    for i, w in enumerate(wavs):
+        batch[i, : len(w)] = w
+    start, end = trim_bounds_tf(tf.constant(batch), tf.constant([len(w) for w in wavs]), 30.0)
+    for i, w in enumerate(wavs):
+        assert (int(start[i]), int(end[i])) == trim_bounds(w, 30.0)
+    s, e = trim_bounds(wavs[0], 30.0)
+    assert abs(s - 3000) <= 400 and abs(e - 12000) <= 400  # within a frame of the speech
+    assert trim_bounds(wavs[2], 30.0) == (0, 300)  # shorter than a frame: kept whole
+
+
+def test_trimmed_records_move_the_words_with_the_audio(tmp_path):
+    """data.trim_silence drops the leading silence: FG_CME's words, given against the audio file,
+    move back by what was trimmed, in training and in the export."""
+    import soundfile as sf
+
+    from keras_ser.corpora import synthetic
+    from keras_ser.corpora.manifest import save_manifest
+    from keras_ser.text import Vocabulary
+    from keras_ser.training import data, fg_cme
+
+    corpus = synthetic.generate(str(tmp_path / "corpus"), size="tiny", seed=0)
+    man = corpus.manifest.copy()
+    rows = []
+    for row in man.itertuples():  # one second of room noise before each utterance
+        wav, sr = sf.read(row.path, dtype="float32")
+        padded = np.concatenate([np.random.default_rng(0).standard_normal(sr) * 1e-4, wav]).astype("float32")
+        path = str(tmp_path / f"{row.utterance_id}.wav")
+        sf.write(path, padded, sr)
+        rows.append(dict(path=path, words=[(w, s + 1.0, e + 1.0) for w, s, e in row.words]))
+    for col in ("path", "words"):
+        man[col] = [r[col] for r in rows]
+    man["duration"] = man["duration"] + 1.0
+    save_manifest(man, str(tmp_path / "padded.jsonl"))
+    cfg = load_config("fg_cme/synthetic", [
+        "data.corpus=manifest", f"data.root={tmp_path / 'padded.jsonl'}", "data.trim_silence=30", "data.num_workers=0",
+        f"data.records_dir={tmp_path}/records", "train.verbose=0", "train.batch_size=64"])
+    rs, manifest, labels_of, alignments, _ = fg_cme.prepare(cfg)
+    trimmed = rs.manifest.set_index("utterance_id")["trim_start"]
+    assert trimmed.between(1.0, 1.5).all()  # the second of noise and the start of the quiet onset
+    ids = manifest["utterance_id"].tolist()
+    vocab = Vocabulary.build([[w for w, _, _ in alignments[u]] for u in ids])
+    x, _, _ = next(iter(fg_cme.dataset(rs, cfg, ids, labels_of, alignments, vocab, ["word_starts", "num_words"],
+                                       positions=True)))
+    first = {u: s for u, s in zip(ids, [alignments[u][0][1] for u in ids])}
+    got = np.asarray(x["word_starts"])[:, 0]
+    assert np.all(got < 1.0) and np.all(got >= 0)  # back in the trimmed audio's time
+    assert data.records_dir(cfg, manifest) != data.records_dir(load_config("fg_cme/synthetic"), manifest)
+    assert min(first.values()) >= 1.0
