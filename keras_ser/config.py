@@ -133,7 +133,7 @@ class TaskConfig:
     weight is Σ_k w_k t_k) or "argmax" (an example counts for the class its target favours, ties
     shared, and its weight is that class's inverse frequency, as with hard targets); the paper says
     only "inverse class frequency", and the two agree on hard targets. On the synthetic corpus,
-    "mass" leaves soft rows predicting the majority class (docs/results.md, MLEE).
+    "mass" leaves soft rows predicting the majority class (docs/results/mlee.md, MLEE).
     learning_rates: the recipe's stages other than the dominant one,
     which uses train.learning_rate (paper: 5e-4 dominant, 2e-4 MLEE flat start, 1e-4 fine-tuning,
     5e-5 fusion fine-tuning)."""

@@ -112,7 +112,7 @@ class UtteranceNormalization(keras.layers.Layer):
     frames before `num_frames`, so padding changes nothing, and padded frames stay exactly 0. It
     removes what is constant over an utterance (microphone, level, part of the speaker), and with
     it any absolute level the emotion would be read from; whether that helps is a question for
-    the corpus (docs/results.md). It needs no statistics, so the export behaves the same on any
+    the corpus (docs/results/fg_cme.md). It needs no statistics, so the export behaves the same on any
     speaker.
 
     Args:

@@ -52,7 +52,7 @@ def build_mlee_encoder(feature_dim=400, mean=None, std=None, conv_blocks=CONV_BL
         bn_momentum: float. Batch-norm moving-average momentum. The paper does not give it; 0.9
             (PyTorch's default) rather than Keras's 0.99, because with the few hundred steps of a
             small corpus the 0.99 averages have not converged: on the synthetic demo fold, dev
-            loss 0.80 vs 1.15 and test WA 0.625 vs 0.45 (docs/results.md).
+            loss 0.80 vs 1.15 and test WA 0.625 vs 0.45 (docs/results/mlee.md).
 
     Returns:
         Model `{features, num_frames}` → `{"embedding": (batch, heads * 2 * lstm_units),

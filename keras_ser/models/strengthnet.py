@@ -66,7 +66,7 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
             the first. "mean": the masked mean of its outputs over the real frames (not in the
             paper). On corpora with long leading and trailing silences (RAVDESS: about a second
             each side) both final states summarise silence, and in short CPU runs the emotion
-            head stayed at chance (docs/results.md).
+            head stayed at chance (docs/results/strengthnet.md).
         spec_augment: None, or a dict of `SpecAugment` arguments: frequency and time masks on
             the normalised features (on the raw ones with `original_input`), in training only.
             Masked values are 0 (the features' mean; silence with `original_input`), so the

@@ -250,7 +250,7 @@ def _metrics(cfg, p, label_names):
         res["srcc_vs_truth"] = M.spearman(p["truth"][good], s_pred[good])
         res["srcc_labels_vs_truth"] = M.spearman(p["truth"][good], s_true[good])
         # pure: one emotion at one strength throughout, where the truth is unambiguous; blend
-        # and change: the utterances where no single cue says the strength (docs/results.md).
+        # and change: the utterances where no single cue says the strength (docs/results/strengthnet.md).
         for subset in SUBSETS:
             m = good & p.get(subset, np.zeros(len(good), bool))
             if m.sum() > 2:

@@ -1,0 +1,98 @@
+"""docs/results/summary.json and the opening table of docs/results.md, from the tables' JSONs.
+
+    python experiments/results_summary.py            # rewrites both from docs/results/*.json
+
+Each entry of `ENTRIES` names a table JSON written by `experiments/seeds_table.py` (or
+`late_fusion.py`) and a row in it, with what the opening table says of it: the system, the
+corpus and its protocol, the normalisation, and the recipe (`paper`: the system's paper preset;
+`reference`: the openSMILE reference; otherwise the preset or recipe's name). A row that a
+table does not hold yet is left out, said. The opening table sits between the markers
+`<!-- summary:start -->` and `<!-- summary:end -->` in docs/results.md; every number links to
+the JSON it comes from.
+"""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DOCS = os.path.join(os.path.dirname(HERE), "docs")
+
+RAVDESS4 = ("RAVDESS, 4 classes (angry, happy, neutral, sad), 5 actor-group folds", "results/ravdess4.json")
+EMODB7 = ("Emo-DB, 7 classes, 10-fold stratified", "results/emodb7.json")
+EMODB4 = ("Emo-DB, 4 classes, leave one speaker out", "results/emodb4_loso.json")
+
+# (corpus and protocol, table, row, system, normalisation, recipe)
+ENTRIES = [
+    (*RAVDESS4, "reference", "functionals (ComParE, logistic regression)", "train", "reference"),
+    (*RAVDESS4, "reference_speaker", "functionals (ComParE, logistic regression)", "speaker", "reference"),
+    (*RAVDESS4, "fg_cme", "FG_CME", "train", "paper"),
+    (*RAVDESS4, "fg_cme_recipe", "FG_CME", "train", "recipe (fg_cme/ravdess_recipe, model fg_cme)"),
+    (*RAVDESS4, "fg_cme_recipe_speaker", "FG_CME", "speaker", "recipe (fg_cme/ravdess_recipe, model fg_cme)"),
+    (*RAVDESS4, "cnn_pool", "FG_CME's audio-only baseline cnn_pool", "train", "recipe (fg_cme/ravdess_recipe)"),
+    (*RAVDESS4, "cnn_pool_speaker", "FG_CME's audio-only baseline cnn_pool", "speaker", "recipe (fg_cme/ravdess_recipe)"),
+    (*RAVDESS4, "cnn_pool + reference", "hybrid: cnn_pool and the reference, late fusion", "train",
+     "recipe + reference (mean of probabilities)"),
+    (*RAVDESS4, "cnn_pool_speaker + reference_speaker", "hybrid: cnn_pool and the reference, late fusion",
+     "speaker", "recipe + reference (mean of probabilities)"),
+    (*RAVDESS4, "fg_cme_recipe + reference", "hybrid: FG_CME and the reference, late fusion", "train",
+     "recipe + reference (mean of probabilities)"),
+    (*EMODB7, "reference", "functionals (ComParE, logistic regression)", "train", "reference"),
+    (*EMODB7, "reference_speaker", "functionals (ComParE, logistic regression)", "speaker", "reference"),
+    (*EMODB7, "epr", "EPR", "train", "paper"),
+    (*EMODB4, "reference", "functionals (ComParE, logistic regression)", "train", "reference"),
+    (*EMODB4, "reference_speaker", "functionals (ComParE, logistic regression)", "speaker", "reference"),
+    (*EMODB4, "mlee", "MLEE conventional classifier", "train", "paper"),
+]
+
+PAPER = {  # the papers' own numbers for the comparable task (WA, UA %), where there is one
+    ("RAVDESS", "FG_CME"): ("72.0 / 70.8", "epoch chosen on the test fold (PAPERS.md §4)"),
+    ("Emo-DB, 7", "EPR"): ("88.04 / 87.78", "pEPR, VGG*5 (PAPERS.md §3)"),
+}
+
+
+def main(argv=None):
+    from keras_ser.utils import read_json, write_json, write_text
+
+    entries, missing = [], []
+    for corpus, table, row, system, norm, recipe in ENTRIES:
+        path = os.path.join(DOCS, table)
+        rows = read_json(path)["rows"] if os.path.exists(path) else {}
+        if row not in rows:
+            missing.append(f"{table}#{row}")
+            continue
+        r = rows[row]
+        entries.append({"system": system, "corpus": corpus, "protocol": r.get("protocol", "fusion of two rows"),
+                        "normalization": norm, "recipe": recipe, "folds": r.get("folds"),
+                        "seeds": len(r.get("seeds", [])), "deterministic": bool(r.get("deterministic")),
+                        "wa": r["wa"], "ua": r["ua"], "pooled_wa": r.get("pooled_wa"), "pooled_ua": r.get("pooled_ua"),
+                        "json": f"docs/{table}", "row": row})
+    write_json({"about": "One entry per row of the opening table of docs/results.md (experiments/results_summary.py). "
+                         "wa/ua: mean and sd over seeds of each run's mean over folds.", "entries": entries},
+               os.path.join(DOCS, "results", "summary.json"))
+
+    lines = ["| corpus and protocol | system | normalisation | recipe | WA % | UA % | paper (WA / UA) | seeds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        link = f"[{{}}]({e['json'][len('docs/'):]})"
+        wa = link.format(f"{100 * e['wa']['mean']:.1f} ± {100 * e['wa']['sd']:.1f}")
+        ua = link.format(f"{100 * e['ua']['mean']:.1f} ± {100 * e['ua']['sd']:.1f}")
+        paper = next((f"{v[0]} ({v[1]})" for (c, s), v in PAPER.items()
+                      if e["corpus"].startswith(c) and e["system"] == s and e["recipe"] == "paper"), "")
+        seeds = "— (deterministic)" if e["deterministic"] else str(e["seeds"])
+        lines.append(f"| {e['corpus']} | {e['system']} | {e['normalization']} | {e['recipe']} | {wa} | {ua} | "
+                     f"{paper} | {seeds} |")
+    table = "\n".join(lines)
+    results = os.path.join(DOCS, "results.md")
+    text = open(results).read()
+    start, end = "<!-- summary:start -->", "<!-- summary:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        write_text(head + start + "\n" + table + "\n" + end + rest.split(end, 1)[1], results)
+    print(table)
+    if missing:
+        print(f"\nnot measured yet: {', '.join(missing)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
