@@ -6,7 +6,7 @@
         --row "fg_cme=fg_cme/ravdess" \
         --row "cnn_pool=fg_cme/ravdess_recipe data.normalization=speaker"
 
-A row is `name=preset [key=value ...]`. Every (row, seed) is one `keras_ser-train` run into
+A row is `name=preset [key=value ...]` (shell quoting inside: `'data.emotions=[a, b]'`). Every (row, seed) is one `keras_ser-train` run into
 `<runs>/<name>/seed<k>/` with `seed=k` (the model's initialisation and the data order; the folds
 come from `--folds-file`, the same for every row and seed), resumed when interrupted. A row's
 numbers are the mean ± sd over its seeds of each run's mean over folds (and of its pooled WA and
@@ -17,6 +17,7 @@ functionals reference) is run once and says so.
 
 import argparse
 import os
+import shlex
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,7 +27,7 @@ DETERMINISTIC = ("functionals",)  # systems whose result does not depend on the 
 
 def parse_row(text):
     name, _, rest = text.partition("=")
-    parts = rest.split()
+    parts = shlex.split(rest)
     if not name or not parts:
         raise ValueError(f"--row {text!r}: expected NAME=PRESET [key=value ...]")
     return name, parts[0], parts[1:]
@@ -44,6 +45,13 @@ def summarise(runs):
     if all("pooled" in r for r in runs):
         out["pooled_wa"] = ms([r["pooled"]["wa"] for r in runs])
         out["pooled_ua"] = ms([r["pooled"]["ua"] for r in runs])
+    if all("unseen" in r for r in runs):  # data.eval_corpora: each unseen corpus, mean over seeds
+        out["unseen"] = {name: {"wa": ms([r["unseen"][name]["mean"]["wa"]["mean"] for r in runs]),
+                                "ua": ms([r["unseen"][name]["mean"]["ua"]["mean"] for r in runs]),
+                                "n": runs[0]["unseen"][name]["n"],
+                                "missing_labels": runs[0]["unseen"][name]["missing_labels"],
+                                "normalization": runs[0]["unseen"][name]["normalization"]}
+                         for name in runs[0]["unseen"]}
     return out
 
 

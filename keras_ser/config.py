@@ -37,7 +37,11 @@ class DataConfig:
     evaluation) waited for the autotuner's thread, up to 100 s an epoch on CPU
     (docs/benchmarks.md). trim_silence: trim leading and trailing audio quieter than this many
     dB below the utterance's peak before features are computed (`librosa.effects.trim`; e.g. 30),
-    or null (the papers). normalization: how features are standardised: "train" (the training
+    or null (the papers). eval_normalization: how the unseen corpora of `eval_corpora` are
+    standardised when `normalization` is "train": "train" (the training statistics, the default),
+    "corpus" (the unseen corpus's own statistics, labels unused) or "speaker" (each of its
+    speakers' own); with speaker or utterance normalisation the unseen corpus gets the same.
+    normalization: how features are standardised: "train" (the training
     split's statistics, the papers), "speaker" (each speaker's own mean and variance over all
     of that speaker's audio, labels unused, test speakers included: it uses the test speaker's
     unlabelled audio, and assumes each speaker is heard in several emotions; where a speaker is
@@ -60,6 +64,7 @@ class DataConfig:
     autotune: bool = False
     normalization: str = "train"
     trim_silence: typing.Optional[float] = None
+    eval_normalization: typing.Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -432,6 +437,12 @@ def validate(cfg):
         raise ConfigError(f"data.synthetic_size: {cfg.data.synthetic_size!r} is not one of {', '.join(SYNTHETIC_SIZES)}")
     if cfg.data.frontend not in PRESETS:
         raise ConfigError(f"data.frontend: unknown preset {cfg.data.frontend!r}; known: {', '.join(PRESETS)}")
+    ev = cfg.data.eval_normalization
+    if ev not in (None, "train", "corpus", "speaker"):
+        raise ConfigError(f"data.eval_normalization: {ev!r} is not one of train, corpus, speaker (or null)")
+    if ev not in (None, "train") and cfg.data.normalization != "train" and ev != cfg.data.normalization:
+        raise ConfigError(f"data.eval_normalization: {ev!r}, but the model is trained with data.normalization="
+                          f"{cfg.data.normalization}: unseen corpora get the same (leave eval_normalization out)")
     if cfg.data.normalization not in ("train", "speaker", "utterance"):
         raise ConfigError(f"data.normalization: {cfg.data.normalization!r} is not one of train, speaker, utterance")
     if cfg.protocol.folds_file and not os.path.isfile(cfg.protocol.folds_file):

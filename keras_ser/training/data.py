@@ -344,26 +344,106 @@ def normalizer(cfg, rs):
             return dict(ex, features=(f - mean) / sd)
 
         return by_utterance
-    stats = speaker_statistics(rs)
+    return _by_group(rs, speaker_statistics(rs), "speaker")
+
+
+def corpus_statistics(rs):
+    """`FeatureStats` of a whole record set's original (not speed-perturbed) audio."""
+    return FeatureStats.merge_all(FeatureStats.load(os.path.join(rs.root, "stats", s["file"] + ".json"))
+                                  for s in rs.meta["shards"] if s["speed"] == 1.0)
+
+
+def _by_group(rs, stats, column, target=None):
+    """Per-example map standardising each utterance by the statistics of its group (`stats`:
+    group → FeatureStats; `column` of the records' manifest names an utterance's group, None:
+    one group for all), then, with `target` (a FeatureStats), scaling into its space."""
+    import tensorflow as tf
+
     names = sorted(stats)
     means = tf.constant(np.stack([stats[s].mean for s in names]), tf.float32)
     stds = tf.constant(np.stack([stats[s].std(1e-3) for s in names]), tf.float32)
     index = {s: i for i, s in enumerate(names)}
     man = rs.manifest
+    groups = man[column].astype(str) if column else [names[0]] * len(man)
     table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-        tf.constant(man["utterance_id"].tolist()),
-        tf.constant([index[str(s)] for s in man["speaker"]], tf.int64)), -1)
+        tf.constant(man["utterance_id"].tolist()), tf.constant([index[str(g)] for g in groups], tf.int64)), -1)
+    scale = shift = None
+    if target is not None:
+        scale = tf.constant(target.std(), tf.float32)
+        shift = tf.constant(target.mean, tf.float32)
 
-    def by_speaker(ex):
+    def by_group(ex):
         i = table.lookup(ex["utterance_id"])
-        return dict(ex, features=(ex["features"] - means[i]) / stds[i])
+        f = (ex["features"] - means[i]) / stds[i]
+        return dict(ex, features=f if target is None else f * scale + shift)
 
-    return by_speaker
+    return by_group
+
+
+def eval_normalizer(cfg, rs, train_stats):
+    """The per-example map for an unseen corpus's records (`data.eval_normalization`). With
+    speaker or utterance normalisation in training, the same on the unseen corpus's own speakers
+    and utterances. With training-split normalisation: "train" none (the model's own training
+    statistics); "corpus" or "speaker": standardised with the unseen corpus's (each of its
+    speakers') own statistics, labels unused, then scaled into the training statistics'
+    space, which the model's own normalisation then removes."""
+    if cfg.data.normalization != "train":
+        return normalizer(cfg, rs)
+    mode = cfg.data.eval_normalization or "train"
+    if mode == "train":
+        return None
+    if mode == "corpus":
+        return _by_group(rs, {"corpus": corpus_statistics(rs)}, None, train_stats)
+    return _by_group(rs, speaker_statistics(rs), "speaker", train_stats)
+
+
+class Unseen:
+    """A corpus of `data.eval_corpora`, scored but never trained on.
+
+    Attributes:
+        name: its name in metrics.json (`unseen/<name>`).
+        corpus: every utterance its loader gave (records are written for all of them, so its
+            speakers' statistics use all of their audio).
+        manifest: the utterances whose emotion the model knows (`data.emotions`) and that have
+            records.
+        missing: the labels of `data.emotions` it lacks (reported, never guessed).
+        other: `{emotion: count}` of its utterances in no class of the model (left out).
+        records: its `RecordSet` (the run's frontend, no speed perturbation), written on first use
+            (`with_records=False`: none, for a system that reads the audio itself).
+    """
+
+    def __init__(self, cfg, entry, with_records=True):
+        self.name, self.corpus, self.config = eval_corpus(cfg, entry)
+        emotions = self.corpus["emotion"].fillna("none")
+        self.missing = [e for e in cfg.data.emotions if e not in set(emotions)]
+        self.other = {str(k): int(v) for k, v in emotions[~emotions.isin(cfg.data.emotions)].value_counts().items()}
+        if len(self.missing) == len(cfg.data.emotions):
+            raise CorpusError(f"data.eval_corpora: {self.name} has none of the model's labels "
+                              f"({', '.join(cfg.data.emotions)}); its emotions: {', '.join(sorted(self.other))}")
+        self.with_records = with_records
+        self._records = None
+
+    @property
+    def records(self):
+        if self._records is None:
+            self._records = prepare_records(self.config, self.corpus)
+        return self._records
+
+    @property
+    def manifest(self):
+        m = self.corpus[self.corpus["emotion"].isin(self.config.data.emotions)]
+        if not self.with_records:  # a system that reads the audio itself (the functionals)
+            return m
+        return m[m["utterance_id"].isin(set(self.records.manifest["utterance_id"]))]
+
+    def about(self):
+        """What metrics.json says of the corpus beside its scores."""
+        return {"missing_labels": self.missing, "left_out": self.other}
 
 
 # -- pipelines ------------------------------------------------------------------------------------
 def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, perturbed_columns=None,
-                 positions=False):
+                 positions=False, normalize="default"):
     """tf.data pipeline over the utterances `ids`, with per-utterance values looked up by id.
 
     Args:
@@ -381,6 +461,8 @@ def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, p
             word timings; by default a copy looks up its original's row.
         positions: bool. Add each example's position in `ids` to its targets (`y["position"]`,
             evaluation only: the pipeline reads shards and length buckets, not `ids`, in order).
+        normalize: the per-example normalisation map: "default" (`normalizer(cfg, rs)`), None,
+            or a function (an unseen corpus's `eval_normalizer`).
     """
     import tensorflow as tf
 
@@ -422,7 +504,7 @@ def make_dataset(rs, cfg, ids, columns, to_xy, shuffle=False, perturbed=False, p
 
     ds = rs.dataset(files, batch_size=cfg.train.batch_size, shuffle=shuffle, seed=cfg.seed,
                     max_frames=cfg.data.max_frames if shuffle else None, filter_fn=keep, autotune=cfg.data.autotune,
-                    map_fn=normalizer(cfg, rs))
+                    map_fn=normalizer(cfg, rs) if normalize == "default" else normalize)
     return ds.map(map_batch, num_parallel_calls=tf.data.AUTOTUNE)
 
 
@@ -460,11 +542,12 @@ def _emotion_xy(b, rows):
             {"emotion": rows["targets"]}, {"emotion": rows["weights"]})
 
 
-def classification_dataset(rs, cfg, ids, targets, weights=None, shuffle=False, perturbed=False, positions=False):
+def classification_dataset(rs, cfg, ids, targets, weights=None, shuffle=False, perturbed=False, positions=False,
+                           normalize="default"):
     """Batches `({"features", "num_frames"}, {"emotion": targets}, {"emotion": weights})` of
     `ids`; `targets` `(len(ids), K)` and `weights` `(len(ids),)` (ones when None) by row;
     training batches (`shuffle`) mixed with `train.mixup`."""
     w = np.ones(len(ids), np.float32) if weights is None else weights
     ds = make_dataset(rs, cfg, ids, {"targets": targets, "weights": w}, _emotion_xy, shuffle, perturbed,
-                      positions=positions)
+                      positions=positions, normalize=normalize)
     return mix_batches(ds, cfg.train.mixup) if shuffle and cfg.train.mixup else ds

@@ -81,7 +81,7 @@ def segment_counts(cfg, rs, ids):
     return segment_count(n, cfg.epr.segment_frames, cfg.epr.segment_hop)
 
 
-def _utterance_dataset(rs, cfg, ids, shuffle=False):
+def _utterance_dataset(rs, cfg, ids, shuffle=False, normalize="default"):
     """Single parsed examples of `ids` and the id → row lookup table."""
     ids = list(ids)
     if not ids:
@@ -90,7 +90,7 @@ def _utterance_dataset(rs, cfg, ids, shuffle=False):
         tf.lookup.KeyValueTensorInitializer(tf.constant(ids), tf.range(len(ids), dtype=tf.int64)), -1)
     ds = rs.dataset(data.fold_shards(rs, ids), batch_size=None, shuffle=shuffle, seed=cfg.seed,
                     filter_fn=lambda ex: table.lookup(ex["utterance_id"]) >= 0, autotune=cfg.data.autotune,
-                    map_fn=data.normalizer(cfg, rs))
+                    map_fn=data.normalizer(cfg, rs) if normalize == "default" else normalize)
     return ds, table
 
 
@@ -133,11 +133,11 @@ def segment_dataset(rs, cfg, table, shuffle=False):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def predict_profiles(model, rs, cfg, ids, batch_size=512):
+def predict_profiles(model, rs, cfg, ids, batch_size=512, normalize="default"):
     """Each utterance's profile `(segments, K)` under `model` (a segment classifier, or a
     `SegmentClassifier`), in the order of `ids`."""
     ids = list(ids)
-    ds, lookup = _utterance_dataset(rs, cfg, ids)
+    ds, lookup = _utterance_dataset(rs, cfg, ids, normalize=normalize)
     pad = pad_value(rs, cfg)
 
     def to_x(ex):
@@ -351,12 +351,23 @@ def run(cfg, out, d, callbacks=()):
           f"{int(segment_counts(cfg, rs, list(labels_of)).sum())} segments of {cfg.epr.segment_frames} frames "
           f"(hop {cfg.epr.segment_hop}); {short} utterances shorter than one segment are padded with silence")
 
+    unseens = [data.Unseen(cfg, e) for e in cfg.data.eval_corpora]
+
     def train_one(fold, fold_dir):
         stages, net, forest = run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks)
         model = build_epr_model(net, forest, rs.feature_dim, cfg.epr.segment_frames, cfg.epr.segment_hop,
                                 pad_value(rs, cfg), cfg.epr.percentiles)
         loop.save_model(model, os.path.join(fold_dir, "best.keras"))
         final = stages[-1]["forest"]
+        if unseens:
+            stats = utterance_stats(rs, cfg, fold.train)
+
+            def predict(u):
+                ids = u.manifest["utterance_id"].tolist()
+                profiles = predict_profiles(net, u.records, cfg, ids, normalize=data.eval_normalizer(cfg, u.records, stats))
+                return forest_probabilities(forest, statistics_matrix(profiles, cfg.epr.percentiles), len(label_names))
+
+            final = {**final, "unseen": loop.score_unseen(cfg, fold_dir, unseens, predict, label_names)}
         res = {**final, "fold": fold.name, "stages": stages, **fold.to_dict(),
                "short_utterances": int(sum(frames[u] < cfg.epr.segment_frames for u in fold.test))}
         loop.confusion_plot(out, final, label_names, fold.name)

@@ -84,7 +84,8 @@ def word_arrays(ids, alignments, vocab):
     return {"word_ids": wid, "word_starts": starts, "word_ends": ends, "num_words": n}
 
 
-def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=None, shuffle=False, positions=False):
+def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=None, shuffle=False, positions=False,
+            normalize="default"):
     """Batches `(inputs, {"emotion": one-hot}, {"emotion": weight})` of `ids`, with the word
     inputs looked up by utterance id; only the model's own inputs are passed. Training batches
     (`shuffle`) also hold the `data.speed_perturb` copies, their word timings divided by the factor.
@@ -112,7 +113,7 @@ def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=Non
         return dict(cols, word_starts=cols["word_starts"] / factor, word_ends=cols["word_ends"] / factor)
 
     ds = data.make_dataset(rs, cfg, ids, cols, to_xy, shuffle=shuffle, perturbed=shuffle, perturbed_columns=copies,
-                           positions=positions)
+                           positions=positions, normalize=normalize)
     return data.mix_batches(ds, cfg.train.mixup) if shuffle and cfg.train.mixup else ds
 
 
@@ -163,7 +164,21 @@ def best_on_test(curve):
     return {"epoch": best["epoch"], "wa": best["wa"], "ua": best["ua"], "epochs": len(curve)}
 
 
-def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
+def predict_unseen(cfg, model, unseen, train_stats, vocab):
+    """The model's probabilities on an unseen corpus: its words from its own timings where it
+    has them, approximate ones otherwise (`fg_cme.alignment`), looked up in the fold's
+    vocabulary; its features normalised by `data.eval_normalizer`."""
+    names = list(model.input.keys())
+    man = unseen.manifest
+    ids = man["utterance_id"].tolist()
+    labels_of = dict(zip(ids, man["emotion"].map(unseen.config.data.emotions.index)))
+    alignments = word_alignments(cfg, man)[0] if "word_ids" in names else {u: [] for u in ids}
+    ds = dataset(unseen.records, cfg, ids, labels_of, alignments, vocab, names, positions=True,
+                 normalize=data.eval_normalizer(cfg, unseen.records, train_stats))
+    return loop.predict_labels(model, ds)[1]
+
+
+def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=(), unseens=()):
     vocab = Vocabulary.build([[w for w, _, _ in alignments[u]] for u in fold.train], cfg.fg_cme.min_count)
     vocab.save(os.path.join(fold_dir, "vocabulary.json"))
     curve_path = os.path.join(fold_dir, "test_curve.json")
@@ -195,6 +210,9 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=()):
     res = M.classification_metrics(y_true, y_prob.argmax(-1), rs.label_names)
     if cfg.fg_cme.test_curve and os.path.exists(curve_path):
         res["best_on_test"] = best_on_test(read_json(curve_path))
+    if unseens:
+        res["unseen"] = loop.score_unseen(cfg, fold_dir, unseens, lambda u: predict_unseen(
+            cfg, model, u, data.training_stats(rs, cfg, fold.train), vocab), rs.label_names)
     res.update(fold=fold.name, **fold.to_dict(), vocabulary=len(vocab),
                test_oov_words=int(sum(vocab.ids([w for w, _, _ in alignments[u]]).tolist().count(1) for u in fold.test)))
     return model, vocab, res
@@ -234,9 +252,10 @@ def run(cfg, out, d, callbacks=()):
           ", ".join(f"{v} {k}" for k, v in sources.items() if v)
           + (" (APPROXIMATE: spread over the voiced region, not forced-aligned)" if sources["approximate"] else ""))
     folds = data.fold_list(cfg, manifest)
+    unseens = [data.Unseen(cfg, e) for e in cfg.data.eval_corpora]
 
     def train_one(fold, fold_dir):
-        model, vocab, res = train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks)
+        model, vocab, res = train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks, unseens)
         loop.confusion_plot(out, res, label_names, fold.name)
         print(f"fold {fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
         return (model, vocab), res

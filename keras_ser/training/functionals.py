@@ -30,6 +30,7 @@ import numpy as np
 
 from keras_ser.corpora import synthetic
 from keras_ser.corpora.manifest import content_hash
+from keras_ser.errors import CorpusError
 from keras_ser.training import data, loop
 from keras_ser.training import metrics as M
 from keras_ser.training.registry import System, register
@@ -59,6 +60,29 @@ def speaker_standardised(X, speakers):
         mean, sd = X[rows].mean(0), X[rows].std(0)
         out[rows] = (X[rows] - mean) / np.where(sd > 0, sd, 1.0)
     return out
+
+
+def unseen_features(cfg, unseen, scaler):
+    """The functionals of an unseen corpus's labelled utterances, standardised as
+    `data.normalization` / `data.eval_normalization` say: per speaker as in training; with
+    training-split normalisation "train" as they are (the fold's scaler follows), "corpus" or
+    "speaker" z-scored with the unseen corpus's (speaker's) own statistics, labels unused, then
+    put in the scaler's space."""
+    X, _, errors = functionals(cfg, unseen.corpus)
+    keep = np.isfinite(X).all(1)
+    corpus, X = unseen.corpus[keep], X[keep]
+    mode = cfg.data.normalization if cfg.data.normalization != "train" else (cfg.data.eval_normalization or "train")
+    if mode == "speaker":
+        X = speaker_standardised(X, corpus["speaker"].to_numpy(str))
+    elif mode == "corpus":
+        X = speaker_standardised(X, np.zeros(len(X), int))
+    if cfg.data.normalization == "train" and mode != "train":
+        X = X * scaler.scale_ + scaler.mean_
+    row = dict(zip(corpus["utterance_id"], range(len(corpus))))
+    missing = [u for u in unseen.manifest["utterance_id"] if u not in row]
+    if missing:
+        raise CorpusError(f"{unseen.name}: openSMILE failed on {len(missing)} utterances (e.g. {missing[0]})")
+    return X[[row[u] for u in unseen.manifest["utterance_id"]]]
 
 
 def make_classifier(cfg):
@@ -134,6 +158,7 @@ def run(cfg, out, d, callbacks=()):
     y = manifest["emotion"].map(label_names.index).to_numpy()
     row = {u: i for i, u in enumerate(manifest["utterance_id"])}
     folds = data.fold_list(cfg, manifest)
+    unseens = [data.Unseen(cfg, e, with_records=False) for e in cfg.data.eval_corpora]
     print(f"functionals on {cfg.data.corpus}: {len(manifest)} utterances, {X.shape[1]} {cfg.functionals.feature_set} "
           f"functionals, {cfg.functionals.classifier} (C={cfg.functionals.C:g}), {cfg.data.normalization} "
           "normalisation")
@@ -145,6 +170,9 @@ def run(cfg, out, d, callbacks=()):
         s = scores(pipeline, X[test_rows], len(label_names))
         pred = s.argmax(1)
         res = {**M.classification_metrics(y[test_rows], pred, label_names), "fold": fold.name, **fold.to_dict()}
+        if unseens:
+            res["unseen"] = loop.score_unseen(cfg, fold_dir, unseens, lambda u: scores(
+                pipeline, unseen_features(cfg, u, pipeline[0]), len(label_names)), label_names)
         table = manifest.iloc[test_rows][["utterance_id", "speaker", "emotion"]].assign(
             predicted=np.asarray(label_names, object)[pred], **{f"score_{n}": s[:, k] for k, n in enumerate(label_names)})
         write_csv(table, os.path.join(fold_dir, "predictions.csv"), index=False, float_format="%.6g")

@@ -30,7 +30,7 @@ import keras_ser.models  # noqa: F401 (registers the models' own layers)
 from keras_ser.errors import ConfigError
 from keras_ser.serving.export import export_model, export_vector_model
 from keras_ser.training import metrics as M
-from keras_ser.training.data import folds_to_json
+from keras_ser.training.data import classification_dataset, eval_normalizer, folds_to_json
 from keras_ser.training.plots import plot_confusion
 from keras_ser.utils import atomic_path, read_json, write_csv, write_json
 
@@ -342,6 +342,34 @@ def run_folds(cfg, out, folds, train_one, load_first):
     return results, first
 
 
+def score_unseen(cfg, fold_dir, unseens, predict, label_names):
+    """One fold's model on each unseen corpus (`data.eval_corpora`, `data.Unseen`):
+    `predict(unseen)` → class probabilities `(len(unseen.manifest), K)` in its manifest's order.
+    Writes `fold_dir/unseen/<name>/predictions.csv`; returns `{name: metrics}` (WA, UA,
+    macro-F1, confusion, the labels it lacks and the utterances of other labels left out)."""
+    out = {}
+    for u in unseens:
+        man = u.manifest
+        probs = np.asarray(predict(u))
+        y = man["emotion"].map(list(label_names).index).to_numpy()
+        res = M.classification_metrics(y, probs.argmax(1), label_names)
+        res.update(u.about(), normalization=cfg.data.eval_normalization or cfg.data.normalization)
+        os.makedirs(os.path.join(fold_dir, "unseen", u.name), exist_ok=True)
+        write_predictions(os.path.join(fold_dir, "unseen", u.name), man, man["utterance_id"], probs, label_names)
+        out[u.name] = res
+    return out
+
+
+def predict_unseen(cfg, model, unseen, train_stats, label_names):
+    """A features → emotion model's probabilities on an unseen corpus (`score_unseen`'s
+    `predict`), its features normalised by `data.eval_normalizer` against `train_stats`."""
+    man = unseen.manifest
+    onehot = np.eye(len(label_names), dtype=np.float32)[man["emotion"].map(list(label_names).index).to_numpy()]
+    ds = classification_dataset(unseen.records, cfg, man["utterance_id"].tolist(), onehot, positions=True,
+                                normalize=eval_normalizer(cfg, unseen.records, train_stats))
+    return predict_labels(model, ds)[1]
+
+
 def confusion_plot(out, res, label_names, name):
     """`plots/confusion_<name>.png` of a classification result, titled with its WA and UA."""
     plot_confusion(res["confusion"], label_names, os.path.join(out, "plots", f"confusion_{name}.png"),
@@ -382,6 +410,16 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
                "mean": {m: M.mean_sd([f(r) for r in results]) for m, f in pick}, "folds": results}
     if data is not None:
         summary["skipped"] = data.summary()
+    unseen = [r["unseen"] for r in results if "unseen" in r]
+    if unseen and len(unseen) == len(results):  # every fold's model on every unseen corpus
+        summary["unseen"] = {}
+        for name in unseen[0]:
+            per = [u[name] for u in unseen]
+            summary["unseen"][name] = {
+                "mean": {m: M.mean_sd([p[m] for p in per]) for m in ("wa", "ua", "macro_f1")},
+                "pooled": M.pooled_metrics(np.sum([np.asarray(p["confusion"]) for p in per], axis=0)),
+                "models": len(per), "n": per[0]["n"], "missing_labels": per[0]["missing_labels"],
+                "left_out": per[0]["left_out"], "normalization": per[0]["normalization"]}
     if results and all("confusion" in r for r in results):
         total = np.sum([np.asarray(r["confusion"]) for r in results], axis=0)
         summary["pooled"] = M.pooled_metrics(total)
@@ -399,6 +437,11 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
                                              normalization=cfg.data.normalization, trim_db=cfg.data.trim_silence)
     shown = ", ".join(f"{m} {summary['mean'][m]['mean']:.3f} ± {summary['mean'][m]['sd']:.3f}" for m, _ in pick[:3])
     print(f"{name or cfg.system} on {summary['corpus']} ({cfg.protocol.name}, {len(results)} folds): {shown}")
+    for name, u in summary.get("unseen", {}).items():
+        print(f"  unseen {name} ({u['models']} fold models, {u['normalization']} normalisation): "
+              f"WA {u['mean']['wa']['mean']:.3f} ± {u['mean']['wa']['sd']:.3f}, "
+              f"UA {u['mean']['ua']['mean']:.3f} ± {u['mean']['ua']['sd']:.3f}"
+              + (f"; lacks {', '.join(u['missing_labels'])}" if u["missing_labels"] else ""))
     for s in summary.get("skipped", []):
         print(f"  left out ({s['stage']}): {s['count']} x {s['reason']} (e.g. {s['example']})")
     return summary

@@ -131,7 +131,7 @@ def train_stage(cfg, rs, fold, stage, stage_dir, targets, stats, encoders=None, 
     return loop.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks), weights
 
 
-def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=()):
+def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=(), unseens=()):
     """Run the recipe's stages on one fold; returns (final model, test metrics).
 
     Stage `s` lives in `fold_dir/<s>/`; the final model is also saved as `fold_dir/best.keras`.
@@ -162,6 +162,9 @@ def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=()):
     loop.write_predictions(fold_dir, manifest, [u for u, k in zip(test.ids, test.dominant) if k >= 0], y_prob,
                            rs.label_names)
     result = M.classification_metrics(y_true, y_prob.argmax(-1), rs.label_names)
+    if unseens:
+        result["unseen"] = loop.score_unseen(cfg, fold_dir, unseens, lambda u: loop.predict_unseen(
+            cfg, model, u, stats, rs.label_names), rs.label_names)
     result.update(fold=fold.name, variant=cfg.task.variant, train_set=cfg.task.train_set, test_dominant=len(y_true),
                   class_weights=all_weights or None, **fold.to_dict())
     return model, result
@@ -170,9 +173,10 @@ def train_fold(cfg, rs, fold, fold_dir, manifest, callbacks=()):
 def run(cfg, out, d, callbacks=()):
     manifest, rs = d.manifest, d.records
     folds = data.fold_list(cfg, manifest)  # every utterance: see the module docstring
+    unseens = [data.Unseen(cfg, e) for e in cfg.data.eval_corpora]
 
     def train_one(fold, fold_dir):
-        model, res = train_fold(cfg, rs, fold, fold_dir, manifest, callbacks)
+        model, res = train_fold(cfg, rs, fold, fold_dir, manifest, callbacks, unseens)
         loop.confusion_plot(out, res, rs.label_names, fold.name)
         print(f"fold {fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f} macro-F1 {res['macro_f1']:.3f}")
         return model, res

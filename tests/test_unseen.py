@@ -1,0 +1,99 @@
+"""data.eval_corpora for every classifier: each fold's model scored on corpora it never saw,
+restricted to the labels it knows, with the normalisation of the unseen corpus stated."""
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from keras_ser.config import load_config
+from keras_ser.errors import ConfigError, CorpusError
+
+SMALL = {
+    "mlee": "{conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 8}",
+    "fg_cme": "{conv_filters: [8, 8, 8], lstm_units: 8, semantic_units: 8, hidden_units: 8, embedding_dim: 8}",
+    "epr": "{config: A, width: 0.0625, dense_units: [16], dropout: 0.0}",
+    "functionals": "{}",
+}
+
+
+def _unseen_manifest(tmp_path):
+    """Another synthetic corpus (other speakers and sentences) without 'sad' and with 'surprise'."""
+    from keras_ser.corpora import synthetic
+    from keras_ser.corpora.manifest import save_manifest
+
+    man = synthetic.generate(str(tmp_path / "other"), size="tiny", seed=7).manifest
+    man = man[man["emotion"] != "sad"].assign(corpus="other")
+    save_manifest(man, str(tmp_path / "other.jsonl"))
+    return str(tmp_path / "other.jsonl"), man
+
+
+def _cfg(preset, tmp, tiny_corpus, unseen, *extra):
+    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+    system = preset.split("/")[0]
+    return load_config(preset, [
+        f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp}/records/train", "data.num_workers=1",
+        "train.epochs=1", "train.verbose=0", "protocol.max_folds=2", f"model.params={SMALL[system]}",
+        "export.enabled=false", f"output_dir={tmp}/run", f"data.eval_corpora=[{{corpus: manifest, root: {unseen}}}]",
+        "protocol.min_fold_utterances=2", *extra])
+
+
+@pytest.mark.parametrize("preset, extra", [
+    ("mlee/synthetic", ["data.eval_normalization=corpus"]),
+    ("fg_cme/synthetic", ["model.name=cnn_pool", "protocol.k=4", "model.params={conv_filters: [8, 8, 8], hidden_units: 8}"]),
+    ("functionals/synthetic", ["data.eval_normalization=speaker"]),
+    ("epr/synthetic", ["epr.stages=1", "epr.inner_folds=2", "protocol.k=4"]),
+])
+def test_every_fold_s_model_is_scored_on_the_unseen_corpus(preset, extra, tiny_corpus, tmp_path):
+    from keras_ser.training.runner import run
+
+    path, man = _unseen_manifest(tmp_path)
+    summary = run(_cfg(preset, tmp_path, tiny_corpus, path, *extra))
+    u = summary["unseen"]["other"]
+    known = man[man["emotion"].isin(["neutral", "happy", "angry"])]
+    assert u["models"] == 2 and u["n"] == len(known)
+    assert u["missing_labels"] == ["sad"] and u["left_out"] == {"surprise": int((man["emotion"] == "surprise").sum())}
+    assert set(u["mean"]) == {"wa", "ua", "macro_f1"} and 0 <= u["pooled"]["wa"] <= 1
+    assert u["normalization"] == (extra[0].split("=")[1] if "eval_normalization" in extra[0] else "train")
+    fold = summary["folds"][0]
+    assert np.asarray(fold["unseen"]["other"]["confusion"])[2].sum() == 0  # no 'sad' to recall
+    pred = pd.read_csv(tmp_path / "run" / "folds" / fold["fold"] / "unseen" / "other" / "predictions.csv")
+    assert len(pred) == len(known) and set(pred["emotion"]) == {"neutral", "happy", "angry"}
+    assert json.load(open(tmp_path / "run" / "metrics.json"))["unseen"]["other"]["n"] == len(known)
+
+
+def test_unseen_corpus_normalisation_is_checked_and_a_corpus_without_our_labels_refused(tiny_corpus, tmp_path):
+    from keras_ser.corpora.manifest import save_manifest
+    from keras_ser.training.runner import run
+
+    with pytest.raises(ConfigError, match="data.eval_normalization: 'corpus', but the model is trained with"):
+        load_config("mlee/synthetic", ["data.normalization=speaker", "data.eval_normalization=corpus"])
+    man = tiny_corpus.manifest
+    save_manifest(man[man["emotion"] == "surprise"], str(tmp_path / "surprise.jsonl"))
+    with pytest.raises(CorpusError, match="has none of the model's labels"):
+        run(_cfg("mlee/synthetic", tmp_path, tiny_corpus, str(tmp_path / "surprise.jsonl")))
+
+
+def test_corpus_normalisation_maps_the_unseen_corpus_into_the_training_space(tiny_corpus, tmp_path):
+    """eval_normalization=corpus: the unseen corpus standardised by its own statistics, then put in
+    the training statistics' space, which the model's own normalisation removes again."""
+    import tensorflow as tf
+
+    from keras_ser.audio.normalization import FeatureStats
+    from keras_ser.training import data
+
+    path, _ = _unseen_manifest(tmp_path)
+    cfg = _cfg("mlee/synthetic", tmp_path, tiny_corpus, path, "data.eval_normalization=corpus")
+    u = data.Unseen(cfg, cfg.data.eval_corpora[0])
+    rs = u.records
+    train = FeatureStats(10, np.full(400, 200.0), np.full(400, 10 * (400.0 + 9.0)))  # mean 20, sd 3
+    fn = data.eval_normalizer(cfg, rs, train)
+    frames = []
+    for ex in rs.dataset(rs.files(), batch_size=None):
+        out = fn(dict(ex, utterance_id=tf.constant(ex["utterance_id"])))
+        frames.append(out["features"].numpy()[: int(ex["num_frames"])])
+    allf = np.concatenate(frames)
+    np.testing.assert_allclose(allf.mean(0), 20.0, atol=1e-2)
+    np.testing.assert_allclose(allf.std(0), 3.0, rtol=1e-2)
