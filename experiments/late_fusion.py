@@ -69,8 +69,8 @@ def main(argv=None):
     for seed, run_a in sorted(runs_a.items(), key=lambda kv: (kv[0] is None, kv[0])):
         run_b = runs_b.get(seed) or next(iter(runs_b.values()))
         labels = read_json(os.path.join(run_a, "metrics.json"))["labels"]
-        if read_json(os.path.join(run_b, "metrics.json"))["labels"] != labels:
-            raise SystemExit("late_fusion: the runs have different label sets")
+        if sorted(read_json(os.path.join(run_b, "metrics.json"))["labels"]) != sorted(labels):
+            raise SystemExit("late_fusion: the runs have different label sets")  # the order may differ: columns are named
         folds = fuse_run(run_a, run_b, args.weight, labels)
         pooled = M.pooled_metrics(np.sum([np.asarray(f["confusion"]) for f in folds], axis=0))
         per_seed.append({"seed": seed, "wa": float(np.mean([f["wa"] for f in folds])),
