@@ -438,22 +438,17 @@ def validate(cfg):
     if cfg.data.frontend not in PRESETS:
         raise ConfigError(f"data.frontend: unknown preset {cfg.data.frontend!r}; known: {', '.join(PRESETS)}")
     ev = cfg.data.eval_normalization
-    if ev not in (None, "train", "corpus", "speaker"):
-        raise ConfigError(f"data.eval_normalization: {ev!r} is not one of train, corpus, speaker (or null)")
+    _one_of("data.eval_normalization", ev, (None, "train", "corpus", "speaker"))
     if ev not in (None, "train") and cfg.data.normalization != "train" and ev != cfg.data.normalization:
         raise ConfigError(f"data.eval_normalization: {ev!r}, but the model is trained with data.normalization="
                           f"{cfg.data.normalization}: unseen corpora get the same (leave eval_normalization out)")
-    if cfg.data.normalization not in ("train", "speaker", "utterance"):
-        raise ConfigError(f"data.normalization: {cfg.data.normalization!r} is not one of train, speaker, utterance")
+    _one_of("data.normalization", cfg.data.normalization, ("train", "speaker", "utterance"))
     if cfg.protocol.folds_file and not os.path.isfile(cfg.protocol.folds_file):
         raise ConfigError(f"protocol.folds_file: {cfg.protocol.folds_file} does not exist")
     fn = cfg.functionals
-    if fn.feature_set not in FUNCTIONAL_SETS:
-        raise ConfigError(f"functionals.feature_set: {fn.feature_set!r} is not one of {', '.join(FUNCTIONAL_SETS)}")
-    if fn.classifier not in FUNCTIONAL_CLASSIFIERS:
-        raise ConfigError(f"functionals.classifier: {fn.classifier!r} is not one of {', '.join(FUNCTIONAL_CLASSIFIERS)}")
-    if fn.class_weight not in (None, "balanced"):
-        raise ConfigError(f"functionals.class_weight: {fn.class_weight!r} is not balanced or null")
+    _one_of("functionals.feature_set", fn.feature_set, FUNCTIONAL_SETS)
+    _one_of("functionals.classifier", fn.classifier, FUNCTIONAL_CLASSIFIERS)
+    _one_of("functionals.class_weight", fn.class_weight, (None, "balanced"))
     if cfg.system == "functionals" and cfg.data.normalization == "utterance":
         raise ConfigError("data.normalization: utterance is not defined for one vector of functionals per utterance "
                           "(use train or speaker)")
@@ -532,6 +527,12 @@ def validate(cfg):
     if len(cfg.data.emotions) < 2:
         raise ConfigError("data.emotions: need at least two labels")
     return cfg
+
+
+def _one_of(key, value, allowed):
+    if value not in allowed:
+        names = ", ".join("null" if a is None else str(a) for a in allowed)
+        raise ConfigError(f"{key}: {value!r} is not one of {names}")
 
 
 def _range(key, value, low=None, high=None, low_open=False, allow_none=False):

@@ -103,6 +103,10 @@ class BestCheckpoint(keras.callbacks.Callback):
     and the first epoch of a fit restores the values of the epochs before it, the best value
     and the epochs since, exactly as they were when training was interrupted. An improvement is
     strictly lower than the best so far; a missing or NaN value is none (as in Keras).
+
+    With `select` "last" or "average" (`train.select`) nothing is chosen or stopped on the
+    monitored value (still recorded): `path` holds the last of `epochs` epochs' weights, or the
+    mean of the last `average` epochs' (`_keep_fixed`).
     """
 
     def __init__(self, path, monitor="val_loss", patience=None, state_path=None, select="best", epochs=None,
