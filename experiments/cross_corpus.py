@@ -64,21 +64,21 @@ def main(argv=None):
     table = read_json(args.out)["rows"]
     names = [r[0] for r in rows()]
     tests = list(CORPORA)
-    print("\n| trained on \\ tested on | " + " | ".join(tests) + " |\n|---|" + "---|" * len(tests))
+    print("\n| trained on \\ tested on | " + " | ".join(tests) + " | its own folds (unseen speakers) |\n|---|"
+          + "---|" * (len(tests) + 1))
     for name in names:
         if name not in table:
             continue
         r = table[name]
+        own = f"{100 * r['wa']['mean']:.1f} / {100 * r['ua']['mean']:.1f}"
         cells = []
         for t in tests:
-            if t == name:
-                cells.append(f"**{100 * r['wa']['mean']:.1f} / {100 * r['ua']['mean']:.1f}**")
-            elif t in r.get("unseen", {}):
+            if t in r.get("unseen", {}):
                 u = r["unseen"][t]
                 cells.append(f"{100 * u['wa']['mean']:.1f} / {100 * u['ua']['mean']:.1f}")
             else:
-                cells.append("—")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+                cells.append(f"({own})" if t == name else "(trained on)")
+        print(f"| {name} | " + " | ".join(cells) + f" | {own} |")
     return 0
 
 
