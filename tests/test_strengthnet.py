@@ -216,7 +216,7 @@ def test_unseen_corpus_is_labelled_by_its_own_ranking_and_scored(fused_run):
     cfg, summary = fused_run
     unseen = summary["folds"][0]["unseen"]["ravdess"]
     assert unseen["overall"]["n"] == 2 * 3 * 4  # two actors, three emotions, four utterances
-    assert "ravdess" in unseen["strength_labels"] and unseen["emotion"]["n"] == 24
+    assert "ravdess" in unseen["strength_labels"] and unseen["emotion"]["n"] == 24 and unseen["normalization"] == "train"
     # The training corpora's per-emotion ranking functions applied to it (the paper's R_corpus rows).
     assert {"R_synthetic", "R_emodb"} <= set(unseen) and unseen["R_emodb"]["n"] == 24
     assert unseen["intensity"]["n"] == 24 and 0 <= unseen["intensity"]["agreement"] <= 1

@@ -146,7 +146,8 @@ def _strength_xy(b, rows, extra=False):
     return x, y, sw
 
 
-def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weights=None, extra=False):
+def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weights=None, extra=False,
+                     normalize="default"):
     """Pipeline for StrengthNet over `ids`; `table` is indexed by utterance id with columns
     `strength_label`, `label` (emotion index), `true_strength` and `intensity`."""
     sub = table.loc[list(ids)]
@@ -163,7 +164,7 @@ def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weight
     def to_xy(b, rows):
         return _strength_xy(b, rows, extra)
 
-    return data.make_dataset(rs, cfg, list(ids), cols, to_xy, shuffle, perturbed)
+    return data.make_dataset(rs, cfg, list(ids), cols, to_xy, shuffle, perturbed, normalize=normalize)
 
 
 def frontend_params(cfg, frontend):
@@ -210,12 +211,12 @@ def predict(model, ds):
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
-def evaluate(cfg, model, rs, ids, table, label_names):
+def evaluate(cfg, model, rs, ids, table, label_names, normalize="default"):
     """Strength and emotion metrics on `ids` (plus truth SRCC and intensity agreement when known;
     when `ids` span several corpora, `per_corpus` holds the same metrics for each), and the
     per-utterance predictions: `(metrics, DataFrame)` with the columns of `write_predictions`."""
     ids = list(ids)
-    p = predict(model, strength_dataset(rs, cfg, ids, table, extra=True))
+    p = predict(model, strength_dataset(rs, cfg, ids, table, extra=True, normalize=normalize))
     for subset in SUBSETS:
         p[subset] = table.loc[ids, subset].to_numpy(bool)[p["position"]]
     res = _metrics(cfg, p, label_names)
@@ -346,7 +347,8 @@ def run(cfg, out, d, callbacks=()):
                       f"{fold.name}: MAE {res['overall']['mae']:.3f}, SRCC {res['overall']['srcc']:.3f}")
         res.update(fold=fold.name, monitor=monitor, **fold.to_dict())
         if cfg.data.eval_corpora and fold is folds[0]:
-            res["unseen"] = unseen(cfg, model, manifest, label_names, out, cache)
+            res["unseen"] = unseen(cfg, model, manifest, label_names, out, cache,
+                                   data.training_stats(rs, cfg, fold.train))
         print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
               f"SRCC {res['overall']['srcc']:.3f}; emotion WA {res['emotion']['wa']:.3f}"
               + (f"; SRCC vs true strength {res['srcc_vs_truth']:.3f}" if "srcc_vs_truth" in res else "")
@@ -367,9 +369,10 @@ def run(cfg, out, d, callbacks=()):
                        corpus="+".join(sorted(manifest["corpus"].unique())), data=d)
 
 
-def unseen(cfg, model, train_manifest, label_names, out, train_cache):
+def unseen(cfg, model, train_manifest, label_names, out, train_cache, train_stats=None):
     """Test on corpora never trained on: each labelled by its own ranking functions; also the
-    training corpora's ranking functions (per emotion) applied to them (the paper's R_corpus rows)."""
+    training corpora's ranking functions (per emotion) applied to them (the paper's R_corpus rows).
+    Their features are normalised as `data.eval_normalization` says, against `train_stats`."""
     res = {}
     X_train = None
     for entry in cfg.data.eval_corpora:
@@ -378,7 +381,9 @@ def unseen(cfg, model, train_manifest, label_names, out, train_cache):
         cache = os.path.join(rs.root, "functionals")
         strengths, _, info = strength_labels(cfg, man, os.path.join(out, "unseen", name), cache)
         table = label_table(cfg, man, strengths, label_names)
-        r, predictions = evaluate(cfg, model, rs, table.index.tolist(), table, label_names)
+        r, predictions = evaluate(cfg, model, rs, table.index.tolist(), table, label_names,
+                                  normalize=data.eval_normalizer(cfg, rs, train_stats))
+        r["normalization"] = cfg.data.eval_normalization or cfg.data.normalization
         os.makedirs(os.path.join(out, "unseen", name), exist_ok=True)
         write_predictions(predictions, os.path.join(out, "unseen", name, "predictions.csv"))
         r["strength_labels"] = info
