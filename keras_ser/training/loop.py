@@ -415,7 +415,8 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
     if data is not None:
         summary["skipped"] = data.summary()
     unseen = [r["unseen"] for r in results if "unseen" in r]
-    if unseen and len(unseen) == len(results):  # every fold's model on every unseen corpus
+    classified = all("confusion" in v for u in unseen for v in u.values())  # StrengthNet reports its own
+    if unseen and len(unseen) == len(results) and classified:  # every fold's model on every unseen corpus
         summary["unseen"] = {}
         for name in unseen[0]:
             per = [u[name] for u in unseen]
