@@ -145,3 +145,38 @@ def test_trimmed_records_move_the_words_with_the_audio(tmp_path):
     assert np.all(got < 1.0) and np.all(got >= 0)  # back in the trimmed audio's time
     assert data.records_dir(cfg, manifest) != data.records_dir(load_config("fg_cme/synthetic"), manifest)
     assert min(first.values()) >= 1.0
+
+
+def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(tiny_corpus, tmp_path):
+    """experiments/recipe_search.py: candidates trained on each fold's training speakers and
+    scored on its development speakers; the chosen one then run on the real folds."""
+    import json
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments"))
+    import recipe_search
+
+    from keras_ser.training.runner import run
+
+    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+    common = [f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp_path}/records",
+              "data.num_workers=0", "train.epochs=1", "model.name=cnn_pool", "train.select=last",
+              "model.params={conv_filters: [4, 4, 4], conv_kernels: [3, 3, 3], hidden_units: 8}",
+              "export.enabled=false", "protocol.k=4", "protocol.min_fold_utterances=2", "protocol.max_folds=null"]
+    ref = load_config("fg_cme/synthetic", [*common, f"output_dir={tmp_path}/ref", "protocol.max_folds=2"])
+    run(ref)
+    folds_file = str(tmp_path / "ref" / "folds.json")
+    out = str(tmp_path / "search.json")
+    recipe_search.main(["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "search"),
+                        "--out", out, "--seeds", "0", "--candidate", "base=", "--candidate", "slow=train.learning_rate=1e-6",
+                        "--extra", *common])
+    doc = json.load(open(out))
+    picked = doc["candidates"][doc["chosen"]]["dev_ua"]["mean"]
+    assert all(picked >= c["dev_ua"]["mean"] for c in doc["candidates"].values())
+    sel = json.load(open(doc["selection_folds"]))["folds"]
+    real = json.load(open(folds_file))["folds"]
+    assert [f["test"] for f in sel] == [f["dev"] for f in real] and all(not f["dev"] for f in sel)
+    assert doc["assessment"]["folds"] == 2 and doc["assessment"]["seeds"] == [0]
+    with pytest.raises(ConfigError, match="train.select=best chooses the epoch on development utterances"):
+        run(load_config("fg_cme/synthetic", [*common[:-3], "train.select=best", f"protocol.folds_file={doc['selection_folds']}",
+                                             "protocol.min_fold_utterances=2", f"output_dir={tmp_path}/best"]))

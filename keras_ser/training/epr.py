@@ -241,7 +241,8 @@ class SegmentClassifier:
         if cfg.train.schedule == "constant":  # the paper's decay; a cosine schedule replaces it
             lr, decay, every = cfg.train.learning_rate, cfg.epr.lr_decay, cfg.epr.lr_decay_epochs
             schedule = (keras.callbacks.LearningRateScheduler(lambda epoch: lr * decay ** (epoch // every)),)
-        loop.fit(self.model, segment_dataset(rs, cfg, train_table, shuffle=True), segment_dataset(rs, cfg, dev_table),
+        dev = segment_dataset(rs, cfg, dev_table) if dev_table is not None else None
+        loop.fit(self.model, segment_dataset(rs, cfg, train_table, shuffle=True), dev,
                  net_dir, cfg, (*schedule, *callbacks), reload=False)
         return self
 
@@ -319,7 +320,7 @@ def run_fold(cfg, rs, fold, fold_dir, labels_of, label_names, callbacks=()):
             print(f"  stage {t}/{cfg.epr.stages}: {what}; {len(inner)} inner networks + 1")
             train_table = make_table(cfg, rs, fold.train, labels_of, profiles, class_w, k)
             dev_table = make_table(cfg, rs, fold.dev, labels_of, profiles if cfg.epr.dev_labels == "refined" else None,
-                                   class_w, k)
+                                   class_w, k) if fold.dev else None
             new = {}
             for j, held in enumerate(inner, 1):
                 net.train(rs, train_table.without(held), dev_table, os.path.join(stage_dir, f"inner{j}"), callbacks)

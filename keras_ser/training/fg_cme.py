@@ -199,7 +199,7 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=(), uns
             y = np.eye(len(rs.label_names))[[labels_of[u] for u in fold.train]]
             sw = y @ class_weights(y, "hard")
         train_ds = dataset(rs, cfg, fold.train, labels_of, alignments, vocab, names, sw, shuffle=True)
-        dev_ds = dataset(rs, cfg, fold.dev, labels_of, alignments, vocab, names)
+        dev_ds = dataset(rs, cfg, fold.dev, labels_of, alignments, vocab, names) if fold.dev else None
         if cfg.fg_cme.test_curve:
             test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, names)
             callbacks = [*callbacks, test_curve_callback(test_ds, rs.label_names, curve_path)]

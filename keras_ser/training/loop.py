@@ -231,6 +231,9 @@ def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss
     it (keeps its traced functions). Without `train.resume` an earlier attempt's files are
     removed first.
     """
+    if dev_ds is None and cfg.train.select == "best":
+        raise ConfigError("train.select=best chooses the epoch on development utterances, and this fold has none "
+                          "(use train.select=last or average, or a protocol with a development set)")
     os.makedirs(stage_dir, exist_ok=True)
     best = os.path.join(stage_dir, "best.keras")
     if not cfg.train.resume:

@@ -90,7 +90,7 @@ def make_datasets(rs, fold, cfg, targets):
     test_ids = [u for u, ok in zip(test.ids, has_label) if ok]
     onehot = np.eye(targets.targets.shape[1], dtype=np.float32)[test.dominant[has_label]]
     return (data.classification_dataset(rs, cfg, train_ids, train_t, sw, shuffle=True, perturbed=True),
-            data.classification_dataset(rs, cfg, dev_ids, dev.targets[dev.usable]),
+            data.classification_dataset(rs, cfg, dev_ids, dev.targets[dev.usable]) if dev_ids else None,
             data.classification_dataset(rs, cfg, test_ids, onehot, positions=True), weights)
 
 

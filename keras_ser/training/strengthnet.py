@@ -334,7 +334,7 @@ def run(cfg, out, d, callbacks=()):
             if cfg.train.class_weights:
                 weights = class_weights(np.eye(len(label_names))[table.loc[fold.train, "label"].to_numpy(int)], "hard")
             train_ds = strength_dataset(rs, cfg, fold.train, table, shuffle=True, perturbed=True, weights=weights)
-            dev_ds = strength_dataset(rs, cfg, fold.dev, table)
+            dev_ds = strength_dataset(rs, cfg, fold.dev, table) if len(fold.dev) else None
             keras.utils.set_random_seed(cfg.seed)
             with loop.strategy(cfg.train.strategy).scope():
                 model = compile_model(build_model(cfg, rs, stats), cfg)
