@@ -31,7 +31,7 @@ CORPORA = {  # name: (data overrides, eval_corpora entry)
 FUSED = ("emodb+ravdess", ["data.corpus=emodb", "data.root=../shared/data/emodb",
                            "data.fuse=[{corpus: ravdess, root: ../shared/data/ravdess}]"])
 COMMON = ["data.emotions=[angry, happy, neutral, sad]", "protocol.name=kfold", "protocol.k=5", "protocol.group=speaker",
-          "data.eval_normalization=corpus", "data.speed_perturb=[]"]
+          "data.speed_perturb=[]"]
 
 
 def rows():
@@ -58,7 +58,9 @@ def main(argv=None):
     from keras_ser.utils import read_json
 
     chosen = [r for r in rows() if args.train is None or r[0] in args.train]
-    spec = [f"--row={name}={args.preset} {' '.join(shlex.quote(o) for o in COMMON + overrides + args.extra)}"
+    per_speaker = any(e.startswith("data.normalization=") and not e.endswith("=train") for e in args.extra)
+    common = COMMON + ([] if per_speaker else ["data.eval_normalization=corpus"])  # speaker: the same on them
+    spec = [f"--row={name}={args.preset} {' '.join(shlex.quote(o) for o in common + overrides + args.extra)}"
             for name, overrides, _ in chosen]
     seeds_table.main([*spec, "--seeds", *map(str, args.seeds), "--runs", args.runs, "--out", args.out])
     table = read_json(args.out)["rows"]
