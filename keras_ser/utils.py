@@ -121,6 +121,28 @@ def die_with_parent():
     threading.Thread(target=watch, daemon=True).start()
 
 
+_WATCHED = set()
+
+
+def die_with(pid, interval=0.5):
+    """End this process (a worker started by another runner's machinery, whose parent is not the
+    process it works for) as soon as process `pid` is gone; a daemon thread checks every
+    `interval` seconds. Once per process and pid."""
+    import threading
+    import time
+
+    if pid in _WATCHED or pid == os.getpid():
+        return
+    _WATCHED.add(pid)
+
+    def watch():
+        while pid_alive(pid):
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def file_checksum(path):
     """BLAKE2b (128 bits) of a file's bytes, hex: fast enough to check a gigabyte in seconds."""
     import hashlib

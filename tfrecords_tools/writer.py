@@ -22,6 +22,7 @@ and the dataset rewritten.
 """
 
 import concurrent.futures
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -69,7 +70,7 @@ def fingerprint(manifest, frontend, label_names, shard_by="speaker", speed_facto
     return h.hexdigest()
 
 
-def _write_shard(task):
+def write_shard(task):
     """Worker: load audio, compute features, write one shard atomically. Returns its summary."""
     rows, path, frontend, label_names, speed, include_waveform, trim_db = task
     frontend = get_frontend_config(frontend)
@@ -148,7 +149,55 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
 
     Returns:
         `RecordSet` for `out_dir`. Idempotent: an identical complete dataset is reused.
+        `tfrecords_tools.beam.write_records_beam` writes the same with an Apache Beam runner.
     """
+    plan = plan_records(manifest, out_dir, frontend, label_names, shard_by, speed_factors, include_waveform,
+                        trim_db, overwrite)
+    if isinstance(plan, RecordSet):
+        return plan
+    start = time.time()
+    results = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(plan.tasks), desc=f"writing {out_dir}", unit="shard")
+    if num_workers and num_workers > 1:
+        ctx = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=die_with_parent) as pool:
+            for res in pool.map(write_shard, plan.tasks):
+                results.append(res)
+                bar and bar.update()
+    else:
+        for task in plan.tasks:
+            results.append(write_shard(task))
+            bar and bar.update()
+    bar and bar.close()
+    return finish_records(plan, results, time.time() - start)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What `plan_records` decided: the shard tasks (one per shard key and speed, each written
+    by `write_shard`, anywhere) and what `finish_records` needs to describe the dataset."""
+
+    out_dir: str
+    tasks: list
+    records: list
+    fingerprint: str
+    frontend: object
+    label_names: list
+    shard_by: str
+    speed_factors: tuple
+    include_waveform: bool
+    trim_db: object
+
+
+def plan_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by="speaker", speed_factors=(),
+                 include_waveform=False, trim_db=None, overwrite=False):
+    """The shard tasks of a dataset (`Plan`), or the existing `RecordSet` when an identical,
+    intact dataset is already there. Removes a stopped writer's temporary files, and
+    `dataset.json` (the dataset is invalid until it is complete again)."""
     validate_manifest(manifest)
     if shard_by not in ("speaker", "session"):
         raise ValueError(f"shard_by must be 'speaker' or 'session', got {shard_by!r}")
@@ -171,44 +220,35 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
             except RecordError as exc:
                 print(f"{exc}: writing the records again")
     if os.path.exists(meta_path):
-        os.remove(meta_path)  # the dataset is invalid until it is complete again
+        os.remove(meta_path)
     os.makedirs(os.path.join(out_dir, "shards"), exist_ok=True)
     os.makedirs(os.path.join(out_dir, "stats"), exist_ok=True)
-
     records = manifest.to_dict(orient="records")
-    tasks, task_keys = [], []
+    tasks = []
     keys = manifest[shard_by].astype(str).to_numpy()
     for key in sorted(set(keys)):
         rows = [r for r, k in zip(records, keys) if k == key]
         for speed in (1.0,) + tuple(float(s) for s in speed_factors if float(s) != 1.0):
             path = os.path.join(out_dir, "shards", shard_name(key, speed))
             tasks.append((rows, path, frontend.to_dict(), label_names, speed, include_waveform, trim_db))
-            task_keys.append(key)
+    return Plan(out_dir, tasks, records, fp, frontend, label_names, shard_by, tuple(speed_factors), include_waveform,
+                trim_db)
 
-    start = time.time()
-    results = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(tasks), desc=f"writing {out_dir}", unit="shard")
-    if num_workers and num_workers > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=die_with_parent) as pool:
-            for res in pool.map(_write_shard, tasks):
-                results.append(res)
-                bar and bar.update()
-    else:
-        for task in tasks:
-            results.append(_write_shard(task))
-            bar and bar.update()
-    bar and bar.close()
-
-    by_id = {r["utterance_id"]: r for r in records}
+def finish_records(plan, results, seconds=0.0):
+    """Per-shard statistics, `manifest.jsonl`, `skipped.csv` and, last, `dataset.json` from the
+    shard tasks' results (`write_shard`'s, in any order); returns the `RecordSet`."""
+    out_dir = plan.out_dir
+    by_path = {r["path"]: r for r in results}
+    missing = [t[1] for t in plan.tasks if t[1] not in by_path]
+    if missing:
+        raise RecordError(f"{out_dir}: no result for {len(missing)} shards, e.g. {missing[0]}")
+    by_id = {r["utterance_id"]: r for r in plan.records}
     rows_out, skipped, shards = [], [], []
-    for task, key, res in zip(tasks, task_keys, results):
-        shard = os.path.basename(res["path"])
-        speed = task[4]
+    for task in plan.tasks:
+        res = by_path[task[1]]
+        shard, speed = os.path.basename(res["path"]), task[4]
+        key = str(task[0][0][plan.shard_by])
         FeatureStats.from_dict(res["stats"]).save(os.path.join(out_dir, "stats", shard + ".json"))
         shards.append({"file": shard, "key": key,
                        "speed": speed, "count": len(res["written"]),
@@ -226,11 +266,12 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
     save_manifest(out, os.path.join(out_dir, "manifest.jsonl"))
     write_csv(pd.DataFrame(skipped, columns=["path", "reason"]), os.path.join(out_dir, "skipped.csv"), index=False)
     meta = {
-        "schema_version": SCHEMA_VERSION, "fingerprint": fp, "frontend": frontend.to_dict(),
-        "feature_dim": frontend.feature_dim, "label_names": label_names, "shard_by": shard_by,
-        "speed_factors": [float(s) for s in speed_factors], "include_waveform": include_waveform, "trim_db": trim_db,
-        "num_examples": len(rows_out), "num_skipped": len(skipped), "shards": shards,
-        "write_seconds": round(time.time() - start, 3),
+        "schema_version": SCHEMA_VERSION, "fingerprint": plan.fingerprint, "frontend": plan.frontend.to_dict(),
+        "feature_dim": plan.frontend.feature_dim, "label_names": plan.label_names, "shard_by": plan.shard_by,
+        "speed_factors": [float(s) for s in plan.speed_factors], "include_waveform": plan.include_waveform,
+        "trim_db": plan.trim_db, "num_examples": len(rows_out), "num_skipped": len(skipped), "shards": shards,
+        "write_seconds": round(seconds, 3),
     }
-    write_json(meta, meta_path)
+    write_json(meta, os.path.join(out_dir, DATASET_FILE))
+    remove_stale_tmp(out_dir)  # a stopped writer that was still dying when this one started
     return RecordSet(out_dir)

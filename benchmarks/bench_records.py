@@ -1,0 +1,62 @@
+"""Records throughput: the local process pool against Beam's DirectRunner, same workers.
+
+    python benchmarks/bench_records.py [--ravdess ../shared/data/ravdess] [--workers 2]
+        [--frontend mlee] [--out docs/benchmarks/records.json]
+
+Utterances (and seconds of audio) written per second of wall time, on the default synthetic
+corpus and, when given, RAVDESS; each writer writes into a fresh folder, the two runs one after
+the other on a quiet machine. Needs the `beam` extra for the DirectRunner row.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def one(name, manifest, write, out):
+    t = time.perf_counter()
+    rs = write(out)
+    seconds = time.perf_counter() - t
+    audio = float(rs.manifest.loc[rs.manifest["speed"] == 1.0, "duration"].sum())
+    return {"writer": name, "utterances": int(rs.meta["num_examples"]), "wall_seconds": round(seconds, 1),
+            "utterances_per_second": round(rs.meta["num_examples"] / seconds, 1),
+            "audio_seconds_per_second": round(audio / seconds, 1)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--ravdess", default=None)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--frontend", default="mlee")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    from keras_ser.corpora import load_corpus, synthetic
+    from keras_ser.utils import report
+    from tfrecords_tools import write_records
+    from tfrecords_tools.beam import write_records_beam
+
+    corpora = {"synthetic default": synthetic.generate(synthetic.default_root("default"), size="default").manifest}
+    if args.ravdess:
+        corpora["RAVDESS"] = load_corpus("ravdess", args.ravdess).manifest
+    rows = []
+    options = ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
+    for corpus, manifest in corpora.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            rows.append({"corpus": corpus, **one(f"local pool, {args.workers} processes", manifest, lambda out: write_records(
+                manifest, out, frontend=args.frontend, num_workers=args.workers, progress=False), os.path.join(tmp, "a"))})
+            rows.append({"corpus": corpus, **one(f"Beam DirectRunner, {args.workers} workers", manifest,
+                                                 lambda out: write_records_beam(manifest, out, frontend=args.frontend,
+                                                                                options=options), os.path.join(tmp, "b"))})
+        print(rows[-2], rows[-1], flush=True)
+    report({"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+            "frontend": args.frontend, "rows": rows}, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
