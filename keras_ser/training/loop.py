@@ -37,13 +37,11 @@ from keras_ser.utils import atomic_path, read_json, write_csv, write_json
 
 # -- where and how ----------------------------------------------------------------------------
 def strategy(name):
-    """The `tf.distribute` strategy of `train.strategy` ("default", "mirrored", "multi_worker")."""
+    """The `tf.distribute` strategy of `train.strategy` ("default", "mirrored")."""
     import tensorflow as tf
 
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 
