@@ -51,11 +51,17 @@ PAPER = {  # the papers' own numbers for the comparable task (WA, UA %), where t
 
 
 def main(argv=None):
+    import argparse
+
     from keras_ser.utils import read_json, write_json, write_text
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--docs", default=DOCS, help="the docs folder (results.md, results/)")
+    docs = ap.parse_args(argv).docs
 
     entries, missing = [], []
     for corpus, table, row, system, norm, recipe in ENTRIES:
-        path = os.path.join(DOCS, table)
+        path = os.path.join(docs, table)
         rows = read_json(path)["rows"] if os.path.exists(path) else {}
         if row not in rows:
             missing.append(f"{table}#{row}")
@@ -68,7 +74,7 @@ def main(argv=None):
                         "json": f"docs/{table}", "row": row})
     write_json({"about": "One entry per row of the opening table of docs/results.md (experiments/results_summary.py). "
                          "wa/ua: mean and sd over seeds of each run's mean over folds.", "entries": entries},
-               os.path.join(DOCS, "results", "summary.json"))
+               os.path.join(docs, "results", "summary.json"))
 
     lines = ["| corpus and protocol | system | normalisation | recipe | WA % | UA % | paper (WA / UA) | seeds |",
              "|---|---|---|---|---|---|---|---|"]
@@ -76,13 +82,13 @@ def main(argv=None):
         link = f"[{{}}]({e['json'][len('docs/'):]})"
         wa = link.format(f"{100 * e['wa']['mean']:.1f} ± {100 * e['wa']['sd']:.1f}")
         ua = link.format(f"{100 * e['ua']['mean']:.1f} ± {100 * e['ua']['sd']:.1f}")
-        paper = next((f"{v[0]} ({v[1]})" for (c, s), v in PAPER.items()
+        paper = next((f"{v[0]}; {v[1]}" for (c, s), v in PAPER.items()
                       if e["corpus"].startswith(c) and e["system"] == s and e["recipe"] == "paper"), "")
         seeds = "— (deterministic)" if e["deterministic"] else str(e["seeds"])
         lines.append(f"| {e['corpus']} | {e['system']} | {e['normalization']} | {e['recipe']} | {wa} | {ua} | "
                      f"{paper} | {seeds} |")
     table = "\n".join(lines)
-    results = os.path.join(DOCS, "results.md")
+    results = os.path.join(docs, "results.md")
     text = open(results).read()
     start, end = "<!-- summary:start -->", "<!-- summary:end -->"
     if start in text and end in text:

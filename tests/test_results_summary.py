@@ -1,0 +1,29 @@
+"""experiments/results_summary.py: the opening table and summary.json from the tables' JSONs."""
+
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "experiments"))
+
+
+def test_the_summary_table_links_every_number_to_its_json(tmp_path):
+    import results_summary
+
+    os.makedirs(tmp_path / "results")
+    row = {"wa": {"mean": 0.7031, "sd": 0.0, "n": 1}, "ua": {"mean": 0.6941, "sd": 0.0, "n": 1}, "protocol": "kfold",
+           "folds": 5, "seeds": [0], "deterministic": True}
+    fg = {"wa": {"mean": 0.639, "sd": 0.023, "n": 3}, "ua": {"mean": 0.624, "sd": 0.02, "n": 3}, "protocol": "kfold",
+          "folds": 5, "seeds": [0, 1, 2]}
+    (tmp_path / "results" / "ravdess4.json").write_text(json.dumps({"rows": {"reference": row, "fg_cme": fg}}))
+    (tmp_path / "results.md").write_text("# Results\n\n<!-- summary:start -->\nSTALE_TABLE\n<!-- summary:end -->\n\ntail\n")
+    results_summary.main(["--docs", str(tmp_path)])
+    text = (tmp_path / "results.md").read_text()
+    assert "STALE_TABLE" not in text and text.endswith("<!-- summary:end -->\n\ntail\n")
+    assert "[70.3 ± 0.0](results/ravdess4.json)" in text and "[62.4 ± 2.0](results/ravdess4.json)" in text
+    assert "72.0 / 70.8" in text  # the paper's number beside its preset's row
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    rows = {(e["row"], e["normalization"]): e for e in summary["entries"]}
+    assert rows[("reference", "train")]["deterministic"] and rows[("fg_cme", "train")]["seeds"] == 3
+    assert rows[("fg_cme", "train")]["json"] == "docs/results/ravdess4.json"
