@@ -180,3 +180,33 @@ def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(
     with pytest.raises(ConfigError, match="train.select=best chooses the epoch on development utterances"):
         run(load_config("fg_cme/synthetic", [*common[:-3], "train.select=best", f"protocol.folds_file={doc['selection_folds']}",
                                              "protocol.min_fold_utterances=2", f"output_dir={tmp_path}/best"]))
+
+
+def test_the_export_trims_served_audio_as_the_records_were(tmp_path):
+    """data.trim_silence: served audio is trimmed in the graph exactly as the writer trimmed the
+    training audio (NumPy), and a click in silence is too short once trimmed (status 3)."""
+    import tensorflow as tf
+
+    from keras_ser.audio import compute_features
+    from keras_ser.audio.trim import trim
+    from keras_ser.models.mlee import build_mlee_classifier
+    from keras_ser.serving.export import export_model
+
+    model = build_mlee_classifier(4, 400, conv_blocks=((4, (12, 16), (2, 2)),), lstm_units=4, attention_units=4)
+    path = export_model(model, str(tmp_path / "export"), frontend="mlee", label_names=list("abcd"), trim_db=30)
+    rng = np.random.default_rng(0)
+    speech = np.concatenate([rng.standard_normal(16000) * 1e-4, rng.standard_normal(12000) * 0.3,
+                             rng.standard_normal(8000) * 1e-4]).astype("float32")
+    click = (rng.standard_normal(16000) * 1e-4).astype("float32")
+    click[8000:8100] = 0.5
+    batch = np.zeros((2, len(speech)), "float32")
+    batch[0], batch[1, : len(click)] = speech, click
+    out = tf.saved_model.load(path).signatures["serving_default"](
+        waveform=tf.constant(batch), num_samples=tf.constant([len(speech), len(click)], tf.int32))
+    assert out["status"].numpy().tolist() == [0, 3] and np.isnan(out["emotion"].numpy()[1]).all()
+    trimmed = trim(speech, 30)
+    assert 11000 < len(trimmed) < 13500
+    feats, n = compute_features(trimmed[None], None, "mlee")
+    want = np.asarray(model({"features": feats, "num_frames": n})["emotion"])[0]
+    np.testing.assert_allclose(out["emotion"].numpy()[0], want, atol=1e-5)
+    assert int(out["num_frames"].numpy()[0]) == int(n[0])

@@ -169,7 +169,11 @@ def export_model(model, base_dir, version=1, frontend="mlee", label_names=None, 
                 length = tf.maximum(end - start, 1)
                 idx = tf.minimum(start[:, None] + tf.range(tf.reduce_max(length))[None, :], tf.shape(x)[1] - 1)
                 x = tf.gather(x, idx, batch_dims=1) * tf.sequence_mask(length, tf.shape(idx)[1], dtype=x.dtype)
-                num_samples = tf.where(ok, length, num_samples)
+                # Too short once trimmed (a click in silence): not scored, as the record writer skips it.
+                status = tf.where(ok & (length < min_samples), 3, status)
+                ok = tf.equal(status, 0)
+                x = tf.pad(x, [[0, 0], [0, tf.maximum(0, min_samples - tf.shape(x)[1])]])
+                num_samples = tf.where(ok, length, min_samples)
                 if word_names:  # word times given against the untrimmed audio move with its start
                     shift = tf.cast(start, tf.float32)[:, None] / float(fcfg.sample_rate)
                     words = [tf.maximum(w - shift, 0.0) if n in ("word_starts", "word_ends") else w
