@@ -44,6 +44,27 @@ def rows():
     return out
 
 
+def matrix_lines(table, link=None):
+    """The matrix of a cross-corpus table as Markdown lines: WA / UA % (mean over seeds) of each
+    training corpus (row) on each unseen corpus (column), its own folds last; `link`: a path each
+    number links to."""
+    def fmt(r):
+        text = f"{100 * r['wa']['mean']:.1f} / {100 * r['ua']['mean']:.1f}"
+        return f"[{text}]({link})" if link else text
+
+    tests = list(CORPORA)
+    lines = ["| trained on \\ tested on | " + " | ".join(tests) + " | its own folds (unseen speakers) |",
+             "|---|" + "---|" * (len(tests) + 1)]
+    for name in [r[0] for r in rows()]:
+        if name not in table:
+            continue
+        r = table[name]
+        cells = [fmt(r["unseen"][t]) if t in r.get("unseen", {}) else ("(diagonal)" if t == name else "(trained on)")
+                 for t in tests]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {fmt(r)} |")
+    return lines
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("preset")
@@ -63,24 +84,7 @@ def main(argv=None):
     spec = [f"--row={name}={args.preset} {' '.join(shlex.quote(o) for o in common + overrides + args.extra)}"
             for name, overrides, _ in chosen]
     seeds_table.main([*spec, "--seeds", *map(str, args.seeds), "--runs", args.runs, "--out", args.out])
-    table = read_json(args.out)["rows"]
-    names = [r[0] for r in rows()]
-    tests = list(CORPORA)
-    print("\n| trained on \\ tested on | " + " | ".join(tests) + " | its own folds (unseen speakers) |\n|---|"
-          + "---|" * (len(tests) + 1))
-    for name in names:
-        if name not in table:
-            continue
-        r = table[name]
-        own = f"{100 * r['wa']['mean']:.1f} / {100 * r['ua']['mean']:.1f}"
-        cells = []
-        for t in tests:
-            if t in r.get("unseen", {}):
-                u = r["unseen"][t]
-                cells.append(f"{100 * u['wa']['mean']:.1f} / {100 * u['ua']['mean']:.1f}")
-            else:
-                cells.append(f"({own})" if t == name else "(trained on)")
-        print(f"| {name} | " + " | ".join(cells) + f" | {own} |")
+    print("\n" + "\n".join(matrix_lines(read_json(args.out)["rows"])))
     return 0
 
 

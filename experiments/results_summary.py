@@ -15,6 +15,7 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 DOCS = os.path.join(os.path.dirname(HERE), "docs")
 
 RAVDESS4 = ("RAVDESS, 4 classes, 5 actor-group folds", "results/ravdess4.json")
@@ -82,6 +83,15 @@ COMPACT = [
 NOTES = ("¹ the epoch chosen on the test fold (PAPERS.md §4); ² pEPR, VGG*5, 10-fold (PAPERS.md §3). "
          "Hybrid: the recipe's and the reference's class probabilities averaged (late fusion, weight 0.5).")
 
+# Cross-corpus tables (experiments/cross_corpus.py): (system, table, normalisation, recipe)
+CROSS = [
+    ("functionals (ComParE, logistic regression)", "results/cross_functionals.json", "train; unseen: own corpus",
+     "reference"),
+    ("functionals (ComParE, logistic regression)", "results/cross_functionals_speaker.json", "speaker", "reference"),
+    ("FG_CME's audio-only baseline cnn_pool", "results/cross_cnn_pool.json", "train; unseen: own corpus",
+     "recipe (fg_cme/ravdess_recipe)"),
+]
+
 PAPER = {  # the papers' own numbers for the comparable task (WA, UA %), where there is one
     ("RAVDESS", "FG_CME"): ("72.0 / 70.8", "epoch chosen on the test fold (PAPERS.md §4)"),
     ("Emo-DB, 7", "EPR"): ("88.04 / 87.78", "pEPR, VGG*5 (PAPERS.md §3)"),
@@ -110,6 +120,28 @@ def main(argv=None):
                         "seeds": len(r.get("seeds", [])), "deterministic": bool(r.get("deterministic")),
                         "wa": r["wa"], "ua": r["ua"], "pooled_wa": r.get("pooled_wa"), "pooled_ua": r.get("pooled_ua"),
                         "json": f"docs/{table}", "row": row})
+    cross_sections = []
+    for system, table, norm, recipe in CROSS:
+        path = os.path.join(docs, table)
+        if not os.path.exists(path):
+            missing.append(table)
+            continue
+        import cross_corpus
+
+        rows = read_json(path)["rows"]
+        for train, r in rows.items():
+            cells = [(train, r)] + list(r.get("unseen", {}).items())
+            for test, c in cells:
+                entries.append({"system": system, "corpus": "cross-corpus, 4 classes, 5 speaker-group folds",
+                                "protocol": f"cross:{train}->{test}", "normalization": norm, "recipe": recipe,
+                                "folds": r.get("folds"), "seeds": len(r.get("seeds", [])),
+                                "deterministic": bool(r.get("deterministic")), "wa": c["wa"], "ua": c["ua"],
+                                "pooled_wa": c.get("pooled_wa"), "pooled_ua": c.get("pooled_ua"),
+                                "json": f"docs/{table}", "row": train})
+        seeds = sorted({len(r.get("seeds", [])) for r in rows.values()})
+        cross_sections += ["", f"Cross-corpus, {system}, {recipe}, normalisation {norm} "
+                           f"(seeds: {'/'.join(map(str, seeds))}; WA / UA %, mean over seeds):", ""]
+        cross_sections += cross_corpus.matrix_lines(rows, link=table)
     write_json({"about": "One entry per row of the opening table of docs/results.md (experiments/results_summary.py). "
                          "wa/ua: mean and sd over seeds of each run's mean over folds.", "entries": entries},
                os.path.join(docs, "results", "summary.json"))
@@ -117,6 +149,8 @@ def main(argv=None):
     lines = ["| corpus and protocol | system | normalisation | recipe | WA % | UA % | paper (WA / UA) | seeds |",
              "|---|---|---|---|---|---|---|---|"]
     for e in entries:
+        if e["protocol"].startswith("cross:"):
+            continue  # in the matrices below
         link = f"[{{}}]({e['json'][len('docs/'):]})"
         wa = link.format(f"{100 * e['wa']['mean']:.1f} ± {100 * e['wa']['sd']:.1f}")
         ua = link.format(f"{100 * e['ua']['mean']:.1f} ± {100 * e['ua']['sd']:.1f}")
@@ -141,7 +175,8 @@ def main(argv=None):
                "keras_ser, recipe | recipe + reference (hybrid) |", "|---|---|---|---|---|---|---|---|"]
     for system, (corpus, table_file), norm, paper, *cols in COMPACT:
         compact.append(f"| {system} | {corpus} | {norm} | {paper} | " + " | ".join(cell(table_file, c) for c in cols) + " |")
-    table = "\n".join(compact + ["", NOTES, "", "Every row of the tables, WA and UA as mean ± sd over seeds:", ""] + lines)
+    table = "\n".join(compact + ["", NOTES, "", "Every row of the tables, WA and UA as mean ± sd over seeds:", ""] + lines
+                      + cross_sections)
     results = os.path.join(docs, "results.md")
     text = open(results).read()
     start, end = "<!-- summary:start -->", "<!-- summary:end -->"

@@ -27,3 +27,29 @@ def test_the_summary_table_links_every_number_to_its_json(tmp_path):
     rows = {(e["row"], e["normalization"]): e for e in summary["entries"]}
     assert rows[("reference", "train")]["deterministic"] and rows[("fg_cme", "train")]["seeds"] == 3
     assert rows[("fg_cme", "train")]["json"] == "docs/results/ravdess4.json"
+
+
+def test_cross_corpus_tables_become_matrices_and_summary_rows(tmp_path):
+    import results_summary
+
+    os.makedirs(tmp_path / "results")
+
+    def score(wa, ua):
+        return {"wa": {"mean": wa, "sd": 0.01, "n": 3}, "ua": {"mean": ua, "sd": 0.02, "n": 3}}
+
+    rows = {"emodb": {**score(0.876, 0.86), "folds": 5, "seeds": [0, 1, 2],
+                      "unseen": {"ravdess": score(0.462, 0.487), "synthetic": score(0.416, 0.416)}},
+            "emodb+ravdess": {**score(0.742, 0.74), "folds": 5, "seeds": [0, 1, 2],
+                              "unseen": {"synthetic": score(0.449, 0.4491)}}}
+    (tmp_path / "results" / "cross_cnn_pool.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "results.md").write_text("<!-- summary:start -->\n<!-- summary:end -->\n")
+    results_summary.main(["--docs", str(tmp_path)])
+    text = (tmp_path / "results.md").read_text()
+    assert "| emodb | (diagonal) | [46.2 / 48.7](results/cross_cnn_pool.json) | [41.6 / 41.6]" in text
+    assert "| emodb+ravdess | (trained on) | (trained on) | [44.9 / 44.9](results/cross_cnn_pool.json) |" in text
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    cross = {e["protocol"]: e for e in summary["entries"] if e["protocol"].startswith("cross:")}
+    assert set(cross) == {"cross:emodb->emodb", "cross:emodb->ravdess", "cross:emodb->synthetic",
+                          "cross:emodb+ravdess->emodb+ravdess", "cross:emodb+ravdess->synthetic"}
+    assert cross["cross:emodb->ravdess"]["ua"]["mean"] == 0.487 and cross["cross:emodb->ravdess"]["seeds"] == 3
+    assert cross["cross:emodb->ravdess"]["json"] == "docs/results/cross_cnn_pool.json"
