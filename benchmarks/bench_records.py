@@ -9,6 +9,7 @@ the other on a quiet machine. Needs the `beam` extra for the DirectRunner row.
 """
 
 import argparse
+import functools
 import os
 import platform
 import sys
@@ -18,9 +19,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def one(name, manifest, write, out):
+def one(name, write, out):
     t = time.perf_counter()
-    rs = write(out)
+    rs = write(out_dir=out)
     seconds = time.perf_counter() - t
     audio = float(rs.manifest.loc[rs.manifest["speed"] == 1.0, "duration"].sum())
     return {"writer": name, "utterances": int(rs.meta["num_examples"]), "wall_seconds": round(seconds, 1),
@@ -47,11 +48,11 @@ def main(argv=None):
     options = ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
     for corpus, manifest in corpora.items():
         with tempfile.TemporaryDirectory() as tmp:
-            rows.append({"corpus": corpus, **one(f"local pool, {args.workers} processes", manifest, lambda out: write_records(
-                manifest, out, frontend=args.frontend, num_workers=args.workers, progress=False), os.path.join(tmp, "a"))})
-            rows.append({"corpus": corpus, **one(f"Beam DirectRunner, {args.workers} workers", manifest,
-                                                 lambda out: write_records_beam(manifest, out, frontend=args.frontend,
-                                                                                options=options), os.path.join(tmp, "b"))})
+            local = functools.partial(write_records, manifest, frontend=args.frontend, num_workers=args.workers,
+                                      progress=False)
+            beam = functools.partial(write_records_beam, manifest, frontend=args.frontend, options=options)
+            rows.append({"corpus": corpus, **one(f"local pool, {args.workers} processes", local, os.path.join(tmp, "a"))})
+            rows.append({"corpus": corpus, **one(f"Beam DirectRunner, {args.workers} workers", beam, os.path.join(tmp, "b"))})
         print(rows[-2], rows[-1], flush=True)
     report({"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
             "frontend": args.frontend, "rows": rows}, args.out)

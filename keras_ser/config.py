@@ -78,8 +78,8 @@ class ModelConfig:
 @dataclasses.dataclass
 class TrainConfig:
     """Optimisation. strategy: "default" or "mirrored" (tf.distribute over the devices of one
-    machine; batch_size is the global batch, split over the replicas); "multi_worker" is refused
-    with the reason (docs/scale.md). mixed_precision: compute in float16 on a GPU
+    machine; batch_size is the global batch, split over the replicas) or "multi_worker" (several
+    machines, `TF_CONFIG` in each worker's environment; keras_ser.training.workers, docs/scale.md). mixed_precision: compute in float16 on a GPU
     (bfloat16 on a CPU) with float32 variables and heads, and loss scaling for float16.
     jit_compile: XLA; helps on GPUs when the bucketed shapes are few, slows the first steps.
     class_weights: inverse class frequency on the training fold. resume: continue an interrupted
@@ -472,12 +472,7 @@ def validate(cfg):
     dev = cfg.protocol.dev
     if dev != "next" and not (isinstance(dev, float) and 0 < dev < 1):
         raise ConfigError(f"protocol.dev: {dev!r} is not \"next\" or a fraction in (0, 1)")
-    if cfg.train.strategy == "multi_worker":  # measured: fit fails on its first step, deep inside TensorFlow
-        raise ConfigError("train.strategy: multi_worker does not train: Keras 3's model.fit cannot run under "
-                          "tf.distribute.MultiWorkerMirroredStrategy (PerReplica values reach a tensor conversion; "
-                          "keras-team/keras#20585, open) and keras_ser has no custom distributed loop yet. "
-                          "Use mirrored for the devices of one machine (docs/scale.md)")
-    _one_of("train.strategy", cfg.train.strategy, ("default", "mirrored"))
+    _one_of("train.strategy", cfg.train.strategy, ("default", "mirrored", "multi_worker"))
     if cfg.task.variant not in TASK_VARIANTS:
         raise ConfigError(f"task.variant: {cfg.task.variant!r} is not one of {', '.join(TASK_VARIANTS)}")
     if cfg.task.train_set not in TRAIN_SETS:

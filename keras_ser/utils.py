@@ -154,6 +154,46 @@ def file_checksum(path):
     return h.hexdigest()
 
 
+def data_home():
+    """Where keras_ser keeps what it generates or caches: `$KERAS_SER_DATA`, else `~/.cache/keras_ser`."""
+    return os.environ.get("KERAS_SER_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "keras_ser")
+
+
+_DIGESTS = {}  # this process's memo: path -> (size, mtime_ns, digest)
+
+
+def file_digests(paths, memo_path=None):
+    """`file_checksum` of each path (None for a file that cannot be read), memoised by each
+    file's size and modification time, in this process and in the JSON file `memo_path`
+    (default `data_home()/file_digests.json`; "" for none). A file touched, or copied with new
+    times, is read again once, and keeps its digest when its bytes are the same. Entries of
+    files that no longer exist are dropped from the memo when it is written."""
+    if memo_path is None:
+        memo_path = os.path.join(data_home(), "file_digests.json")
+    if memo_path and not _DIGESTS and os.path.exists(memo_path):
+        try:
+            _DIGESTS.update({k: tuple(v) for k, v in read_json(memo_path).items()})
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged memo is only a cache: rebuilt below
+    out, changed = [], False
+    for p in map(os.fspath, paths):
+        try:
+            st = os.stat(p)
+            known = _DIGESTS.get(p)
+            if known is None or tuple(known[:2]) != (st.st_size, st.st_mtime_ns):
+                _DIGESTS[p], changed = (st.st_size, st.st_mtime_ns, file_checksum(p)), True
+            out.append(_DIGESTS[p][2])
+        except OSError:
+            out.append(None)
+    if changed and memo_path:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(memo_path)), exist_ok=True)
+            write_json({k: list(v) for k, v in _DIGESTS.items() if os.path.exists(k)}, memo_path)
+        except OSError:
+            pass  # read-only data home: the digests are recomputed next time
+    return out
+
+
 def write_text(text, path):
     """Write a string to `path` atomically."""
     with atomic_path(path) as tmp, open(tmp, "w") as f:

@@ -165,8 +165,34 @@ def test_the_records_folder_is_keyed_by_labels_and_file_content(tiny_corpus, tmp
     shutil.copy(man["path"].iloc[0], copy)
     man.loc[man.index[0], "path"] = str(copy)
     before = records_dir(cfg, man)
-    os.utime(copy, ns=(time.time_ns(), time.time_ns() + 10**9))  # a repaired file
+    os.utime(copy, ns=(time.time_ns(), time.time_ns() + 10**9))  # copied with new times: same bytes
+    assert records_dir(cfg, man) == before
+    data = bytearray(copy.read_bytes())
+    data[-2:] = b"\x01\x02"  # a repaired file: same size, one sample changed
+    copy.write_bytes(bytes(data))
+    os.utime(copy, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
     assert records_dir(cfg, man) != before
+
+
+def test_file_digests_are_memoised_by_size_and_time(tmp_path, monkeypatch):
+    from keras_ser import utils
+
+    monkeypatch.setattr(utils, "_DIGESTS", {})
+    a, memo = tmp_path / "a.bin", str(tmp_path / "memo.json")
+    a.write_bytes(b"one")
+    first = utils.file_digests([a, tmp_path / "missing"], memo)
+    assert first[1] is None and utils.read_json(memo)[str(a)][2] == first[0] == utils.file_checksum(a)
+    reads = []
+    monkeypatch.setattr(utils, "file_checksum", lambda p: reads.append(p) or "recomputed")
+    monkeypatch.setattr(utils, "_DIGESTS", {})  # another process: the memo file answers
+    assert utils.file_digests([a], memo) == first[:1] and reads == []
+    a.write_bytes(b"two")  # same size, new time: read again
+    os.utime(a, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert utils.file_digests([a], memo) == ["recomputed"] and reads == [str(a)]
+    a.unlink()
+    (tmp_path / "b").write_bytes(b"b")
+    utils.file_digests([tmp_path / "b"], memo)
+    assert str(a) not in utils.read_json(memo)  # dropped once written again
 
 
 def test_a_damaged_shard_is_named_and_rewritten(tiny_corpus, tmp_path, capsys):

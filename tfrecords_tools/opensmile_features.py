@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_ser.audio.io import load_audio
 from keras_ser.errors import AudioError
-from keras_ser.utils import atomic_path, die_with_parent
+from keras_ser.utils import atomic_path, die_with_parent, file_digests
 
 _SMILE = None
 
@@ -70,7 +70,7 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
         feature_set: str. An `opensmile.FeatureSet` name. Defaults to "IS09" (384 functionals).
         num_workers: int. Worker processes (at least 1: extraction never runs in this process).
         cache_path: str or None. A `.npz` cache; reused when it holds the same paths, set and
-            handling, and every file's size and modification time are unchanged.
+            handling, and every file's bytes are unchanged (`keras_ser.utils.file_digests`).
         non_finite: "error" (a file whose functionals hold NaN or infinity fails) or "zero"
             (those values become 0, as audEERING's examples do for ComParE's few undefined
             functionals on very short or flat segments).
@@ -80,14 +80,7 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
         failed, the functional names, and `{path: reason}` for the failures.
     """
     paths = [os.fspath(p) for p in paths]
-    stats = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-            stats.append([st.st_size, st.st_mtime_ns])
-        except OSError:
-            stats.append(None)
-    key = hashlib.sha256(json.dumps([feature_set, non_finite, paths, stats]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([feature_set, non_finite, paths, file_digests(paths)]).encode()).hexdigest()
     if cache_path and os.path.exists(cache_path):
         with np.load(cache_path, allow_pickle=False) as z:
             if str(z["key"]) == key:

@@ -15,7 +15,7 @@ killed writer's temporary files are removed by the next one. Feature extraction 
 process pool (spawn context) over shards; the workers end with their parent.
 
 `dataset.json` holds a fingerprint of what determines the records (the manifest's content,
-including each audio file's size and modification time, the frontend, the label set, the
+including each audio file's bytes, the frontend, the label set, the
 speed factors, the sharding) and each shard's size and BLAKE2b checksum. An existing dataset
 is reused only when its fingerprint matches and every shard is intact; a damaged shard is named
 and the dataset rewritten.

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from keras_ser.errors import CorpusError
-from keras_ser.utils import write_text
+from keras_ser.utils import file_digests, write_text
 
 MANIFEST_COLUMNS = [
     "utterance_id", "path", "corpus", "speaker", "gender", "emotion", "intensity", "strength",
@@ -179,16 +179,14 @@ def _jsonable(v):
 
 def content_hash(df):
     """SHA-256 of everything a manifest says about its utterances (every column of every row)
-    and of each audio file's size and modification time: a relabelled utterance, a repaired,
-    replaced or deleted file all change it. Files are not read (fast on a corpus of thousands)."""
+    and of each audio file's bytes (`keras_ser.utils.file_digests`, memoised by size and
+    modification time): a relabelled utterance, a repaired, replaced or deleted file all change
+    it; a corpus copied with new file times (a restored backup, a fresh container) does not."""
     h = hashlib.sha256(",".join(map(str, df.columns)).encode())
-    for rec in df.to_dict(orient="records"):
+    records = df.to_dict(orient="records")
+    for rec, digest in zip(records, file_digests([rec["path"] for rec in records])):
         h.update(json.dumps({k: _jsonable(v) for k, v in rec.items()}, sort_keys=True, default=str).encode())
-        try:
-            st = os.stat(rec["path"])
-            h.update(f"|{st.st_size}:{st.st_mtime_ns}\n".encode())
-        except OSError:
-            h.update(b"|missing\n")
+        h.update(f"|{digest or 'missing'}\n".encode())
     return h.hexdigest()
 
 

@@ -34,7 +34,7 @@ import scipy.signal
 from keras_ser.audio.io import SAMPLE_RATE, write_audio
 from keras_ser.corpora.alignments import write_textgrid
 from keras_ser.corpora.manifest import make_manifest, read_manifest, save_manifest
-from keras_ser.utils import write_json
+from keras_ser.utils import data_home, write_json
 
 VERSION = 1
 BASE_EMOTIONS = ("neutral", "happy", "sad", "angry", "surprise")
@@ -469,5 +469,4 @@ def load(root):
 
 def default_root(size="tiny", seed=0):
     """Where the CLI keeps generated corpora: `$KERAS_SER_DATA` or `~/.cache/keras_ser`."""
-    base = os.environ.get("KERAS_SER_DATA") or os.path.join(os.path.expanduser("~"), ".cache", "keras_ser")
-    return os.path.join(base, "synthetic", f"{size}-seed{seed}")
+    return os.path.join(data_home(), "synthetic", f"{size}-seed{seed}")

@@ -20,7 +20,7 @@ from keras_ser.audio.normalization import FeatureStats
 from keras_ser.corpora import load_corpus, synthetic
 from keras_ser.errors import ConfigError, CorpusError
 from keras_ser.training.protocols import Fold, check_fold, make_folds
-from keras_ser.utils import read_json
+from keras_ser.utils import data_home, read_json
 from tfrecords_tools import write_records
 from tfrecords_tools.writer import fingerprint
 
@@ -147,13 +147,12 @@ def records_dir(cfg, manifest):
     """Where the records of `cfg.data` for `manifest` go (`data.records_dir`, or a cache folder).
 
     The cache folder is named by what determines its records: the corpora, the frontend, the
-    speed factors, and a hash of the manifest's content (each file's size and modification time
-    included), the label set and the sharding (`tfrecords_tools.writer.fingerprint`). Runs that
+    speed factors, and a hash of the manifest's content (each audio file's bytes included), the label set and the sharding (`tfrecords_tools.writer.fingerprint`). Runs that
     differ in any of them (another label set, a repaired file) never share, nor rewrite under
     each other, one folder."""
     if cfg.data.records_dir:
         return cfg.data.records_dir
-    base = os.path.dirname(os.path.dirname(synthetic.default_root()))
+    base = data_home()
     corpora = "+".join(cache_name(e["corpus"], e.get("root"))
                        for e in [{"corpus": cfg.data.corpus, "root": cfg.data.root}, *cfg.data.fuse])
     tag = cfg.data.synthetic_size if "synthetic" in corpora else "full"

@@ -401,6 +401,9 @@ def builders(cfg):
 def check(cfg):
     if cfg.model.name != "vgg":
         raise ConfigError(f"model.name: EPR uses model 'vgg', got {cfg.model.name!r}")
+    if cfg.train.strategy == "multi_worker":
+        raise ConfigError("train.strategy: EPR does not train on several workers (each fold re-initialises and "
+                          "predicts with one traced network); use default or mirrored")
 
 
 register(System("epr", run, builders, check=check))

@@ -28,19 +28,18 @@ import os
 
 import numpy as np
 
-from keras_ser.corpora import synthetic
 from keras_ser.corpora.manifest import content_hash
-from keras_ser.errors import CorpusError
+from keras_ser.errors import ConfigError, CorpusError
 from keras_ser.training import data, loop
 from keras_ser.training import metrics as M
 from keras_ser.training.registry import System, register
-from keras_ser.utils import write_csv
+from keras_ser.utils import data_home, write_csv
 from tfrecords_tools.opensmile_features import extract_functionals
 
 
 def cache_path(cfg, manifest):
     """`$KERAS_SER_DATA/functionals/<corpora>-<set>-<content hash>.npz`."""
-    base = os.path.dirname(os.path.dirname(synthetic.default_root()))
+    base = data_home()
     corpora = "+".join(sorted(manifest["corpus"].unique()))
     return os.path.join(base, "functionals", f"{corpora}-{cfg.functionals.feature_set}-{content_hash(manifest)[:12]}.npz")
 
@@ -202,4 +201,10 @@ def builders(cfg):
     return []  # no Keras builder: model.params must be empty
 
 
-register(System("functionals", run, builders))
+def check(cfg):
+    if cfg.train.strategy == "multi_worker":
+        raise ConfigError("train.strategy: the functionals system fits a scikit-learn classifier on one machine; "
+                          "multi_worker is for the Keras systems")
+
+
+register(System("functionals", run, builders, check=check))

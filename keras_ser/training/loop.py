@@ -30,6 +30,7 @@ import keras_ser.models  # noqa: F401 (registers the models' own layers)
 from keras_ser.errors import ConfigError
 from keras_ser.serving.export import export_model, export_vector_model
 from keras_ser.training import metrics as M
+from keras_ser.training import workers
 from keras_ser.training.data import classification_dataset, eval_normalizer, folds_to_json
 from keras_ser.training.plots import plot_confusion
 from keras_ser.utils import atomic_path, read_json, write_csv, write_json
@@ -37,9 +38,14 @@ from keras_ser.utils import atomic_path, read_json, write_csv, write_json
 
 # -- where and how ----------------------------------------------------------------------------
 def strategy(name):
-    """The `tf.distribute` strategy of `train.strategy` ("default", "mirrored")."""
+    """The `tf.distribute` strategy of `train.strategy` ("default", "mirrored", "multi_worker":
+    the one `keras_ser.training.workers.start` created at the start of the run). Build and
+    compile models in its scope; call `fit` outside it, so that the best model it reloads is an
+    ordinary one that predicts on one worker alone."""
     import tensorflow as tf
 
+    if name == "multi_worker":
+        return workers.strategy()
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
@@ -252,7 +258,10 @@ def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss
         keras.callbacks.TerminateOnNaN(),
         *callbacks,
     ]
-    model.fit(train_ds, validation_data=dev_ds, epochs=cfg.train.epochs, callbacks=cbs, verbose=cfg.train.verbose)
+    if workers.active():
+        workers.fit(model, train_ds, dev_ds, cfg.train.epochs, cbs, verbose=cfg.train.verbose)
+    else:
+        model.fit(train_ds, validation_data=dev_ds, epochs=cfg.train.epochs, callbacks=cbs, verbose=cfg.train.verbose)
     if os.path.exists(best):
         if reload:
             model = load_model(best)

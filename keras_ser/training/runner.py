@@ -24,7 +24,7 @@ from keras_ser.config import save_config
 from keras_ser.corpora.manifest import content_hash
 from keras_ser.errors import ConfigError
 from keras_ser.layers import SpecAugment
-from keras_ser.training import data, loop, registry
+from keras_ser.training import data, loop, registry, workers
 from keras_ser.utils import read_json, write_json
 
 # Builder arguments a run sets itself (from the data, the stage or the fold): `model.params`
@@ -95,7 +95,7 @@ def _differences(old, new):
            for k in sorted(set(old.get("config", {})) | set(new["config"]))
            if old.get("config", {}).get(k) != new["config"].get(k)]
     if old.get("corpus") != new["corpus"]:
-        out.append("the corpus changed (its manifest, or an audio file's size or modification time)")
+        out.append("the corpus changed (its manifest, or an audio file's bytes)")
     if old.get("keras_ser") != new["keras_ser"]:
         out.append(f"keras_ser {old.get('keras_ser')} then, {new['keras_ser']} now")
     return out
@@ -133,12 +133,30 @@ def run(cfg, callbacks=(), force_new=False):
         callbacks: extra Keras callbacks given to every fit of the run.
         force_new: start afresh in `output_dir` even when it holds another config's run (which
             is kept beside it as `<output_dir>.previous-<time>`).
+
+    With `train.strategy=multi_worker` every worker runs this with the same config; the chief
+    writes `output_dir`, the others a scratch copy of it (`keras_ser.training.workers`).
     """
     system = registry.get(cfg.system)
     check_model_params(cfg)
+    task = workers.start(cfg)  # before any TensorFlow operation (multi_worker only)
     d = data.load(cfg)
     out = cfg.output_dir or default_output_dir(cfg)
-    prepare_output(cfg, out, fingerprint(cfg, d.corpus), force_new)
+    if task is None or task[2]:  # one machine, or the chief of several
+        prepare_output(cfg, out, fingerprint(cfg, d.corpus), force_new)
+        if task is not None:
+            workers.barrier()
+        return _run(cfg, system, out, d, callbacks)
+    workers.barrier()  # the chief has prepared its run folder: this worker's starts as a copy of it
+    scratch = workers.scratch_dir(out)
+    try:
+        prepare_output(cfg, scratch, fingerprint(cfg, d.corpus), force_new=False)
+        return _run(cfg, system, scratch, d, callbacks)
+    finally:
+        workers.finish_scratch(scratch)
+
+
+def _run(cfg, system, out, d, callbacks):
     save_config(cfg, os.path.join(out, "config.yaml"))
     if cfg.train.deterministic:
         import tensorflow as tf
