@@ -15,10 +15,11 @@ checkpoint, the schedule, `BackupAndRestore`, the CSV log) driven through a `Cal
 
 How the workers stay in step:
 - Data: every worker reads every record file and keeps its share of each global batch
-  (`AutoShardPolicy.DATA`), and a training batch smaller than the global batch (the last of an
-  epoch) is left out, so that every worker runs the same number of steps and no replica ever
-  sees an empty batch (batch normalisation would turn it into NaN). Sharding by file would give
-  workers different speakers' shards of different sizes. Development batches are not split:
+  (`AutoShardPolicy.DATA`: each batch split into one piece per worker), so that every worker
+  runs the same number of steps; a batch with fewer utterances than workers (possible at the
+  end of a length bucket) is left out, so that no replica ever gets an empty piece (batch
+  normalisation would turn it into NaN). Sharding by file would give workers different
+  speakers' shards of different sizes, hence different numbers of steps. Development batches are not split:
   every worker scores the whole development set, so every worker chooses the same epoch.
 - State that is not trained: Keras 3 keeps a batch normalisation's moving statistics per
   replica (their variables are not aggregated), so workers would drift apart; after each
@@ -145,17 +146,13 @@ def fit(model, train_ds, dev_ds, epochs, callbacks, verbose=0):
     import tensorflow as tf
 
     s = strategy()
-    batch = next(iter(train_ds.take(1)), None)
-    if batch is None:
-        raise ValueError("the training set is empty")
-    global_batch = int(tf.shape(tf.nest.flatten(batch)[0])[0])  # the first batch is a full one, or all there is
 
-    def full(*b):
-        return tf.shape(tf.nest.flatten(b)[0])[0] >= global_batch
+    def splits(*b):  # every replica gets at least one utterance of it
+        return tf.shape(tf.nest.flatten(b)[0])[0] >= s.num_replicas_in_sync
 
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train = s.experimental_distribute_dataset(train_ds.filter(full).with_options(options))
+    train = s.experimental_distribute_dataset(train_ds.filter(splits).with_options(options))
     dev = (s.distribute_datasets_from_function(lambda ctx: dev_ds) if dev_ds is not None else None)
 
     @tf.function
@@ -197,6 +194,11 @@ def _epochs(model, train, dev, train_step, test_step, sync_state, epochs, callba
             logs = train_step(data)
             cbs.on_train_batch_end(step, logs)
             step += 1
+        if step == 0:
+            from keras_ser.errors import ConfigError
+
+            raise ConfigError("train.strategy=multi_worker: no training batch has as many utterances as there are "
+                              "workers")
         logs = {k: float(v) for k, v in logs.items()}
         sync_state()
         if dev is not None:
