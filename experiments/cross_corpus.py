@@ -44,24 +44,28 @@ def rows():
     return out
 
 
-def matrix_lines(table, link=None):
+def matrix_lines(table, link=None, reference=None, reference_link=None, name="system"):
     """The matrix of a cross-corpus table as Markdown lines: WA / UA % (mean over seeds) of each
     training corpus (row) on each unseen corpus (column), its own folds last; `link`: a path each
-    number links to."""
-    def fmt(r):
+    number links to. With `reference` (the reference's table, linked to `reference_link`), each
+    training corpus gets the reference's row first, then this system's (`name`)."""
+    def fmt(r, to):
         text = f"{100 * r['wa']['mean']:.1f} / {100 * r['ua']['mean']:.1f}"
-        return f"[{text}]({link})" if link else text
+        return f"[{text}]({to})" if to else text
+
+    def line(train, label, r, to):
+        cells = [fmt(r["unseen"][t], to) if t in r.get("unseen", {}) else "(diagonal)" if t == train
+                 else "(trained on)" if t in train.split("+") else "—" for t in tests]
+        return f"| {label} | " + " | ".join(cells) + f" | {fmt(r, to)} |"
 
     tests = list(CORPORA)
     lines = ["| trained on \\ tested on | " + " | ".join(tests) + " | its own folds (unseen speakers) |",
              "|---|" + "---|" * (len(tests) + 1)]
-    for name in [r[0] for r in rows()]:
-        if name not in table:
-            continue
-        r = table[name]
-        cells = [fmt(r["unseen"][t]) if t in r.get("unseen", {}) else ("(diagonal)" if t == name else "(trained on)")
-                 for t in tests]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {fmt(r)} |")
+    for train in [r[0] for r in rows()]:
+        if reference is not None and train in reference:
+            lines.append(line(train, f"{train}: reference", reference[train], reference_link))
+        if train in table:
+            lines.append(line(train, f"{train}: {name}" if reference is not None else train, table[train], link))
     return lines
 
 

@@ -83,13 +83,15 @@ COMPACT = [
 NOTES = ("¹ the epoch chosen on the test fold (PAPERS.md §4); ² pEPR, VGG*5, 10-fold (PAPERS.md §3). "
          "Hybrid: the recipe's and the reference's class probabilities averaged (late fusion, weight 0.5).")
 
-# Cross-corpus tables (experiments/cross_corpus.py): (system, table, normalisation, recipe)
+# Cross-corpus tables (experiments/cross_corpus.py): (system, its short name, table, normalisation,
+# recipe, the reference's table of the same normalisation: its rows come first in the matrix)
 CROSS = [
-    ("functionals (ComParE, logistic regression)", "results/cross_functionals.json", "train; unseen: own corpus",
-     "reference"),
-    ("functionals (ComParE, logistic regression)", "results/cross_functionals_speaker.json", "speaker", "reference"),
-    ("FG_CME's audio-only baseline cnn_pool", "results/cross_cnn_pool.json", "train; unseen: own corpus",
-     "recipe (fg_cme/ravdess_recipe)"),
+    ("functionals (ComParE, logistic regression)", "reference", "results/cross_functionals.json",
+     "train; unseen: own corpus", "reference", None),
+    ("functionals (ComParE, logistic regression)", "reference", "results/cross_functionals_speaker.json", "speaker",
+     "reference", None),
+    ("FG_CME's audio-only baseline cnn_pool", "cnn_pool", "results/cross_cnn_pool.json", "train; unseen: own corpus",
+     "recipe (fg_cme/ravdess_recipe)", "results/cross_functionals.json"),
 ]
 
 PAPER = {  # the papers' own numbers for the comparable task (WA, UA %), where there is one
@@ -121,7 +123,7 @@ def main(argv=None):
                         "wa": r["wa"], "ua": r["ua"], "pooled_wa": r.get("pooled_wa"), "pooled_ua": r.get("pooled_ua"),
                         "json": f"docs/{table}", "row": row})
     cross_sections = []
-    for system, table, norm, recipe in CROSS:
+    for system, short, table, norm, recipe, ref_table in CROSS:
         path = os.path.join(docs, table)
         if not os.path.exists(path):
             missing.append(table)
@@ -141,7 +143,10 @@ def main(argv=None):
         seeds = sorted({len(r.get("seeds", [])) for r in rows.values()})
         cross_sections += ["", f"Cross-corpus, {system}, {recipe}, normalisation {norm} "
                            f"(seeds: {'/'.join(map(str, seeds))}; WA / UA %, mean over seeds):", ""]
-        cross_sections += cross_corpus.matrix_lines(rows, link=table)
+        ref_path = os.path.join(docs, ref_table) if ref_table else None
+        reference = read_json(ref_path)["rows"] if ref_path and os.path.exists(ref_path) else None
+        cross_sections += cross_corpus.matrix_lines(rows, link=table, reference=reference, reference_link=ref_table,
+                                                    name=short)
     write_json({"about": "One entry per row of the opening table of docs/results.md (experiments/results_summary.py). "
                          "wa/ua: mean and sd over seeds of each run's mean over folds.", "entries": entries},
                os.path.join(docs, "results", "summary.json"))

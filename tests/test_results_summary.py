@@ -42,13 +42,19 @@ def test_cross_corpus_tables_become_matrices_and_summary_rows(tmp_path):
             "emodb+ravdess": {**score(0.742, 0.74), "folds": 5, "seeds": [0, 1, 2],
                               "unseen": {"synthetic": score(0.449, 0.4491)}}}
     (tmp_path / "results" / "cross_cnn_pool.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "results" / "cross_functionals.json").write_text(json.dumps({"rows": {"emodb": {
+        **score(0.876, 0.86), "folds": 5, "seeds": [0], "deterministic": True, "unseen": {"ravdess": score(0.5, 0.6)}}}}))
     (tmp_path / "results.md").write_text("<!-- summary:start -->\n<!-- summary:end -->\n")
     results_summary.main(["--docs", str(tmp_path)])
     text = (tmp_path / "results.md").read_text()
-    assert "| emodb | (diagonal) | [46.2 / 48.7](results/cross_cnn_pool.json) | [41.6 / 41.6]" in text
-    assert "| emodb+ravdess | (trained on) | (trained on) | [44.9 / 44.9](results/cross_cnn_pool.json) |" in text
+    # in cnn_pool's matrix, each training corpus's reference row comes first
+    assert ("| emodb: reference | (diagonal) | [50.0 / 60.0](results/cross_functionals.json) | — |\n"
+            "| emodb: cnn_pool | (diagonal) | [46.2 / 48.7](results/cross_cnn_pool.json) | [41.6 / 41.6]") in text
+    assert "| emodb+ravdess: cnn_pool | (trained on) | (trained on) | [44.9 / 44.9](results/cross_cnn_pool.json) |" in text
+    assert "| emodb | (diagonal) | [50.0 / 60.0](results/cross_functionals.json) |" in text  # the reference's own
     summary = json.loads((tmp_path / "results" / "summary.json").read_text())
-    cross = {e["protocol"]: e for e in summary["entries"] if e["protocol"].startswith("cross:")}
+    cross = {e["protocol"]: e for e in summary["entries"]
+             if e["protocol"].startswith("cross:") and e["json"].endswith("cnn_pool.json")}
     assert set(cross) == {"cross:emodb->emodb", "cross:emodb->ravdess", "cross:emodb->synthetic",
                           "cross:emodb+ravdess->emodb+ravdess", "cross:emodb+ravdess->synthetic"}
     assert cross["cross:emodb->ravdess"]["ua"]["mean"] == 0.487 and cross["cross:emodb->ravdess"]["seeds"] == 3
