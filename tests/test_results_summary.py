@@ -48,7 +48,8 @@ def test_cross_corpus_tables_become_matrices_and_summary_rows(tmp_path):
     results_summary.main(["--docs", str(tmp_path)])
     text = (tmp_path / "results.md").read_text()
     # in cnn_pool's matrix, each training corpus's reference row comes first
-    assert ("| emodb: reference | (diagonal) | [50.0 / 60.0](results/cross_functionals.json) | — |\n"
+    assert ("| emodb: reference | (diagonal) | [50.0 / 60.0](results/cross_functionals.json) | — | "
+            "[87.6 / 86.0](results/cross_functionals.json) |\n"
             "| emodb: cnn_pool | (diagonal) | [46.2 / 48.7](results/cross_cnn_pool.json) | [41.6 / 41.6]") in text
     assert "| emodb+ravdess: cnn_pool | (trained on) | (trained on) | [44.9 / 44.9](results/cross_cnn_pool.json) |" in text
     assert "| emodb | (diagonal) | [50.0 / 60.0](results/cross_functionals.json) |" in text  # the reference's own
