@@ -210,3 +210,27 @@ def test_the_export_trims_served_audio_as_the_records_were(tmp_path):
     want = np.asarray(model({"features": feats, "num_frames": n})["emotion"])[0]
     np.testing.assert_allclose(out["emotion"].numpy()[0], want, atol=1e-5)
     assert int(out["num_frames"].numpy()[0]) == int(n[0])
+
+
+def test_learning_curve_folds_keep_the_test_parts_and_nest_the_training_speakers():
+    """experiments/learning_curve.py: each fraction trains on whole speakers of the fold's
+    training and development parts, nested over fractions; test parts untouched, no dev part."""
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments"))
+    import learning_curve
+
+    speaker_of = {f"s{s}_u{u}": f"s{s}" for s in range(10) for u in range(3)}
+    folds = [{"name": f"fold{k}", "train": [f"s{s}_u{u}" for s in range(10) if s not in (k, k + 1) for u in range(3)][3:],
+              "dev": [f"s{(k + 2) % 10}_u{u}" for u in range(3)], "test": [f"s{s}_u{u}" for s in (k, k + 1) for u in range(3)],
+              "dev_from_train": False} for k in range(2)]
+    doc = {"protocol": "kfold", "folds": folds}
+    parts = {f: learning_curve.fraction_folds(doc, speaker_of, f)["folds"] for f in (0.25, 0.5, 1.0)}
+    for k, fold in enumerate(folds):
+        pool = set(fold["train"]) | set(fold["dev"])
+        speakers = {f: {speaker_of[u] for u in parts[f][k]["train"]} for f in parts}
+        assert all(p[k]["test"] == fold["test"] and p[k]["dev"] == [] for p in parts.values())
+        assert set(parts[1.0][k]["train"]) == pool  # everything at f = 1
+        assert len(speakers[0.25]) == 2 and len(speakers[0.5]) == 4 and speakers[0.25] <= speakers[0.5] <= speakers[1.0]
+        kept = {u for u in pool if speaker_of[u] in speakers[0.5]}
+        assert set(parts[0.5][k]["train"]) == kept  # whole speakers, every utterance of theirs
