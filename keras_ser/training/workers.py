@@ -208,6 +208,8 @@ def _epochs(model, train, dev, train_step, test_step, sync_state, epochs, callba
                 val = test_step(data)
             logs.update({f"val_{k}": float(v) for k, v in val.items()})
         cbs.on_epoch_end(epoch, logs)
+        if verbose and _STATE["task"][2]:  # Keras's progress bar is not driven here: one line an epoch, the chief's
+            print(f"epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in logs.items()), flush=True)
         if model.stop_training:
             break
     cbs.on_train_end()
