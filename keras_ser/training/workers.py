@@ -3,9 +3,10 @@
 Every worker runs the same `keras_ser-train` command, with `TF_CONFIG` naming the cluster and
 its own task (`{"cluster": {"worker": ["host0:port", "host1:port"]}, "task": {"type": "worker",
 "index": 0}}`; a `chief` task may be given too, else worker 0 is the chief). Variables are
-mirrored on every worker and the gradients summed over them on each step
-(`tf.distribute.MultiWorkerMirroredStrategy`); `train.batch_size` is the global batch, split
-over the workers.
+mirrored on every worker (`tf.distribute.MultiWorkerMirroredStrategy`) and each step's
+gradients averaged over them (Keras scales each replica's loss by one over the number of
+replicas, the strategy sums the gradients); `train.batch_size` is the global batch, split over
+the workers.
 
 Keras 3's `model.fit` does not run under that strategy (keras-team/keras#20585: its data
 adapter hands a `PerReplica` value to a tensor conversion, and its metric reduction averages
