@@ -98,8 +98,6 @@ def die_with_parent():
     parent. Meant as, or called from, a process pool's `initializer`."""
     import signal
     import sys
-    import threading
-    import time
 
     parent = os.getppid()
     if sys.platform.startswith("linux"):
@@ -112,13 +110,7 @@ def die_with_parent():
             return
         except OSError:
             pass
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
+    die_with(parent, interval=1.0)
 
 
 _WATCHED = set()
