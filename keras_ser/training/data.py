@@ -147,9 +147,10 @@ def records_dir(cfg, manifest):
     """Where the records of `cfg.data` for `manifest` go (`data.records_dir`, or a cache folder).
 
     The cache folder is named by what determines its records: the corpora, the frontend, the
-    speed factors, and a hash of the manifest's content (each audio file's bytes included), the label set and the sharding (`tfrecords_tools.writer.fingerprint`). Runs that
-    differ in any of them (another label set, a repaired file) never share, nor rewrite under
-    each other, one folder."""
+    speed factors, and a hash of the manifest's content (each audio file's bytes included),
+    the label set and the sharding (`tfrecords_tools.writer.fingerprint`). Runs that differ in
+    any of them (another label set, a repaired file) never share, nor rewrite under each other,
+    one folder."""
     if cfg.data.records_dir:
         return cfg.data.records_dir
     base = data_home()
