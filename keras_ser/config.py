@@ -78,7 +78,8 @@ class ModelConfig:
 @dataclasses.dataclass
 class TrainConfig:
     """Optimisation. strategy: "default" or "mirrored" (tf.distribute over the devices of one
-    machine; batch_size is the global batch, split over the replicas) or "multi_worker" (several
+    machine; batch_size is the global batch, split over the replicas; batch normalisation's moving
+    statistics are averaged over them, `loop.SyncReplicaState`) or "multi_worker" (several
     machines, `TF_CONFIG` in each worker's environment; keras_ser.training.workers, docs/scale.md). mixed_precision: compute in float16 on a GPU
     (bfloat16 on a CPU) with float32 variables and heads, and loss scaling for float16.
     jit_compile: XLA; helps on GPUs when the bucketed shapes are few, slows the first steps.

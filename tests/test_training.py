@@ -215,6 +215,61 @@ def test_mirrored_strategy_trains_and_evaluates(tiny_corpus, tmp_path):
     assert summary["folds"][0]["n"] == summary["folds"][0]["test_dominant"] > 0
 
 
+MIRRORED_BN = r"""
+import json
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from keras_ser.training.loop import SyncReplicaState
+
+s = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+rng = np.random.default_rng(0)
+# the first half of each batch goes to replica 0, the second to replica 1: different statistics
+x = np.concatenate([rng.normal(size=(32, 4)), 5 + 3 * rng.normal(size=(32, 4))]).astype("float32")
+ds = tf.data.Dataset.from_tensor_slices((x, np.zeros((64, 2), "float32"))).batch(64)
+
+
+def copies(model):
+    v = model.layers[1].moving_mean.value
+    return [c.numpy() for c in v.values]
+
+
+out = {}
+for sync in (False, True):
+    keras.utils.set_random_seed(0)
+    with s.scope():
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.BatchNormalization(),
+                              keras.layers.Dense(2)])
+        m.compile("adam", "mse")
+    m.fit(ds, validation_data=ds, epochs=2, verbose=0, callbacks=[SyncReplicaState()] if sync else [])
+    c = copies(m)
+    out[str(sync)] = {"gap": float(np.abs(c[0] - c[1]).max()), "read": m.layers[1].moving_mean.numpy().tolist(),
+                      "mean": ((c[0] + c[1]) / 2).tolist()}
+    if not sync:  # the callback's own averaging, applied by hand to the drifted copies
+        cb = SyncReplicaState()
+        cb.set_model(m)
+        cb.on_epoch_end(0)
+        out["by_hand"] = {"gap": float(np.abs(np.subtract(*copies(m))).max()),
+                          "value": copies(m)[0].tolist(), "expected": ((c[0] + c[1]) / 2).tolist()}
+print(json.dumps(out))
+"""
+
+
+def test_mirrored_replicas_share_batch_norm_statistics():
+    """Under MirroredStrategy on two (logical CPU) devices, Keras 3 lets each replica keep its own
+    moving statistics and reads the first's; `SyncReplicaState` (in every `loop.fit`) averages them."""
+    out = subprocess.run([sys.executable, "-c", MIRRORED_BN], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    assert r["False"]["gap"] > 0.05  # the setting shows the drift the callback is for
+    np.testing.assert_allclose(r["by_hand"]["value"], r["by_hand"]["expected"], atol=1e-6)
+    assert r["by_hand"]["gap"] == 0
+    assert r["True"]["gap"] == 0
+    np.testing.assert_allclose(r["True"]["read"], r["True"]["mean"], atol=1e-6)
+
+
 def test_mixed_precision_keeps_variables_and_heads_float32(tiny_corpus, tmp_path):
     import keras
 

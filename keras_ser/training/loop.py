@@ -220,6 +220,35 @@ class CosineSchedule(keras.callbacks.Callback):
             logs["learning_rate"] = self.rate(epoch)
 
 
+
+class SyncReplicaState(keras.callbacks.Callback):
+    """Sets each untrained float variable (batch normalisation's moving statistics) to its mean
+    over the replicas of one machine (`train.strategy=mirrored` on several devices), before each
+    evaluation and at the end of each epoch.
+
+    Keras 3 creates these variables without an aggregation, so under `MirroredStrategy` every
+    device updates its own copy from its share of the batch and the copies drift apart; what is
+    read, saved and exported is the first device's. Their mean is exactly the moving average of
+    the batch statistics averaged over the replicas (the moving average is linear). Each replica
+    still normalises with its own share while training, as unsynchronised batch normalisation
+    does. With one replica this does nothing; `train.strategy=multi_worker` averages over workers
+    in `keras_ser.training.workers`."""
+
+    def _sync(self):
+        for v in self.model.non_trainable_variables:
+            copies = getattr(v.value, "values", None)
+            if not copies or len(copies) < 2 or not v.dtype.startswith("float"):
+                continue
+            mean = sum(c.read_value() for c in copies) / len(copies)
+            for c in copies:
+                c.assign(mean)
+
+    def on_test_begin(self, logs=None):
+        self._sync()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._sync()
+
 def make_optimizer(cfg, learning_rate, **kwargs):
     """The optimizer of `train.optimizer` ("adam"; "adamw" with `train.weight_decay`)."""
     if cfg.train.optimizer == "adamw":
@@ -251,6 +280,7 @@ def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss
         schedule = [CosineSchedule(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)), t.epochs,
                                    t.warmup_epochs)]
     cbs = [
+        SyncReplicaState(),  # first: the epoch is scored and saved with the replicas' mean statistics
         keep,  # before the backup: see its docstring
         *schedule,
         keras.callbacks.BackupAndRestore(os.path.join(stage_dir, "backup")),
