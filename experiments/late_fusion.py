@@ -10,6 +10,12 @@ utterances (identical folds: otherwise an error), and the fused decision is the 
 `weight * p_a + (1 - weight) * p_b` (weight 0.5: nothing is chosen on the test folds). Both
 must give probabilities (softmax networks, logistic regression), not SVM decision values.
 The result is added to `--table` as a row of the same shape as `seeds_table.py`'s.
+
+Runs scored on unseen corpora (`data.eval_corpora`: each fold's `unseen/<corpus>/predictions.csv`)
+are fused there too, corpus by corpus, and the row gets `unseen` as `seeds_table.py` writes it,
+so that a hybrid's cross-corpus matrix is made from the two systems' matrices
+(`experiments/cross_corpus.py`): `--name` is then the training corpus, `--table` the hybrid's
+matrix. An unseen corpus that only one of the runs was scored on is an error.
 """
 
 import argparse
@@ -25,28 +31,50 @@ def seed_runs(folder):
     return runs or {None: folder}
 
 
-def fuse_run(run_a, run_b, weight, label_names):
-    """Per-fold metrics of the fused decisions of two runs on identical folds."""
+def fuse_predictions(path_a, path_b, weight, label_names, what):
+    """Metrics of the fused decisions of two `predictions.csv` over the same utterances."""
     import numpy as np
     import pandas as pd
 
     from keras_ser.training import metrics as M
 
+    if not os.path.exists(path_b):
+        raise SystemExit(f"late_fusion: {path_b} is missing: the two runs' folds (or unseen corpora) differ")
+    a = pd.read_csv(path_a).set_index("utterance_id")
+    b = pd.read_csv(path_b).set_index("utterance_id")
+    if set(a.index) != set(b.index):
+        raise SystemExit(f"late_fusion: {what}: the runs tested different utterances (not identical folds)")
+    b = b.loc[a.index]
+    cols = [f"score_{n}" for n in label_names]
+    p = weight * a[cols].to_numpy() + (1 - weight) * b[cols].to_numpy()
+    y = np.array([label_names.index(e) for e in a["emotion"]])
+    return M.classification_metrics(y, p.argmax(1), label_names)
+
+
+def unseen_names(fold_dir):
+    return sorted(os.path.basename(os.path.dirname(p))
+                  for p in glob.glob(os.path.join(fold_dir, "unseen", "*", "predictions.csv")))
+
+
+def fuse_run(run_a, run_b, weight, label_names):
+    """Per-fold metrics of the fused decisions of two runs on identical folds; each fold's
+    `unseen` holds the fused metrics on each unseen corpus both runs were scored on."""
     out = []
     for fold_dir in sorted(glob.glob(os.path.join(run_a, "folds", "*"))):
         name = os.path.basename(fold_dir)
-        a = pd.read_csv(os.path.join(fold_dir, "predictions.csv")).set_index("utterance_id")
-        path_b = os.path.join(run_b, "folds", name, "predictions.csv")
-        if not os.path.exists(path_b):
-            raise SystemExit(f"late_fusion: {path_b} is missing: the two runs' folds differ")
-        b = pd.read_csv(path_b).set_index("utterance_id")
-        if set(a.index) != set(b.index):
-            raise SystemExit(f"late_fusion: fold {name}: the runs tested different utterances (not identical folds)")
-        b = b.loc[a.index]
-        cols = [f"score_{n}" for n in label_names]
-        p = weight * a[cols].to_numpy() + (1 - weight) * b[cols].to_numpy()
-        y = np.array([label_names.index(e) for e in a["emotion"]])
-        out.append({"fold": name, **M.classification_metrics(y, p.argmax(1), label_names)})
+        other = os.path.join(run_b, "folds", name)
+        res = {"fold": name, **fuse_predictions(os.path.join(fold_dir, "predictions.csv"),
+                                                os.path.join(other, "predictions.csv"), weight, label_names,
+                                                f"fold {name}")}
+        names = unseen_names(fold_dir)
+        if names != unseen_names(other):
+            raise SystemExit(f"late_fusion: fold {name}: unseen corpora {names} against {unseen_names(other)}: "
+                             "both runs must be scored on the same ones")
+        if names:
+            res["unseen"] = {u: fuse_predictions(os.path.join(fold_dir, "unseen", u, "predictions.csv"),
+                                                 os.path.join(other, "unseen", u, "predictions.csv"), weight,
+                                                 label_names, f"fold {name}, unseen {u}") for u in names}
+        out.append(res)
     return out
 
 
@@ -73,9 +101,22 @@ def main(argv=None):
             raise SystemExit("late_fusion: the runs have different label sets")  # the order may differ: columns are named
         folds = fuse_run(run_a, run_b, args.weight, labels)
         pooled = M.pooled_metrics(np.sum([np.asarray(f["confusion"]) for f in folds], axis=0))
-        per_seed.append({"seed": seed, "wa": float(np.mean([f["wa"] for f in folds])),
-                         "ua": float(np.mean([f["ua"] for f in folds])), "pooled": pooled,
-                         "per_fold": [{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in folds]})
+        entry = {"seed": seed, "wa": float(np.mean([f["wa"] for f in folds])),
+                 "ua": float(np.mean([f["ua"] for f in folds])), "pooled": pooled,
+                 "per_fold": [{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in folds]}
+        if "unseen" in folds[0]:  # the mean over the folds' fused models, as a run's metrics.json
+            about, missing = {}, {}
+            for run in (run_a, run_b):
+                for u, r in read_json(os.path.join(run, "metrics.json")).get("unseen", {}).items():
+                    about.setdefault(u, []).append(r.get("normalization"))
+                    missing.setdefault(u, r.get("missing_labels", []))
+            entry["unseen"] = {u: {"wa": float(np.mean([f["unseen"][u]["wa"] for f in folds])),
+                                   "ua": float(np.mean([f["unseen"][u]["ua"] for f in folds])),
+                                   "n": int(np.sum(folds[0]["unseen"][u]["confusion"])),
+                                   "normalization": "; ".join(dict.fromkeys(map(str, about.get(u, [])))),
+                                   "missing_labels": missing.get(u, [])}
+                               for u in folds[0]["unseen"]}
+        per_seed.append(entry)
 
     def ms(values):
         v = np.asarray(values, float)
@@ -87,10 +128,18 @@ def main(argv=None):
         "seeds": [s["seed"] for s in per_seed], "wa": ms([s["wa"] for s in per_seed]),
         "ua": ms([s["ua"] for s in per_seed]), "pooled_wa": ms([s["pooled"]["wa"] for s in per_seed]),
         "pooled_ua": ms([s["pooled"]["ua"] for s in per_seed]), "per_seed": per_seed}
+    if all("unseen" in s for s in per_seed):
+        first = per_seed[0]["unseen"]
+        table["rows"][args.name]["unseen"] = {
+            u: {"wa": ms([s["unseen"][u]["wa"] for s in per_seed]), "ua": ms([s["unseen"][u]["ua"] for s in per_seed]),
+                "n": first[u]["n"], "missing_labels": first[u]["missing_labels"],
+                "normalization": first[u]["normalization"]} for u in first}
     write_json(table, args.table)
     r = table["rows"][args.name]
     print(f"{args.name}: WA {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['sd']:.1f}, "
-          f"UA {100 * r['ua']['mean']:.1f} ± {100 * r['ua']['sd']:.1f} ({len(per_seed)} seed(s))")
+          f"UA {100 * r['ua']['mean']:.1f} ± {100 * r['ua']['sd']:.1f} ({len(per_seed)} seed(s))"
+          + "".join(f"; unseen {u} {100 * v['wa']['mean']:.1f} / {100 * v['ua']['mean']:.1f}"
+                    for u, v in r.get("unseen", {}).items()))
     return 0
 
 

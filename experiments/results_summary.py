@@ -92,6 +92,8 @@ CROSS = [
      "reference", None),
     ("FG_CME's audio-only baseline cnn_pool", "cnn_pool", "results/cross_cnn_pool.json", "train; unseen: own corpus",
      "recipe (fg_cme/ravdess_recipe)", "results/cross_functionals.json"),
+    ("cnn_pool + reference (late fusion)", "hybrid", "results/cross_cnn_pool_reference.json",
+     "train; unseen: own corpus", "hybrid (cnn_pool recipe + reference)", "results/cross_functionals.json"),
 ]
 
 PAPER = {  # the papers' own numbers for the comparable task (WA, UA %), where there is one

@@ -1,0 +1,70 @@
+"""experiments/late_fusion.py: two runs' probabilities averaged fold by fold, unseen corpora too."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "experiments"))
+
+LABELS = ["angry", "sad"]
+
+
+def _predictions(path, ids, truth, probs):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    df = pd.DataFrame({"utterance_id": ids, "speaker": "s", "emotion": [LABELS[t] for t in truth],
+                       "predicted": [LABELS[int(np.argmax(p))] for p in probs]})
+    for j, name in enumerate(LABELS):
+        df[f"score_{name}"] = [p[j] for p in probs]
+    df.to_csv(path, index=False)
+
+
+def _run(root, folds, unseen):
+    """A run folder: `folds` {name: (ids, truth, probs)}, `unseen` {corpus: {fold: (ids, truth, probs)}}."""
+    for name, (ids, truth, probs) in folds.items():
+        _predictions(os.path.join(root, "folds", name, "predictions.csv"), ids, truth, probs)
+    for corpus, per_fold in unseen.items():
+        for name, (ids, truth, probs) in per_fold.items():
+            _predictions(os.path.join(root, "folds", name, "unseen", corpus, "predictions.csv"), ids, truth, probs)
+    with open(os.path.join(root, "metrics.json"), "w") as f:
+        json.dump({"labels": LABELS, "unseen": {c: {"normalization": "corpus", "missing_labels": []} for c in unseen}}, f)
+    return str(root)
+
+
+def test_fusion_averages_probabilities_in_and_across_corpora(tmp_path):
+    import late_fusion
+
+    truth = [0, 0, 1, 1]
+    # a is right on u1, u2; b on u3, u4. The means: u1 (0.65, 0.35) right, u2 (0.625, 0.375)
+    # right, u3 (0.35, 0.65) right, u4 (0.65, 0.35) wrong (a is surer than b there): 3 of 4
+    pa = [[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.9, 0.1]]
+    pb = [[0.4, 0.6], [0.45, 0.55], [0.1, 0.9], [0.4, 0.6]]
+    ids = ["u1", "u2", "u3", "u4"]
+    unseen_a = {"other": {"f1": (["x1", "x2"], [0, 1], [[0.3, 0.7], [0.3, 0.7]])}}
+    unseen_b = {"other": {"f1": (["x1", "x2"], [0, 1], [[0.9, 0.1], [0.6, 0.4]])}}
+    a = _run(tmp_path / "a", {"f1": (ids, truth, pa)}, unseen_a)
+    b = _run(tmp_path / "b", {"f1": (ids, truth, pb)}, unseen_b)
+    table = str(tmp_path / "table.json")
+    assert late_fusion.main(["--a", a, "--b", b, "--name", "emodb", "--table", table]) == 0
+    row = json.load(open(table))["rows"]["emodb"]
+    assert row["wa"]["mean"] == pytest.approx(0.75)
+    # unseen: mean (0.6, 0.4) on x1 → angry (right); (0.45, 0.55) on x2 → sad (right)
+    assert row["unseen"]["other"]["wa"]["mean"] == pytest.approx(1.0)
+    assert row["unseen"]["other"]["n"] == 2 and row["unseen"]["other"]["normalization"] == "corpus"
+
+
+def test_fusion_refuses_different_folds_or_unseen_corpora(tmp_path):
+    import late_fusion
+
+    p = [[0.9, 0.1], [0.2, 0.8]]
+    a = _run(tmp_path / "a", {"f1": (["u1", "u2"], [0, 1], p)}, {"other": {"f1": (["x1"], [0], [[0.5, 0.5]])}})
+    b = _run(tmp_path / "b", {"f1": (["u1", "u3"], [0, 1], p)}, {"other": {"f1": (["x1"], [0], [[0.5, 0.5]])}})
+    with pytest.raises(SystemExit, match="different utterances"):
+        late_fusion.main(["--a", a, "--b", b, "--name", "x", "--table", str(tmp_path / "t.json")])
+    c = _run(tmp_path / "c", {"f1": (["u1", "u2"], [0, 1], p)}, {})
+    with pytest.raises(SystemExit, match="same ones"):
+        late_fusion.main(["--a", a, "--b", c, "--name", "x", "--table", str(tmp_path / "t.json")])
