@@ -38,8 +38,10 @@ def pooled(features):
                            np.percentile(features, 90, axis=0), diff.std(0)])
 
 
-def corpus_vectors(preset, overrides):
-    """`{utterance_id: (pooled vector, emotion)}` of one corpus's records under `preset`."""
+def corpus_vectors(preset, overrides, per_utterance=False):
+    """`{utterance_id: (pooled vector, emotion)}` of one corpus's records under `preset`; with
+    `per_utterance`, each band first standardised over the utterance's own frames (so the
+    per-band means and sds drop out: 120 numbers)."""
     from keras_ser.config import load_config
     from keras_ser.training import data
 
@@ -52,7 +54,12 @@ def corpus_vectors(preset, overrides):
         u = ex["utterance_id"].numpy().decode()
         if u in emotion and emotion[u] in cfg.data.emotions:
             n = int(ex["num_frames"])
-            out[u] = (pooled(ex["features"].numpy()[:n].astype(np.float64)), emotion[u])
+            x = ex["features"].numpy()[:n].astype(np.float64)
+            if per_utterance:
+                x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-8)
+                out[u] = (pooled(x)[2 * x.shape[1]:], emotion[u])
+            else:
+                out[u] = (pooled(x), emotion[u])
     return out, list(cfg.data.emotions)
 
 
@@ -70,6 +77,8 @@ def main(argv=None):
     ap.add_argument("--folds", required=True, help="the network matrix's runs folder (<corpus>/seed0/folds.json)")
     ap.add_argument("--preset", default="fg_cme/ravdess_recipe")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--per-utterance", action="store_true",
+                    help="standardise each band over the utterance first (cepstral-mean-style normalisation)")
     args = ap.parse_args(argv)
 
     from sklearn.linear_model import LogisticRegression
@@ -79,10 +88,11 @@ def main(argv=None):
 
     vectors, labels = {}, None
     for name, (overrides, _) in CORPORA.items():
-        vectors[name], labels = corpus_vectors(args.preset, overrides)
+        vectors[name], labels = corpus_vectors(args.preset, overrides, args.per_utterance)
         print(f"{name}: {len(vectors[name])} utterances", flush=True)
     own_scaler = {c: StandardScaler().fit(np.stack([v[0] for v in vectors[c].values()])) for c in CORPORA}
-    table = {"about": __doc__.split("\n\n")[1].replace("\n", " "), "preset": args.preset, "labels": labels, "rows": {}}
+    table = {"about": __doc__.split("\n\n")[1].replace("\n", " "), "preset": args.preset, "labels": labels,
+             "per_utterance": args.per_utterance, "rows": {}}
     for train in [*CORPORA, FUSED[0]]:
         parts = train.split("+")
         pool = {u: v for c in parts for u, v in vectors[c].items()}
