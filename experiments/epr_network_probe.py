@@ -2,19 +2,19 @@
 
     python experiments/epr_network_probe.py --folds-file runs/ref/emodb7_kfold_train/folds.json \
         --folds 2 --runs runs/epr_probe --out docs/results/epr_network_probe.json \
-        --candidate "paper=epr/emodb_small" \
+        --candidate "paper=epr/emodb_small train.select=last" \
         --candidate "recipe=epr/emodb_recipe" \
         --candidate "recipe_E16=epr/emodb_recipe model.params={config: E, width: 0.0625, dense_units: [256, 256], dropout: 0.5}"
 
 The refinery and the forest can only work with what the stage-1 network's profiles carry, and a
 full EPR fold trains `stages * (inner_folds + 1)` networks (8-12, 10-25 minutes a fold on this
-CPU): candidates are compared here on the one network that gives the test profiles at stage 1,
-trained on a fold's training (and, with `train.select` last or average, development)
-utterances with one-hot segment targets, as `keras_ser.training.epr` trains it. Per candidate
-and fold: test segment accuracy, the network's utterance decision (argmax of the mean segment
-posterior; WA, UA) and seconds. Resumable: a finished network is reloaded, a finished row kept.
-A probe on a few folds chooses what to run in full; it is not a result (the test folds are the
-reference's, so the full run's numbers on them are the ones to report).
+CPU): candidates are compared here on the one network that gives the profiles at stage 1, trained
+on a fold's training utterances with one-hot segment targets, as `keras_ser.training.epr` trains
+it, and scored on the fold's development utterances: the choice is made without the test folds
+(`--score test` exists to read a chosen network's test numbers afterwards, not to choose). Per
+candidate and fold: segment accuracy, the network's utterance decision (argmax of the mean
+segment posterior; WA, UA) and seconds. Resumable: a finished network is reloaded, a finished
+row kept.
 """
 
 import argparse
@@ -32,10 +32,9 @@ def parse_candidate(text):
     return name, parts[0], parts[1:]
 
 
-def probe(cfg, fold, fold_dir):
-    """One candidate on one fold: the stage-1 full network's test scores."""
-    import dataclasses
-
+def probe(cfg, fold, fold_dir, score="dev"):
+    """One candidate on one fold: the stage-1 network, trained on the fold's training utterances,
+    scored on its development (`score` "dev") or test utterances."""
     import numpy as np
 
     from keras_ser.training import data, epr
@@ -46,8 +45,9 @@ def probe(cfg, fold, fold_dir):
     labelled = data.labelled(cfg, manifest)
     label_names = rs.label_names
     labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(label_names.index)))
-    if cfg.train.select != "best":  # as loop.run_folds: nothing is chosen on dev, so it is trained on
-        fold = dataclasses.replace(fold, train=list(fold.train) + list(fold.dev))
+    scored = list(fold.dev if score == "dev" else fold.test)
+    if not scored:
+        raise SystemExit(f"epr_network_probe: fold {fold.name} has no {score} utterances")
     k = len(label_names)
     class_w = None
     if cfg.train.class_weights:
@@ -57,10 +57,12 @@ def probe(cfg, fold, fold_dir):
     start = time.perf_counter()
     net = epr.SegmentClassifier(cfg, rs, epr.utterance_stats(rs, cfg, fold.train))
     train_table = epr.make_table(cfg, rs, fold.train, labels_of, None, class_w, k)
-    dev_table = epr.make_table(cfg, rs, fold.dev, labels_of, None, class_w, k) if fold.dev else None
+    dev_table = None
+    if cfg.train.select == "best":  # early stopping needs them (and then they are not a clean score)
+        dev_table = epr.make_table(cfg, rs, fold.dev, labels_of, None, class_w, k)
     net.train(rs, train_table, dev_table, os.path.join(fold_dir, "network"))
-    profiles = epr.predict_profiles(net, rs, cfg, fold.test)
-    y = np.array([labels_of[u] for u in fold.test])
+    profiles = epr.predict_profiles(net, rs, cfg, scored)
+    y = np.array([labels_of[u] for u in scored])
     seg_true = np.concatenate([np.full(len(p), lab) for p, lab in zip(profiles, y)])
     seg_pred = np.concatenate([p.argmax(1) for p in profiles])
     decision = M.classification_metrics(y, epr.network_decisions(profiles), label_names)
@@ -75,6 +77,8 @@ def main(argv=None):
     ap.add_argument("--folds-file", required=True)
     ap.add_argument("--folds", type=int, default=2, help="the first N folds of the folds file")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--score", choices=("dev", "test"), default="dev",
+                    help="score on the development utterances (to choose) or the test ones (only to read)")
     ap.add_argument("--runs", required=True)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
@@ -90,19 +94,25 @@ def main(argv=None):
     from keras_ser.utils import read_json, write_json
 
     table = read_json(args.out) if os.path.exists(args.out) else {"rows": {}}
-    table.update(folds_file=args.folds_file, seed=args.seed, about=__doc__.split("\n\n")[2].replace("\n", " "))
+    if table.get("score", args.score) != args.score:
+        ap.error(f"{args.out} holds scores on {table['score']} utterances: another --out for --score {args.score}")
+    table.update(folds_file=args.folds_file, seed=args.seed, score=args.score, about=__doc__.split("\n\n")[2].replace("\n", " "))
     for name, preset, overrides in candidates:
         cfg = load_config(preset, [*overrides, f"seed={args.seed}", "train.verbose=0",
                                    f"protocol.folds_file={args.folds_file}"])
         if cfg.system != "epr":
             ap.error(f"--candidate {name}: {preset} is not an EPR preset")
+        if cfg.train.select == "best" and args.score == "dev":
+            ap.error(f"--candidate {name}: train.select=best stops on the development utterances it would be "
+                     "scored on; give it train.select=last (and a fixed train.epochs)")
         labelled = data.labelled(cfg, data.load_manifest(cfg))
         folds = data.fold_list(cfg, labelled)[: args.folds]
         row = table["rows"].get(name, {})
         done = {r["fold"]: r for r in row.get("per_fold", []) if row.get("overrides") == overrides}
         per_fold = []
         for fold in folds:
-            r = done.get(fold.name) or probe(cfg, fold, os.path.join(args.runs, name, f"seed{args.seed}", fold.name))
+            r = done.get(fold.name) or probe(cfg, fold, os.path.join(args.runs, name, f"seed{args.seed}", fold.name),
+                                             args.score)
             per_fold.append(r)
             means = {m: float(np.mean([p[m] for p in per_fold])) for m in ("segment_wa", "wa", "ua")}
             table["rows"][name] = {"preset": preset, "overrides": overrides, "model": cfg.model.params,
