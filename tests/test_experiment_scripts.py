@@ -1,4 +1,5 @@
-"""experiments/late_fusion.py: two runs' probabilities averaged fold by fold, unseen corpora too."""
+"""experiments/late_fusion.py (two runs' probabilities averaged fold by fold, unseen corpora too) and
+the argument checks of experiments/epr_network_probe.py."""
 
 import json
 import os
@@ -68,3 +69,18 @@ def test_fusion_refuses_different_folds_or_unseen_corpora(tmp_path):
     c = _run(tmp_path / "c", {"f1": (["u1", "u2"], [0, 1], p)}, {})
     with pytest.raises(SystemExit, match="same ones"):
         late_fusion.main(["--a", a, "--b", c, "--name", "x", "--table", str(tmp_path / "t.json")])
+
+
+def test_epr_network_probe_refuses_to_choose_on_what_it_stops_on(tmp_path, capsys):
+    """A candidate that early-stops on the development utterances cannot be scored on them."""
+    import epr_network_probe
+
+    folds = tmp_path / "folds.json"
+    folds.write_text(json.dumps({"folds": [{"name": "f1", "train": ["a"], "dev": ["b"], "test": ["c"]}]}))
+    args = ["--folds-file", str(folds), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out.json")]
+    with pytest.raises(SystemExit):
+        epr_network_probe.main(["--candidate", "paper=epr/synthetic", *args])
+    assert "train.select=best stops on the development utterances" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        epr_network_probe.main(["--candidate", "x=mlee/synthetic train.select=last", *args])
+    assert "is not an EPR preset" in capsys.readouterr().err
