@@ -4,7 +4,7 @@
         --folds 2 --runs runs/epr_probe --out docs/results/epr_network_probe.json \
         --candidate "paper=epr/emodb_small train.select=last" \
         --candidate "recipe=epr/emodb_recipe" \
-        --candidate "recipe_E16=epr/emodb_recipe model.params={config: E, width: 0.0625, dense_units: [256, 256], dropout: 0.5}"
+        --candidate "recipe_E16=epr/emodb_recipe 'model.params={config: E, width: 0.0625, dense_units: [256, 256], dropout: 0.5}'"
 
 The refinery and the forest can only work with what the stage-1 network's profiles carry, and a
 full EPR fold trains `stages * (inner_folds + 1)` networks (8-12, 10-25 minutes a fold on this

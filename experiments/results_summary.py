@@ -90,6 +90,8 @@ CROSS = [
      "train; unseen: own corpus", "reference", None),
     ("functionals (ComParE, logistic regression)", "reference", "results/cross_functionals_speaker.json", "speaker",
      "reference", None),
+    ("functionals (eGeMAPS, logistic regression)", "eGeMAPS", "results/cross_functionals_egemaps.json",
+     "train; unseen: own corpus", "reference with eGeMAPSv02 (88 functionals)", "results/cross_functionals.json"),
     ("FG_CME's audio-only baseline cnn_pool", "cnn_pool", "results/cross_cnn_pool.json", "train; unseen: own corpus",
      "recipe (fg_cme/ravdess_recipe)", "results/cross_functionals.json"),
     ("cnn_pool + reference (late fusion)", "hybrid", "results/cross_cnn_pool_reference.json",
