@@ -47,7 +47,13 @@ class DataConfig:
     unlabelled audio, and assumes each speaker is heard in several emotions; where a speaker is
     heard in one emotion only it subtracts the very signal, and the run warns when the training
     speakers' labels look so) or "utterance" (each utterance by its own frames; not for
-    functionals)."""
+    functionals). functionals: an openSMILE set (e.g. ComParE_2016) given to the network as a
+    second input, one vector per utterance (an early-fusion hybrid with the reference; FG_CME's
+    cnn_pool baseline only; not the paper's): extracted and cached as the reference system does,
+    standardised per fold like the frames (the training split's scaler; with "speaker", each
+    speaker's own statistics first; with "utterance", the training split's scaler, one vector
+    having no statistics of its own). Such a model is not exported: its serving graph could not
+    compute openSMILE functionals (export.enabled must be false)."""
 
     corpus: str = "synthetic"
     root: typing.Optional[str] = None
@@ -65,6 +71,7 @@ class DataConfig:
     normalization: str = "train"
     trim_silence: typing.Optional[float] = None
     eval_normalization: typing.Optional[str] = None
+    functionals: typing.Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -451,6 +458,14 @@ def validate(cfg):
     _one_of("functionals.feature_set", fn.feature_set, FUNCTIONAL_SETS)
     _one_of("functionals.classifier", fn.classifier, FUNCTIONAL_CLASSIFIERS)
     _one_of("functionals.class_weight", fn.class_weight, (None, "balanced"))
+    if cfg.data.functionals is not None:
+        _one_of("data.functionals", cfg.data.functionals, FUNCTIONAL_SETS)
+        if cfg.system != "fg_cme" or cfg.model.name != "cnn_pool":
+            raise ConfigError(f"data.functionals: a second input of FG_CME's cnn_pool baseline only, not {cfg.system} "
+                              f"{cfg.model.name} (system functionals: functionals.feature_set)")
+        if cfg.export.enabled:
+            raise ConfigError("data.functionals: a model with a functionals input cannot be exported (its serving graph "
+                              "cannot compute openSMILE functionals); set export.enabled=false")
     if cfg.system == "functionals" and cfg.data.normalization == "utterance":
         raise ConfigError("data.normalization: utterance is not defined for one vector of functionals per utterance "
                           "(use train or speaker)")

@@ -13,7 +13,7 @@ SYSTEMS = {"keras_ser.training.mlee", "keras_ser.training.strengthnet", "keras_s
            "keras_ser.training.fg_cme", "keras_ser.training.functionals"}
 FLOOR = {"keras_ser.training.data", "keras_ser.training.loop", "keras_ser.training.runner",
          "keras_ser.training.registry", "keras_ser.training.metrics", "keras_ser.training.protocols",
-         "keras_ser.training.plots"}
+         "keras_ser.training.plots", "keras_ser.training.utterance_features"}
 # Layers of the house, lowest first: a module may import its own layer and those below it.
 LAYERS = [
     ("keras_ser", "keras_ser.errors", "keras_ser.utils"),

@@ -170,7 +170,27 @@ CASES = [
                 time={k: v for k, v in WORDS["time"].items() if k in _inputs(kind)},
                 export=kind in ("cnn_lstm", "attention_fusion", "cnn_pool"))  # every baseline layer is in one of these
      for kind in ("cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat", "attention_fusion",
-                  "cnn_pool")]
+                  "cnn_pool")] + [
+    # data.functionals: one vector per utterance beside the frames (padding the frames changes nothing)
+    model_case("cnn_pool_functionals", build_baseline, dict(kind="cnn_pool", functionals_dim=6, functionals_dropout=0.2,
+                                                            **SMALL_FG),
+               [{"features": ex["features"], "num_frames": ex["num_frames"],
+                 "functionals": np.linspace(-1, 1, 6, dtype="float32") * (i + 1)} for i, ex in enumerate(FG)],
+               time={"features": "num_frames"}, export=False),
+]
+
+
+def test_the_functionals_input_reaches_the_decision():
+    """The cnn_pool hybrid's output moves with its functionals (the input is wired, not ignored);
+    functionals_dim is refused for the other baselines."""
+    model = build_baseline("cnn_pool", functionals_dim=6, **SMALL_FG)
+    x = {"features": FG[0]["features"][None], "num_frames": np.array([120], "int32"),
+         "functionals": np.zeros((1, 6), "float32")}
+    a = model.predict_on_batch(x)["emotion"]
+    b = model.predict_on_batch({**x, "functionals": np.full((1, 6), 3.0, "float32")})["emotion"]
+    assert np.abs(a - b).max() > 1e-3
+    with pytest.raises(ValueError, match="functionals_dim is for cnn_pool"):
+        build_baseline("cnn_lstm", functionals_dim=6, **SMALL_FG)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -97,3 +97,44 @@ def test_corpus_normalisation_maps_the_unseen_corpus_into_the_training_space(tin
     allf = np.concatenate(frames)
     np.testing.assert_allclose(allf.mean(0), 20.0, atol=1e-2)
     np.testing.assert_allclose(allf.std(0), 3.0, rtol=1e-2)
+
+
+def test_cnn_pool_with_the_functionals_as_a_second_input(tiny_corpus, tmp_path):
+    """data.functionals: each utterance's openSMILE functionals, standardised on the fold's
+    training utterances, enter cnn_pool beside the frames, in the folds and on unseen corpora."""
+    import keras
+
+    from keras_ser.training import data
+    from keras_ser.training.fg_cme import Functionals
+    from keras_ser.training.runner import run
+
+    path, man = _unseen_manifest(tmp_path)
+    cfg = _cfg("fg_cme/synthetic", tmp_path, tiny_corpus, path, "model.name=cnn_pool", "protocol.k=4",
+               "model.params={conv_filters: [8, 8, 8], hidden_units: 8}", "data.functionals=eGeMAPSv02",
+               "data.eval_normalization=corpus")
+    summary = run(cfg)
+    assert summary["functionals"] == "eGeMAPSv02" and not summary.get("export")
+    assert summary["unseen"]["other"]["n"] == int(man["emotion"].isin(["neutral", "happy", "angry"]).sum())
+    fold = summary["folds"][0]
+    model = keras.models.load_model(tmp_path / "run" / "folds" / fold["fold"] / "best.keras", compile=False)
+    assert tuple(model.input["functionals"].shape) == (None, 88)
+    # the fold's scaler: its training utterances come out standardised, the others in its space
+    corpus = data.load(cfg).corpus
+    train = json.load(open(tmp_path / "run" / "folds.json"))["folds"][0]["train"]
+    scaler, fz = Functionals(cfg, corpus).fold(train)
+    z = np.stack([fz[u] for u in train])
+    assert np.allclose(z.mean(0), 0, atol=1e-4) and np.allclose(z.std(0)[scaler.scale_ > 1e-6], 1, atol=1e-3)
+    other = Functionals(cfg, corpus).unseen(data.Unseen(cfg, cfg.data.eval_corpora[0]), scaler)
+    zo = np.stack(list(other.values()))  # eval_normalization=corpus: its own statistics, over all its utterances
+    assert len(other) == summary["unseen"]["other"]["n"] and abs(zo.mean()) < 0.3
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["data.functionals=eGeMAPSv02"], "a second input of FG_CME's cnn_pool baseline only, not mlee"),
+    (["system=fg_cme", "model.name=cnn_pool", "data.functionals=eGeMAPSv02"], "cannot be exported"),
+    (["system=fg_cme", "model.name=cnn_pool", "export.enabled=false", "data.functionals=GeMAPS"],
+     "data.functionals: 'GeMAPS' is not one of"),
+])
+def test_functionals_input_config_errors(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("mlee/synthetic", extra)

@@ -134,7 +134,8 @@ class ModalityAttention(keras.layers.Layer):
 def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300, embeddings=None,
                    train_embeddings=True, mean=None, std=None, conv_filters=(64, 128, 128), conv_kernels=(5, 2, 2),
                    conv_activation="relu", lstm_units=256, attention_units=128, hidden_units=128, dropout=0.0,
-                   spec_augment=None, utterance_norm=None, spatial_dropout=0.1, pool_dropout=0.5, name=None):
+                   spec_augment=None, utterance_norm=None, spatial_dropout=0.1, pool_dropout=0.5, functionals_dim=0,
+                   functionals_dropout=0.0, name=None):
     """The FG_CME paper's baselines, with FG_CME's inputs and head (FCN 128 → K):
 
         cnn_lstm               acoustic: the 1-D CNN → BiLSTM → max over frames
@@ -149,6 +150,11 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
         cnn_pool               acoustic: the 1-D CNN ('same' padding, batch normalisation, ReLU,
                                spatial dropout `spatial_dropout`) → mean and standard deviation
                                over the real frames → dropout `pool_dropout`
+
+    `functionals_dim` > 0 (cnn_pool only; `data.functionals`, not the paper's) adds an input
+    `functionals` `(batch, functionals_dim)`: one utterance's openSMILE functionals, standardised
+    outside the model (the training pipeline does it per fold), dropout `functionals_dropout`,
+    concatenated with the pooled statistics before the head: an early-fusion hybrid.
     """
     features = keras.Input((None, feature_dim), name="features")
     num_frames = keras.Input((), dtype="int32", name="num_frames")
@@ -196,6 +202,11 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
         u, inputs = acoustic_cnn_lstm(), {"features": features, "num_frames": num_frames}
     elif kind == "cnn_pool":
         u, inputs = acoustic_cnn_pool(), {"features": features, "num_frames": num_frames}
+        if functionals_dim:
+            f = keras.Input((functionals_dim,), name="functionals")
+            inputs["functionals"] = f
+            g = keras.layers.Dropout(functionals_dropout, name="functionals_dropout")(f) if functionals_dropout else f
+            u = keras.layers.Concatenate(name="with_functionals")([u, g])
     elif kind == "blstm_attention_audio":
         u, inputs = acoustic_attention(), {"features": features, "num_frames": num_frames}
     elif kind == "blstm_attention_text":
@@ -212,6 +223,8 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
             u = ModalityAttention(attention_units, name="modality_attention")(stacked)
     else:
         raise ValueError(f"build_baseline: unknown kind {kind!r}")
+    if functionals_dim and kind != "cnn_pool":
+        raise ValueError(f"build_baseline: functionals_dim is for cnn_pool, not {kind!r}")
     u = keras.layers.Dense(hidden_units, activation="relu", name="fc")(u)
     if dropout:
         u = keras.layers.Dropout(dropout, name="dropout")(u)

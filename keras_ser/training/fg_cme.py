@@ -9,6 +9,10 @@ out of vocabulary, as they would be for a deployed model.
 Per fold (`folds/<fold>/`): `best.keras`, `history.csv`, `vocabulary.json`, `metrics.json`; the
 first fold's model is exported with word inputs (`serving_default`: waveform, num_samples,
 word_ids, word_starts, word_ends, num_words; `keras_ser.json` holds the vocabulary).
+
+With `data.functionals` (cnn_pool only) each utterance's openSMILE functionals are a second
+input (`Functionals`): per speaker first with `data.normalization: speaker`, then standardised
+with the fold's training utterances' scaler; an unseen corpus's as `data.eval_normalization` says.
 """
 
 import os
@@ -19,12 +23,13 @@ import numpy as np
 from keras_ser.audio.frontends import get_frontend_config
 from keras_ser.audio.io import load_audio
 from keras_ser.corpora.alignments import approximate_alignment, check_alignment, transcript_words
-from keras_ser.errors import AlignmentError
+from keras_ser.errors import AlignmentError, CorpusError
 from keras_ser.labels.emotion_targets import class_weights
 from keras_ser.models.fg_cme import build_baseline, build_fg_cme
 from keras_ser.text import Vocabulary, load_embeddings
 from keras_ser.training import data, loop
 from keras_ser.training import metrics as M
+from keras_ser.training import utterance_features as F
 from keras_ser.training.registry import System, register
 from keras_ser.utils import read_json, write_json
 
@@ -85,15 +90,21 @@ def word_arrays(ids, alignments, vocab):
 
 
 def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=None, shuffle=False, positions=False,
-            normalize="default"):
+            normalize="default", functionals=None):
     """Batches `(inputs, {"emotion": one-hot}, {"emotion": weight})` of `ids`, with the word
     inputs looked up by utterance id; only the model's own inputs are passed. Training batches
-    (`shuffle`) also hold the `data.speed_perturb` copies, their word timings divided by the factor.
-    With `data.trim_silence`, word times move back by what was trimmed off the start."""
+    (`shuffle`) also hold the `data.speed_perturb` copies, their word timings divided by the factor
+    (and the functionals of the original audio).
+    With `data.trim_silence`, word times move back by what was trimmed off the start.
+    `functionals`: `{utterance_id: standardised vector}`, for a model with a `functionals` input."""
     import tensorflow as tf
 
     k = len(rs.label_names)
     cols = word_arrays(ids, alignments, vocab)
+    if "functionals" in input_names:
+        if functionals is None:
+            raise ValueError("fg_cme.dataset: the model takes functionals (data.functionals) and none were given")
+        cols["functionals"] = np.stack([functionals[u] for u in ids]).astype(np.float32)
     man = rs.manifest.set_index("utterance_id")
     if "trim_start" in man.columns:  # `data.trim_silence`: the records start later than the audio
         offset = man.loc[list(ids), "trim_start"].fillna(0.0).to_numpy(np.float32)[:, None]
@@ -107,6 +118,8 @@ def dataset(rs, cfg, ids, labels_of, alignments, vocab, input_names, weights=Non
         x = {"features": b["features"], "num_frames": b["num_frames"],
              "word_ids": tf.cast(rows["word_ids"], tf.int32), "word_starts": rows["word_starts"],
              "word_ends": rows["word_ends"], "num_words": tf.cast(rows["num_words"], tf.int32)}
+        if "functionals" in rows:
+            x["functionals"] = rows["functionals"]
         return {n: x[n] for n in input_names}, {"emotion": rows["targets"]}, {"emotion": rows["weights"]}
 
     def copies(factor):  # a speed-perturbed copy lasts 1/factor as long: so do its words
@@ -124,8 +137,10 @@ def frontend_params(cfg, frontend):
     return {"hop_s": frontend.hop_length / frontend.sample_rate, "win_s": frontend.win_length / frontend.sample_rate}
 
 
-def build_model(cfg, rs, stats, vocab):
+def build_model(cfg, rs, stats, vocab, functionals_dim=0):
     params = loop.model_params(cfg, frontend_params(cfg, get_frontend_config(rs.frontend)))
+    if functionals_dim:
+        params["functionals_dim"] = functionals_dim
     embeddings = None
     if cfg.fg_cme.embeddings:
         embeddings, found = load_embeddings(cfg.fg_cme.embeddings, vocab, seed=cfg.seed)
@@ -137,6 +152,36 @@ def build_model(cfg, rs, stats, vocab):
     if cfg.model.name == "fg_cme":
         return build_fg_cme(**common, **params)
     return build_baseline(cfg.model.name, **common, **params)
+
+
+class Functionals:
+    """The openSMILE functionals of a run's corpus (`data.functionals`), per speaker first with
+    `data.normalization: speaker`; `fold(ids)` fits a fold's scaler on the training utterances
+    `ids` and returns it with `{utterance_id: standardised vector}` of every utterance."""
+
+    def __init__(self, cfg, corpus):
+        X, _, errors = F.functionals(cfg, corpus, cfg.data.functionals)
+        if errors:
+            path, why = next(iter(errors.items()))
+            raise CorpusError(f"data.functionals: openSMILE failed on {len(errors)} files, e.g. {path}: {why} "
+                              "(leave them out of the manifest, or train without data.functionals)")
+        if cfg.data.normalization == "speaker":
+            X = F.speaker_standardised(X, corpus["speaker"].to_numpy(str))
+        self.cfg, self.X = cfg, X
+        self.row = dict(zip(corpus["utterance_id"], range(len(corpus))))
+        self.dim = X.shape[1]
+
+    def fold(self, ids):
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(self.X[[self.row[u] for u in ids]])
+        Z = scaler.transform(self.X).astype(np.float32)
+        return scaler, {u: Z[i] for u, i in self.row.items()}
+
+    def unseen(self, unseen, scaler):
+        """`{utterance_id: vector}` of an unseen corpus's labelled utterances, in `scaler`'s space."""
+        Z = scaler.transform(F.unseen_features(self.cfg, unseen, scaler, self.cfg.data.functionals)).astype(np.float32)
+        return dict(zip(unseen.manifest["utterance_id"], Z))
 
 
 def test_curve_callback(test_ds, label_names, path):
@@ -164,22 +209,24 @@ def best_on_test(curve):
     return {"epoch": best["epoch"], "wa": best["wa"], "ua": best["ua"], "epochs": len(curve)}
 
 
-def predict_unseen(cfg, model, unseen, train_stats, vocab):
+def predict_unseen(cfg, model, unseen, train_stats, vocab, functionals=None):
     """The model's probabilities on an unseen corpus: its words from its own timings where it
     has them, approximate ones otherwise (`fg_cme.alignment`), looked up in the fold's
-    vocabulary; its features normalised by `data.eval_normalizer`."""
+    vocabulary; its features normalised by `data.eval_normalizer`; `functionals` its
+    standardised functionals (`Functionals.unseen`) for a model that takes them."""
     names = list(model.input.keys())
     man = unseen.manifest
     ids = man["utterance_id"].tolist()
     labels_of = dict(zip(ids, man["emotion"].map(unseen.config.data.emotions.index)))
     alignments = word_alignments(cfg, man)[0] if "word_ids" in names else {u: [] for u in ids}
     ds = dataset(unseen.records, cfg, ids, labels_of, alignments, vocab, names, positions=True,
-                 normalize=data.eval_normalizer(cfg, unseen.records, train_stats))
+                 normalize=data.eval_normalizer(cfg, unseen.records, train_stats), functionals=functionals)
     return loop.predict_labels(model, ds)[1]
 
 
-def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=(), unseens=()):
+def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=(), unseens=(), functionals=None):
     vocab = Vocabulary.build([[w for w, _, _ in alignments[u]] for u in fold.train], cfg.fg_cme.min_count)
+    scaler, fz = functionals.fold(fold.train) if functionals is not None else (None, None)
     vocab.save(os.path.join(fold_dir, "vocabulary.json"))
     curve_path = os.path.join(fold_dir, "test_curve.json")
     if loop.finished_stage(cfg, fold_dir):
@@ -188,7 +235,7 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=(), uns
         stats = data.training_stats(rs, cfg, fold.train)
         keras.utils.set_random_seed(cfg.seed)
         with loop.strategy(cfg.train.strategy).scope():
-            model = build_model(cfg, rs, stats, vocab)
+            model = build_model(cfg, rs, stats, vocab, functionals.dim if functionals is not None else 0)
             model.compile(optimizer=loop.make_optimizer(cfg, cfg.train.learning_rate),
                           loss={"emotion": keras.losses.CategoricalCrossentropy()},
                           metrics={"emotion": [keras.metrics.CategoricalAccuracy(name="wa")]},
@@ -198,13 +245,14 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=(), uns
         if cfg.train.class_weights:
             y = np.eye(len(rs.label_names))[[labels_of[u] for u in fold.train]]
             sw = y @ class_weights(y, "hard")
-        train_ds = dataset(rs, cfg, fold.train, labels_of, alignments, vocab, names, sw, shuffle=True)
-        dev_ds = dataset(rs, cfg, fold.dev, labels_of, alignments, vocab, names) if fold.dev else None
+        train_ds = dataset(rs, cfg, fold.train, labels_of, alignments, vocab, names, sw, shuffle=True, functionals=fz)
+        dev_ds = dataset(rs, cfg, fold.dev, labels_of, alignments, vocab, names, functionals=fz) if fold.dev else None
         if cfg.fg_cme.test_curve:
-            test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, names)
+            test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, names, functionals=fz)
             callbacks = [*callbacks, test_curve_callback(test_ds, rs.label_names, curve_path)]
         model = loop.fit(model, train_ds, dev_ds, fold_dir, cfg, callbacks)
-    test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()), positions=True)
+    test_ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()), positions=True,
+                      functionals=fz)
     y_true, y_prob = loop.predict_labels(model, test_ds)
     loop.write_predictions(fold_dir, rs.manifest, fold.test, y_prob, rs.label_names)
     res = M.classification_metrics(y_true, y_prob.argmax(-1), rs.label_names)
@@ -212,7 +260,8 @@ def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=(), uns
         res["best_on_test"] = best_on_test(read_json(curve_path))
     if unseens:
         res["unseen"] = loop.score_unseen(cfg, fold_dir, unseens, lambda u: predict_unseen(
-            cfg, model, u, data.training_stats(rs, cfg, fold.train), vocab), rs.label_names)
+            cfg, model, u, data.training_stats(rs, cfg, fold.train), vocab,
+            functionals.unseen(u, scaler) if functionals is not None else None), rs.label_names)
     res.update(fold=fold.name, **fold.to_dict(), vocabulary=len(vocab),
                test_oov_words=int(sum(vocab.ids([w for w, _, _ in alignments[u]]).tolist().count(1) for u in fold.test)))
     return model, vocab, res
@@ -237,7 +286,11 @@ def utterance_embeddings(cfg, layer="fc", fold_index=0):
     model = loop.load_model(os.path.join(fold_dir, "best.keras"))
     embed = keras.Model(model.inputs, model.get_layer(layer).output)
     vocab = Vocabulary.load(os.path.join(fold_dir, "vocabulary.json"))
-    ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()))
+    fz = None
+    if cfg.data.functionals:  # the fold's scaler, as training fitted it (on training and, with select last, dev)
+        train = list(fold.train) + (list(fold.dev) if cfg.train.select != "best" else [])
+        fz = Functionals(cfg, data.load(cfg).corpus).fold(train)[1]
+    ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()), functionals=fz)
     z, y = [], []
     for x, t, _ in ds:
         z.append(np.asarray(embed.predict_on_batch(x)))
@@ -253,9 +306,14 @@ def run(cfg, out, d, callbacks=()):
           + (" (APPROXIMATE: spread over the voiced region, not forced-aligned)" if sources["approximate"] else ""))
     folds = data.fold_list(cfg, manifest)
     unseens = [data.Unseen(cfg, e) for e in cfg.data.eval_corpora]
+    # every utterance of the corpus: per-speaker statistics use all of a speaker's audio
+    functionals = Functionals(cfg, d.corpus) if cfg.data.functionals else None
+    if functionals is not None:
+        print(f"  second input: {functionals.dim} {cfg.data.functionals} functionals per utterance")
 
     def train_one(fold, fold_dir):
-        model, vocab, res = train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks, unseens)
+        model, vocab, res = train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks, unseens,
+                                       functionals)
         loop.confusion_plot(out, res, label_names, fold.name)
         print(f"fold {fold.name}: WA {res['wa']:.3f} UA {res['ua']:.3f}")
         return (model, vocab), res
@@ -265,11 +323,12 @@ def run(cfg, out, d, callbacks=()):
                 Vocabulary.load(os.path.join(fold_dir, "vocabulary.json")))
 
     results, first = loop.run_folds(cfg, out, folds, train_one, load_first)
-    extra = {"model": cfg.model.name, "alignment": cfg.fg_cme.alignment, "word_timings": sources}
+    extra = {"model": cfg.model.name, "alignment": cfg.fg_cme.alignment, "word_timings": sources,
+             "functionals": cfg.data.functionals}
     if results and all("best_on_test" in r for r in results):
         extra["best_on_test"] = {k: M.mean_sd([r["best_on_test"][k] for r in results]) for k in ("wa", "ua")}
     export = None
-    if first is not None and "features" in first[0].input:  # the text-only baseline takes no audio
+    if first is not None and "features" in first[0].input and not cfg.data.functionals:  # text-only: no audio
         export = loop.Export(first[0], rs.frontend, {
             "emotion_head": "probabilities", "vocabulary": first[1].tokens,
             "words": "word_ids from the vocabulary (0 padding, 1 out of vocabulary); "

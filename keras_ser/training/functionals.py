@@ -28,60 +28,17 @@ import os
 
 import numpy as np
 
-from keras_ser.corpora.manifest import content_hash
-from keras_ser.errors import ConfigError, CorpusError
+from keras_ser.errors import ConfigError
 from keras_ser.training import data, loop
 from keras_ser.training import metrics as M
+from keras_ser.training import utterance_features as F
 from keras_ser.training.registry import System, register
-from keras_ser.utils import data_home, write_csv
-from tfrecords_tools.opensmile_features import extract_functionals
-
-
-def cache_path(cfg, manifest):
-    """`$KERAS_SER_DATA/functionals/<corpora>-<set>-<content hash>.npz`."""
-    base = data_home()
-    corpora = "+".join(sorted(manifest["corpus"].unique()))
-    return os.path.join(base, "functionals", f"{corpora}-{cfg.functionals.feature_set}-{content_hash(manifest)[:12]}.npz")
+from keras_ser.utils import write_csv
 
 
 def functionals(cfg, manifest):
-    """`(X (N, D), names, errors)` for the rows of `manifest` (cached)."""
-    return extract_functionals(manifest["path"].tolist(), cfg.functionals.feature_set, max(1, cfg.data.num_workers),
-                               cache_path(cfg, manifest), non_finite="zero")
-
-
-def speaker_standardised(X, speakers):
-    """Each row z-scored with its speaker's mean and standard deviation over all of the
-    speaker's rows (a constant feature stays 0)."""
-    out = np.empty_like(X, dtype=np.float64)
-    for s in np.unique(speakers):
-        rows = speakers == s
-        mean, sd = X[rows].mean(0), X[rows].std(0)
-        out[rows] = (X[rows] - mean) / np.where(sd > 0, sd, 1.0)
-    return out
-
-
-def unseen_features(cfg, unseen, scaler):
-    """The functionals of an unseen corpus's labelled utterances, standardised as
-    `data.normalization` / `data.eval_normalization` say: per speaker as in training; with
-    training-split normalisation "train" as they are (the fold's scaler follows), "corpus" or
-    "speaker" z-scored with the unseen corpus's (speaker's) own statistics, labels unused, then
-    put in the scaler's space."""
-    X, _, errors = functionals(cfg, unseen.corpus)
-    keep = np.isfinite(X).all(1)
-    corpus, X = unseen.corpus[keep], X[keep]
-    mode = cfg.data.normalization if cfg.data.normalization != "train" else (cfg.data.eval_normalization or "train")
-    if mode == "speaker":
-        X = speaker_standardised(X, corpus["speaker"].to_numpy(str))
-    elif mode == "corpus":
-        X = speaker_standardised(X, np.zeros(len(X), int))
-    if cfg.data.normalization == "train" and mode != "train":
-        X = X * scaler.scale_ + scaler.mean_
-    row = dict(zip(corpus["utterance_id"], range(len(corpus))))
-    missing = [u for u in unseen.manifest["utterance_id"] if u not in row]
-    if missing:
-        raise CorpusError(f"{unseen.name}: openSMILE failed on {len(missing)} utterances (e.g. {missing[0]})")
-    return X[[row[u] for u in unseen.manifest["utterance_id"]]]
+    """`(X (N, D), names, errors)` of `functionals.feature_set` for the rows of `manifest` (cached)."""
+    return F.functionals(cfg, manifest, cfg.functionals.feature_set)
 
 
 def make_classifier(cfg):
@@ -150,7 +107,7 @@ def run(cfg, out, d, callbacks=()):
     ok = np.isfinite(X).all(1)
     corpus, X = corpus[ok], X[ok]
     if cfg.data.normalization == "speaker":
-        X = speaker_standardised(X, corpus["speaker"].to_numpy(str))
+        X = F.speaker_standardised(X, corpus["speaker"].to_numpy(str))
     keep = corpus["emotion"].isin(cfg.data.emotions).to_numpy()
     manifest, X = corpus[keep], X[keep]
     label_names = list(cfg.data.emotions)
@@ -171,7 +128,7 @@ def run(cfg, out, d, callbacks=()):
         res = {**M.classification_metrics(y[test_rows], pred, label_names), "fold": fold.name, **fold.to_dict()}
         if unseens:
             res["unseen"] = loop.score_unseen(cfg, fold_dir, unseens, lambda u: scores(
-                pipeline, unseen_features(cfg, u, pipeline[0]), len(label_names)), label_names)
+                pipeline, F.unseen_features(cfg, u, pipeline[0], cfg.functionals.feature_set), len(label_names)), label_names)
         table = manifest.iloc[test_rows][["utterance_id", "speaker", "emotion"]].assign(
             predicted=np.asarray(label_names, object)[pred], **{f"score_{n}": s[:, k] for k, n in enumerate(label_names)})
         write_csv(table, os.path.join(fold_dir, "predictions.csv"), index=False, float_format="%.6g")

@@ -1,0 +1,63 @@
+"""openSMILE functionals per utterance, shared by the reference system (`system: functionals`)
+and the networks that take them as a second input (`data.functionals`): extraction in
+TensorFlow-free worker processes (`tfrecords_tools.opensmile_features`), cached per corpus, set
+and content; standardisation per speaker or per corpus; an unseen corpus's functionals in the
+space of a fold's scaler.
+"""
+
+import os
+
+import numpy as np
+
+from keras_ser.corpora.manifest import content_hash
+from keras_ser.errors import CorpusError
+from keras_ser.utils import data_home
+from tfrecords_tools.opensmile_features import extract_functionals
+
+
+def cache_path(manifest, feature_set):
+    """`$KERAS_SER_DATA/functionals/<corpora>-<set>-<content hash>.npz`."""
+    corpora = "+".join(sorted(manifest["corpus"].unique()))
+    return os.path.join(data_home(), "functionals", f"{corpora}-{feature_set}-{content_hash(manifest)[:12]}.npz")
+
+
+def functionals(cfg, manifest, feature_set):
+    """`(X (N, D), names, errors)` for the rows of `manifest` (cached); undefined values (NaN)
+    become 0, a file openSMILE fails on is a row of NaN named in `errors`."""
+    return extract_functionals(manifest["path"].tolist(), feature_set, max(1, cfg.data.num_workers),
+                               cache_path(manifest, feature_set), non_finite="zero")
+
+
+def speaker_standardised(X, speakers):
+    """Each row z-scored with its speaker's mean and standard deviation over all of the
+    speaker's rows (a constant feature stays 0)."""
+    out = np.empty_like(X, dtype=np.float64)
+    for s in np.unique(speakers):
+        rows = speakers == s
+        mean, sd = X[rows].mean(0), X[rows].std(0)
+        out[rows] = (X[rows] - mean) / np.where(sd > 0, sd, 1.0)
+    return out
+
+
+def unseen_features(cfg, unseen, scaler, feature_set):
+    """The functionals of an unseen corpus's labelled utterances (`unseen.manifest`, in its
+    order), standardised as `data.normalization` / `data.eval_normalization` say: per speaker as
+    in training; with training-split normalisation "train" as they are (the fold's scaler
+    follows), "corpus" or "speaker" z-scored with the unseen corpus's (speaker's) own statistics,
+    over all its utterances (`unseen.corpus`), labels unused, then put in the scaler's space
+    (`scaler`: a fitted StandardScaler)."""
+    X, _, _ = functionals(cfg, unseen.corpus, feature_set)
+    keep = np.isfinite(X).all(1)
+    corpus, X = unseen.corpus[keep], X[keep]
+    mode = cfg.data.normalization if cfg.data.normalization != "train" else (cfg.data.eval_normalization or "train")
+    if mode == "speaker":
+        X = speaker_standardised(X, corpus["speaker"].to_numpy(str))
+    elif mode == "corpus":
+        X = speaker_standardised(X, np.zeros(len(X), int))
+    if cfg.data.normalization == "train" and mode != "train":
+        X = X * scaler.scale_ + scaler.mean_
+    row = dict(zip(corpus["utterance_id"], range(len(corpus))))
+    missing = [u for u in unseen.manifest["utterance_id"] if u not in row]
+    if missing:
+        raise CorpusError(f"{unseen.name}: openSMILE failed on {len(missing)} utterances (e.g. {missing[0]})")
+    return X[[row[u] for u in unseen.manifest["utterance_id"]]]
