@@ -93,7 +93,7 @@ def main(argv=None):
                 "seeds": seeds[: len(runs)], "deterministic": preset.split("/")[0] in DETERMINISTIC,
                 **summarise(runs),
                 "per_seed": [{"seed": sd, "wa": r["mean"]["wa"]["mean"], "ua": r["mean"]["ua"]["mean"],
-                              "pooled": r.get("pooled"), "seconds": r.get("seconds"),
+                              "pooled": r.get("pooled"), "seconds": r.get("fold_seconds", r.get("seconds")),
                               "per_fold": [{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in r["folds"]]}
                              for sd, r in zip(seeds, runs)],
             }

@@ -392,6 +392,9 @@ def test_a_finished_run_resumes_without_retraining_and_exports_the_saved_model(f
     again = run(cfg)
     assert [open(os.path.join(d, "history.csv")).read() for d in fold_dirs] == histories
     assert again["mean"] == summary["mean"] and again["folds_run"] == summary["folds_run"]
+    # the time the folds took is kept across invocations (`seconds` is each invocation's own)
+    assert again["fold_seconds"] == summary["fold_seconds"] == round(sum(f["seconds"] for f in summary["folds"]), 1)
+    assert min(f["seconds"] for f in summary["folds"]) > 0
     meta = json.load(open(f"{again['export']}/keras_ser.json"))
     assert meta["vocabulary"] == json.load(open(f"{summary['export']}/keras_ser.json"))["vocabulary"]
     assert meta["signatures"]["serving_default"][-1] == "num_words"

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import time
 import typing
 
 import keras
@@ -378,7 +379,9 @@ def run_folds(cfg, out, folds, train_one, load_first):
             continue
         print(f"fold {i + 1}/{len(folds)} {fold.name}: train {len(fold.train)}, dev {len(fold.dev)}, test {len(fold.test)}")
         os.makedirs(fold_dir, exist_ok=True)
+        start = time.time()
         model, res = train_one(fold, fold_dir)
+        res["seconds"] = round(time.time() - start, 1)  # the invocation that finished the fold
         write_json(res, os.path.join(fold_dir, "metrics.json"))
         results.append(res)
         if i == 0:
@@ -452,6 +455,8 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
     summary = {"system": cfg.system, "corpus": corpus or cfg.data.corpus, "protocol": cfg.protocol.name,
                "seed": cfg.seed, "folds_run": len(results), "labels": list(label_names), **(extra or {}),
                "mean": {m: M.mean_sd([f(r) for r in results]) for m, f in pick}, "folds": results}
+    if results and all("seconds" in r for r in results):  # over every invocation (`seconds`: this one)
+        summary["fold_seconds"] = round(sum(r["seconds"] for r in results), 1)
     if data is not None:
         summary["skipped"] = data.summary()
     unseen = [r["unseen"] for r in results if "unseen" in r]
