@@ -89,7 +89,9 @@ class TrainConfig:
     statistics are averaged over them, `loop.SyncReplicaState`) or "multi_worker" (several
     machines, `TF_CONFIG` in each worker's environment; keras_ser.training.workers, docs/scale.md). mixed_precision: compute in float16 on a GPU
     (bfloat16 on a CPU) with float32 variables and heads, and loss scaling for float16.
-    jit_compile: XLA; helps on GPUs when the bucketed shapes are few, slows the first steps.
+    jit_compile: XLA; slower for training on this project's CPU (1.9x for EPR's fixed-shape
+    VGG, 5.7x for MLEE's bucketed batches: docs/benchmarks.md); may help on GPUs when the
+    bucketed shapes are few; slows the first steps.
     class_weights: inverse class frequency on the training fold. resume: continue an interrupted
     run from its last epoch checkpoint. deterministic: TensorFlow's op determinism
     (`tf.config.experimental.enable_op_determinism`) for the rest of the process, so that two
