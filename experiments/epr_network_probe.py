@@ -19,17 +19,13 @@ row kept.
 
 import argparse
 import os
-import shlex
 import sys
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 
-def parse_candidate(text):
-    name, _, rest = text.partition("=")
-    parts = shlex.split(rest)
-    if not name or not parts:
-        raise ValueError(f"--candidate {text!r}: expected NAME=PRESET [key=value ...]")
-    return name, parts[0], parts[1:]
+from seeds_table import parse_row  # noqa: E402
 
 
 def probe(cfg, fold, fold_dir, score="dev"):
@@ -83,7 +79,7 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     try:
-        candidates = [parse_candidate(c) for c in args.candidate]
+        candidates = [parse_row(c, "--candidate") for c in args.candidate]
     except ValueError as exc:
         ap.error(str(exc))
 

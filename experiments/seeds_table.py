@@ -25,11 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DETERMINISTIC = ("functionals",)  # systems whose result does not depend on the seed
 
 
-def parse_row(text):
+def parse_row(text, flag="--row"):
+    """`NAME=PRESET [key=value ...]` (shell quoting: quote a value with spaces) → `(name, preset, overrides)`."""
     name, _, rest = text.partition("=")
     parts = shlex.split(rest)
     if not name or not parts:
-        raise ValueError(f"--row {text!r}: expected NAME=PRESET [key=value ...]")
+        raise ValueError(f"{flag} {text!r}: expected NAME=PRESET [key=value ...]")
     return name, parts[0], parts[1:]
 
 
