@@ -328,7 +328,8 @@ def run(cfg, out, d, callbacks=()):
     if results and all("best_on_test" in r for r in results):
         extra["best_on_test"] = {k: M.mean_sd([r["best_on_test"][k] for r in results]) for k in ("wa", "ua")}
     export = None
-    if first is not None and "features" in first[0].input and not cfg.data.functionals:  # text-only: no audio
+    # the text-only baseline takes no audio; a functionals input cannot be computed by a serving graph
+    if first is not None and "features" in first[0].input and not cfg.data.functionals:
         export = loop.Export(first[0], rs.frontend, {
             "emotion_head": "probabilities", "vocabulary": first[1].tokens,
             "words": "word_ids from the vocabulary (0 padding, 1 out of vocabulary); "
