@@ -221,7 +221,6 @@ class CosineSchedule(keras.callbacks.Callback):
             logs["learning_rate"] = self.rate(epoch)
 
 
-
 class SyncReplicaState(keras.callbacks.Callback):
     """Sets each untrained float variable (batch normalisation's moving statistics) to its mean
     over the replicas of one machine (`train.strategy=mirrored` on several devices), before each
@@ -249,6 +248,7 @@ class SyncReplicaState(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._sync()
+
 
 def make_optimizer(cfg, learning_rate, **kwargs):
     """The optimizer of `train.optimizer` ("adam"; "adamw" with `train.weight_decay`)."""
