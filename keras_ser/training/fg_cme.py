@@ -280,7 +280,8 @@ def prepare(cfg, d=None):
 def utterance_embeddings(cfg, layer="fc", fold_index=0):
     """A finished run's test utterances of one fold through its model up to `layer`:
     `(embeddings (N, D), labels (N,), label names)` (the notebook's t-SNE)."""
-    rs, manifest, labels_of, alignments, _ = prepare(cfg)
+    d = data.load(cfg)
+    rs, manifest, labels_of, alignments, _ = prepare(cfg, d)
     fold = data.fold_list(cfg, manifest)[fold_index]
     fold_dir = os.path.join(cfg.output_dir, "folds", fold.name)
     model = loop.load_model(os.path.join(fold_dir, "best.keras"))
@@ -289,7 +290,7 @@ def utterance_embeddings(cfg, layer="fc", fold_index=0):
     fz = None
     if cfg.data.functionals:  # the fold's scaler, as training fitted it (on training and, with select last, dev)
         train = list(fold.train) + (list(fold.dev) if cfg.train.select != "best" else [])
-        fz = Functionals(cfg, data.load(cfg).corpus).fold(train)[1]
+        fz = Functionals(cfg, d.corpus).fold(train)[1]
     ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()), functionals=fz)
     z, y = [], []
     for x, t, _ in ds:
