@@ -28,19 +28,16 @@ sys.path.insert(0, HERE)
 from seeds_table import parse_row  # noqa: E402
 
 
-def probe(cfg, fold, fold_dir, score="dev"):
+def probe(cfg, rs, labels_of, fold, fold_dir, score="dev"):
     """One candidate on one fold: the stage-1 network, trained on the fold's training utterances,
-    scored on its development (`score` "dev") or test utterances."""
+    scored on its development (`score` "dev") or test utterances. `rs`: the candidate's records;
+    `labels_of`: utterance id → class index."""
     import numpy as np
 
-    from keras_ser.training import data, epr
+    from keras_ser.training import epr
     from keras_ser.training import metrics as M
 
-    manifest = data.load_manifest(cfg)
-    rs = data.prepare_records(cfg, manifest)
-    labelled = data.labelled(cfg, manifest)
     label_names = rs.label_names
-    labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(label_names.index)))
     scored = list(fold.dev if score == "dev" else fold.test)
     if not scored:
         raise SystemExit(f"epr_network_probe: fold {fold.name} has no {score} utterances")
@@ -101,14 +98,21 @@ def main(argv=None):
         if cfg.train.select == "best" and args.score == "dev":
             ap.error(f"--candidate {name}: train.select=best stops on the development utterances it would be "
                      "scored on; give it train.select=last (and a fixed train.epochs)")
-        labelled = data.labelled(cfg, data.load_manifest(cfg))
+        manifest = data.load_manifest(cfg)
+        labelled = data.labelled(cfg, manifest)
         folds = data.fold_list(cfg, labelled)[: args.folds]
         row = table["rows"].get(name, {})
         done = {r["fold"]: r for r in row.get("per_fold", []) if row.get("overrides") == overrides}
+        rs = labels_of = None
         per_fold = []
         for fold in folds:
-            r = done.get(fold.name) or probe(cfg, fold, os.path.join(args.runs, name, f"seed{args.seed}", fold.name),
-                                             args.score)
+            r = done.get(fold.name)
+            if r is None:
+                if rs is None:  # the candidate's records (its frontend, trimming), once
+                    rs = data.prepare_records(cfg, manifest)
+                    labels_of = dict(zip(labelled["utterance_id"], labelled["emotion"].map(rs.label_names.index)))
+                r = probe(cfg, rs, labels_of, fold, os.path.join(args.runs, name, f"seed{args.seed}", fold.name),
+                          args.score)
             per_fold.append(r)
             means = {m: float(np.mean([p[m] for p in per_fold])) for m in ("segment_wa", "wa", "ua")}
             table["rows"][name] = {"preset": preset, "overrides": overrides, "model": cfg.model.params,
