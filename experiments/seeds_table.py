@@ -75,7 +75,13 @@ def main(argv=None):
     from keras_ser.utils import read_json, write_json
 
     table = read_json(args.out) if os.path.exists(args.out) else {"rows": {}}
-    table.update(folds_file=args.folds_file, seeds=args.seeds)
+    table["folds_file"] = args.folds_file
+    for name, preset, overrides in rows:  # a row is rebuilt from this invocation's seeds: keep none out
+        old = table["rows"].get(name)
+        seeds = args.seeds[:1] if preset.split("/")[0] in DETERMINISTIC else args.seeds
+        if old and (old["preset"], old["overrides"]) == (preset, overrides + args.extra) and not set(old["seeds"]) <= set(seeds):
+            ap.error(f"row {name!r} of {args.out} holds seeds {old['seeds']}, which --seeds {' '.join(map(str, seeds))} "
+                     f"would drop: name them too (their finished runs are read back, not retrained)")
     for name, preset, overrides in rows:
         seeds = args.seeds
         if preset.split("/")[0] in DETERMINISTIC:
@@ -98,6 +104,7 @@ def main(argv=None):
                               "per_fold": [{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in r["folds"]]}
                              for sd, r in zip(seeds, runs)],
             }
+            table["seeds"] = sorted({sd for row in table["rows"].values() for sd in row["seeds"]})  # any row's
             write_json(table, args.out)
         r = table["rows"][name]
         print(f"{name}: WA {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['sd']:.1f}, "

@@ -1,5 +1,5 @@
 """experiments/late_fusion.py (two runs' probabilities averaged fold by fold, unseen corpora too) and
-the argument checks of experiments/epr_network_probe.py."""
+the argument checks of experiments/epr_network_probe.py and experiments/seeds_table.py."""
 
 import json
 import os
@@ -84,3 +84,18 @@ def test_epr_network_probe_refuses_to_choose_on_what_it_stops_on(tmp_path, capsy
     with pytest.raises(SystemExit):
         epr_network_probe.main(["--candidate", "x=mlee/synthetic train.select=last", *args])
     assert "is not an EPR preset" in capsys.readouterr().err
+
+
+def test_seeds_table_refuses_to_drop_a_rows_seeds(tmp_path, capsys):
+    """A row is rebuilt from the seeds of the invocation: one that would drop seeds already in the
+    table is refused before anything runs (the row's mean would silently rest on fewer seeds)."""
+    import seeds_table
+
+    out = tmp_path / "table.json"
+    out.write_text(json.dumps({"rows": {"r": {"preset": "fg_cme/synthetic", "overrides": ["train.epochs=1"],
+                                              "seeds": [0, 1]}}}))
+    with pytest.raises(SystemExit):
+        seeds_table.main(["--row", "r=fg_cme/synthetic train.epochs=1", "--seeds", "1", "2",
+                          "--runs", str(tmp_path / "runs"), "--out", str(out)])
+    assert "row 'r' of" in (err := capsys.readouterr().err) and "holds seeds [0, 1]" in err and "would drop" in err
+    assert not (tmp_path / "runs").exists()

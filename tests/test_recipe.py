@@ -182,6 +182,49 @@ def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(
                                              "protocol.min_fold_utterances=2", f"output_dir={tmp_path}/best"]))
 
 
+def test_a_recipe_chosen_on_inner_folds_of_the_training_speakers(tiny_corpus, tmp_path):
+    """recipe_search --select-by inner: candidates scored on inner folds of whole training and
+    development speakers of each outer fold, never on an outer test utterance."""
+    import json
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments"))
+    import recipe_search
+
+    from keras_ser.training.runner import run
+
+    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
+    common = [f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp_path}/records",
+              "data.num_workers=0", "train.epochs=1", "model.name=cnn_pool", "train.select=last",
+              "model.params={conv_filters: [4, 4, 4], conv_kernels: [3, 3, 3], hidden_units: 8}",
+              "export.enabled=false", "protocol.k=4", "protocol.min_fold_utterances=2", "protocol.max_folds=null"]
+    run(load_config("fg_cme/synthetic", [*common, f"output_dir={tmp_path}/ref", "protocol.max_folds=2"]))
+    folds_file = str(tmp_path / "ref" / "folds.json")
+    out = str(tmp_path / "search.json")
+    recipe_search.main(["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "search"),
+                        "--out", out, "--seeds", "0", "--select-by", "inner", "--inner-folds", "3", "--select-outer", "1",
+                        "--candidate", "base=", "--candidate", "slow=train.learning_rate=1e-6", "--extra", *common])
+    doc = json.load(open(out))
+    assert doc["select_by"] == "inner" and doc["inner_folds"] == 3
+    picked = doc["candidates"][doc["chosen"]]["dev_ua"]["mean"]
+    assert all(picked >= c["dev_ua"]["mean"] for c in doc["candidates"].values())
+    outer = json.load(open(folds_file))["folds"][0]
+    inner = json.load(open(doc["selection_folds"]))["folds"]
+    assert len(inner) == 3 and all(not f["dev"] for f in inner)
+    speaker = tiny_corpus.manifest.set_index("utterance_id")["speaker"]
+    pool = set(outer["train"]) | set(outer["dev"])
+    assert set().union(*(f["test"] for f in inner)) == pool  # every training utterance tested once
+    for f in inner:
+        assert not set(f["test"]) & set(outer["test"]) and not set(f["train"]) & set(f["test"])
+        assert set(f["train"]) | set(f["test"]) == pool
+        assert not set(speaker[f["test"]]) & set(speaker[f["train"]])  # whole speakers
+    selection = json.load(open(str(tmp_path / "search" / "selection.json")))["rows"]
+    assert selection["base"]["folds"] == 3  # scored on the three inner folds
+    assert doc["assessment"]["folds"] == 2  # then on the real folds
+    with pytest.raises(SystemExit, match="3 speaker groups for training, fewer than --inner-folds 4"):
+        recipe_search.inner_folds(folds_file, tiny_corpus.manifest, 4, str(tmp_path / "x.json"))
+
+
 def test_the_export_trims_served_audio_as_the_records_were(tmp_path):
     """data.trim_silence: served audio is trimmed in the graph exactly as the writer trimmed the
     training audio (NumPy), and a click in silence is too short once trimmed (status 3)."""
