@@ -34,15 +34,37 @@ def parse_row(text, flag="--row"):
     return name, parts[0], parts[1:]
 
 
+def headline(scores, key):
+    """`scores[key]`, or StrengthNet's `emotion_<key>` (its WA / UA are the emotion head's)."""
+    return scores[key] if key in scores else scores[f"emotion_{key}"]
+
+
+def fold_scores(fold):
+    """One fold's WA and UA (StrengthNet: its emotion head's, with its strength MAE, SRCC and,
+    where the corpus has intensity codes, the normal-vs-strong AUC)."""
+    if "wa" in fold:
+        return {"fold": fold["fold"], "wa": fold["wa"], "ua": fold["ua"]}
+    out = {"fold": fold["fold"], "wa": fold["emotion"]["wa"], "ua": fold["emotion"]["ua"],
+           "mae": fold["overall"]["mae"], "srcc": fold["overall"]["srcc"]}
+    if "auc" in fold.get("intensity", {}):
+        out.update(intensity_auc=fold["intensity"]["auc"], intensity_labels_auc=fold["intensity"]["labels_auc"])
+    return out
+
+
 def summarise(runs):
-    """Mean ± sd over the seeds' run means (WA, UA, macro-F1, pooled WA/UA)."""
+    """Mean ± sd over the seeds' run means (WA, UA, macro-F1, pooled WA/UA, and any other metric
+    the runs average over their folds, e.g. StrengthNet's SRCC and intensity AUC)."""
     import numpy as np
 
     def ms(values):
         v = np.asarray(values, float)
         return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
 
-    out = {k: ms([r["mean"][k]["mean"] for r in runs]) for k in ("wa", "ua", "macro_f1") if k in runs[0]["mean"]}
+    # Every metric the runs average over their folds; StrengthNet's emotion WA / UA are its WA / UA.
+    out = {k: ms([r["mean"][k]["mean"] for r in runs]) for k in runs[0]["mean"] if all(k in r["mean"] for r in runs)}
+    for k in ("wa", "ua"):
+        if k not in out and f"emotion_{k}" in out:
+            out[k] = out[f"emotion_{k}"]
     if all("pooled" in r for r in runs):
         out["pooled_wa"] = ms([r["pooled"]["wa"] for r in runs])
         out["pooled_ua"] = ms([r["pooled"]["ua"] for r in runs])
@@ -99,16 +121,19 @@ def main(argv=None):
                 "normalization": cfg.data.normalization, "protocol": s["protocol"], "folds": s["folds_run"],
                 "seeds": seeds[: len(runs)], "deterministic": preset.split("/")[0] in DETERMINISTIC,
                 **summarise(runs),
-                "per_seed": [{"seed": sd, "wa": r["mean"]["wa"]["mean"], "ua": r["mean"]["ua"]["mean"],
+                "per_seed": [{"seed": sd, **{k: v["mean"] for k, v in r["mean"].items()},
+                              "wa": headline(r["mean"], "wa")["mean"], "ua": headline(r["mean"], "ua")["mean"],
                               "pooled": r.get("pooled"), "seconds": r.get("fold_seconds", r.get("seconds")),
-                              "per_fold": [{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in r["folds"]]}
+                              "per_fold": [fold_scores(f) for f in r["folds"]]}
                              for sd, r in zip(seeds, runs)],
             }
             table["seeds"] = sorted({sd for row in table["rows"].values() for sd in row["seeds"]})  # any row's
             write_json(table, args.out)
         r = table["rows"][name]
+        auc = (f", intensity AUC {r['intensity_auc']['mean']:.3f} ± {r['intensity_auc']['sd']:.3f}"
+               if "intensity_auc" in r else "")
         print(f"{name}: WA {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['sd']:.1f}, "
-              f"UA {100 * r['ua']['mean']:.1f} ± {100 * r['ua']['sd']:.1f} ({len(runs)} seed(s))", flush=True)
+              f"UA {100 * r['ua']['mean']:.1f} ± {100 * r['ua']['sd']:.1f}{auc} ({len(runs)} seed(s))", flush=True)
     return 0
 
 

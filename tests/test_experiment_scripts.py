@@ -99,3 +99,24 @@ def test_seeds_table_refuses_to_drop_a_rows_seeds(tmp_path, capsys):
                           "--runs", str(tmp_path / "runs"), "--out", str(out)])
     assert "row 'r' of" in (err := capsys.readouterr().err) and "holds seeds [0, 1]" in err and "would drop" in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_seeds_table_reads_strengthnet_runs():
+    """A StrengthNet row: WA / UA are its emotion head's, and its strength metrics and the
+    intensity AUC are averaged over seeds and kept per fold."""
+    import seeds_table
+
+    def run(wa, auc):
+        ms = lambda v: {"mean": v, "sd": 0.0}  # noqa: E731
+        fold = {"fold": "f1", "overall": {"mae": 0.07, "srcc": 0.3}, "emotion": {"wa": wa, "ua": wa - 0.01},
+                "intensity": {"auc": auc, "labels_auc": 0.8}}
+        return {"mean": {"mae": ms(0.07), "emotion_wa": ms(wa), "emotion_ua": ms(wa - 0.01), "intensity_auc": ms(auc)},
+                "folds": [fold]}
+
+    runs = [run(0.6, 0.7), run(0.7, 0.9)]
+    out = seeds_table.summarise(runs)
+    assert out["wa"]["mean"] == pytest.approx(0.65) and out["ua"]["mean"] == pytest.approx(0.64)
+    assert out["intensity_auc"]["mean"] == pytest.approx(0.8) and out["intensity_auc"]["sd"] == pytest.approx(0.1414, abs=1e-4)
+    assert seeds_table.fold_scores(runs[1]["folds"][0]) == {"fold": "f1", "wa": 0.7, "ua": 0.69, "mae": 0.07, "srcc": 0.3,
+                                                            "intensity_auc": 0.9, "intensity_labels_auc": 0.8}
+    assert seeds_table.fold_scores({"fold": "f", "wa": 0.5, "ua": 0.4}) == {"fold": "f", "wa": 0.5, "ua": 0.4}

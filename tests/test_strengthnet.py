@@ -485,3 +485,21 @@ def test_a_run_stopped_before_its_test_metrics_resumes_without_retraining(fused_
     fold, first = again["folds"][0], summary["folds"][0]
     assert fold["overall"] == pytest.approx(first["overall"]) and fold["emotion"]["wa"] == first["emotion"]["wa"]
     assert fold["unseen"].keys() == first["unseen"].keys()
+
+
+def test_run_means_carry_the_intensity_auc_when_every_fold_has_it():
+    """RAVDESS's normal-vs-strong AUC (predictions and labels) is averaged over the folds, like
+    the strength and emotion metrics; a fold without it (no intensity codes) leaves it out."""
+    from keras_ser.training.strengthnet import fold_means
+
+    def fold(auc=None):
+        r = {"overall": {"mae": 0.1, "srcc": 0.5, "lcc": 0.4, "ccc": 0.3}, "emotion": {"wa": 0.6, "ua": 0.55}}
+        if auc is not None:
+            r["intensity"] = {"agreement": 0.5, "auc": auc, "labels_auc": auc + 0.1}
+        return r
+
+    means = dict(fold_means([fold(0.7), fold(0.8)]))
+    assert [means["intensity_auc"](r) for r in (fold(0.7), fold(0.8))] == [0.7, 0.8]
+    assert means["intensity_labels_auc"](fold(0.7)) == pytest.approx(0.8)
+    assert means["emotion_wa"](fold()) == 0.6 and means["srcc"](fold()) == 0.5
+    assert "intensity_auc" not in dict(fold_means([fold(0.7), fold()]))

@@ -357,16 +357,27 @@ def run(cfg, out, d, callbacks=()):
 
     results, first = loop.run_folds(
         cfg, out, folds, train_one, lambda fold_dir: loop.load_model(os.path.join(fold_dir, "strengthnet", "best.keras")))
+    export = None if first is None else loop.Export(first, rs.frontend, {
+        "emotion_head": "probabilities", "strength_head": "utterance strength in [0, 1]"})
+    return loop.finish(cfg, out, results, label_names, fold_means(results), extra={"strength_labels": label_info}, export=export,
+                       corpus="+".join(sorted(manifest["corpus"].unique())), data=d)
+
+
+def fold_means(results):
+    """`(name, fold → number)` pairs that the run summary averages over the folds: strength MAE,
+    SRCC, LCC, CCC, emotion WA and UA; the SRCCs against the true strength (synthetic corpora)
+    and the normal-vs-strong intensity AUC of the predictions and of the labels themselves
+    (RAVDESS), when every fold has them."""
     means = [("mae", lambda r: r["overall"]["mae"]), ("srcc", lambda r: r["overall"]["srcc"]),
              ("emotion_wa", lambda r: r["emotion"]["wa"]), ("lcc", lambda r: r["overall"]["lcc"]),
              ("ccc", lambda r: r["overall"]["ccc"]), ("emotion_ua", lambda r: r["emotion"]["ua"])]
     for key in ("srcc_vs_truth", *(f"srcc_vs_truth_{subset}" for subset in SUBSETS)):
         if all(key in r for r in results):
             means.append((key, lambda r, key=key: r[key]))
-    export = None if first is None else loop.Export(first, rs.frontend, {
-        "emotion_head": "probabilities", "strength_head": "utterance strength in [0, 1]"})
-    return loop.finish(cfg, out, results, label_names, means, extra={"strength_labels": label_info}, export=export,
-                       corpus="+".join(sorted(manifest["corpus"].unique())), data=d)
+    for key, name in (("auc", "intensity_auc"), ("labels_auc", "intensity_labels_auc")):
+        if all(key in r.get("intensity", {}) for r in results):
+            means.append((name, lambda r, key=key: r["intensity"][key]))
+    return means
 
 
 def unseen(cfg, model, train_manifest, label_names, out, train_cache, train_stats=None):
