@@ -147,10 +147,9 @@ def test_trimmed_records_move_the_words_with_the_audio(tmp_path):
     assert min(first.values()) >= 1.0
 
 
-def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(tiny_corpus, tmp_path):
-    """experiments/recipe_search.py: candidates trained on each fold's training speakers and
-    scored on its development speakers; the chosen one then run on the real folds."""
-    import json
+def _search_setup(tiny_corpus, tmp_path):
+    """recipe_search imported, the overrides every tiny candidate shares, and a reference run's
+    2-fold folds.json (4 speakers: test, development and two training speakers a fold)."""
     import sys
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments"))
@@ -163,9 +162,18 @@ def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(
               "data.num_workers=0", "train.epochs=1", "model.name=cnn_pool", "train.select=last",
               "model.params={conv_filters: [4, 4, 4], conv_kernels: [3, 3, 3], hidden_units: 8}",
               "export.enabled=false", "protocol.k=4", "protocol.min_fold_utterances=2", "protocol.max_folds=null"]
-    ref = load_config("fg_cme/synthetic", [*common, f"output_dir={tmp_path}/ref", "protocol.max_folds=2"])
-    run(ref)
-    folds_file = str(tmp_path / "ref" / "folds.json")
+    run(load_config("fg_cme/synthetic", [*common, f"output_dir={tmp_path}/ref", "protocol.max_folds=2"]))
+    return recipe_search, common, str(tmp_path / "ref" / "folds.json")
+
+
+def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(tiny_corpus, tmp_path):
+    """experiments/recipe_search.py: candidates trained on each fold's training speakers and
+    scored on its development speakers; the chosen one then run on the real folds."""
+    import json
+
+    from keras_ser.training.runner import run
+
+    recipe_search, common, folds_file = _search_setup(tiny_corpus, tmp_path)
     out = str(tmp_path / "search.json")
     recipe_search.main(["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "search"),
                         "--out", out, "--seeds", "0", "--candidate", "base=", "--candidate", "slow=train.learning_rate=1e-6",
@@ -186,20 +194,8 @@ def test_a_recipe_chosen_on_inner_folds_of_the_training_speakers(tiny_corpus, tm
     """recipe_search --select-by inner: candidates scored on inner folds of whole training and
     development speakers of each outer fold, never on an outer test utterance."""
     import json
-    import sys
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments"))
-    import recipe_search
-
-    from keras_ser.training.runner import run
-
-    root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
-    common = [f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp_path}/records",
-              "data.num_workers=0", "train.epochs=1", "model.name=cnn_pool", "train.select=last",
-              "model.params={conv_filters: [4, 4, 4], conv_kernels: [3, 3, 3], hidden_units: 8}",
-              "export.enabled=false", "protocol.k=4", "protocol.min_fold_utterances=2", "protocol.max_folds=null"]
-    run(load_config("fg_cme/synthetic", [*common, f"output_dir={tmp_path}/ref", "protocol.max_folds=2"]))
-    folds_file = str(tmp_path / "ref" / "folds.json")
+    recipe_search, common, folds_file = _search_setup(tiny_corpus, tmp_path)
     out = str(tmp_path / "search.json")
     recipe_search.main(["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "search"),
                         "--out", out, "--seeds", "0", "--select-by", "inner", "--inner-folds", "3", "--select-outer", "1",
