@@ -21,6 +21,8 @@ DOCS = os.path.join(os.path.dirname(HERE), "docs")
 RAVDESS4 = ("RAVDESS, 4 classes, 5 actor-group folds", "results/ravdess4.json")
 EMODB7 = ("Emo-DB, 7 classes, 10-fold stratified", "results/emodb7.json")
 EMODB4 = ("Emo-DB, 4 classes, leave one speaker out", "results/emodb4_loso.json")
+RAVDESS_S4 = ("RAVDESS, StrengthNet's 4 classes (happy, sad, angry, surprise), 5 actor-group folds",
+              "results/ravdess_strength4.json")
 
 # (corpus and protocol, table, row, system, normalisation, recipe)
 ENTRIES = [
@@ -43,6 +45,9 @@ ENTRIES = [
     (*EMODB7, "reference", "functionals (ComParE, logistic regression)", "train", "reference"),
     (*EMODB7, "reference_speaker", "functionals (ComParE, logistic regression)", "speaker", "reference"),
     (*EMODB7, "epr", "EPR", "train", "paper"),
+    (*EMODB7, "epr_recipe", "EPR", "train", "recipe (epr/emodb_recipe)"),
+    (*EMODB7, "epr_recipe + reference", "hybrid: EPR and the reference, late fusion", "train",
+     "recipe + reference (mean of probabilities)"),
     (*EMODB7, "cnn_pool", "FG_CME's audio-only baseline cnn_pool", "train", "recipe (fg_cme/ravdess_recipe)"),
     (*EMODB7, "cnn_pool_speaker", "FG_CME's audio-only baseline cnn_pool", "speaker", "recipe (fg_cme/ravdess_recipe)"),
     (*EMODB7, "cnn_pool + reference", "hybrid: cnn_pool and the reference, late fusion", "train",
@@ -58,6 +63,8 @@ ENTRIES = [
     (*EMODB4, "cnn_pool_speaker + reference_speaker", "hybrid: cnn_pool and the reference, late fusion",
      "speaker", "recipe + reference (mean of probabilities)"),
     (*EMODB4, "mlee_recipe", "MLEE conventional classifier", "train", "recipe (mlee/emodb_recipe)"),
+    (*RAVDESS_S4, "reference", "functionals (ComParE, logistic regression)", "train", "reference"),
+    (*RAVDESS_S4, "strengthnet_recipe", "StrengthNet's emotion head", "train", "recipe (strengthnet/ravdess_recipe)"),
 ]
 
 # The opening table: one row per system, corpus and normalisation; each column a row of a table
@@ -75,10 +82,11 @@ COMPACT = [
     ("cnn_pool", EMODB4, "train", "", "reference", None, "cnn_pool", "cnn_pool + reference"),
     ("cnn_pool", EMODB4, "speaker", "", "reference_speaker", None, "cnn_pool_speaker",
      "cnn_pool_speaker + reference_speaker"),
-    ("EPR", EMODB7, "train", "88.04 / 87.78²", "reference", "epr", None, None),
+    ("EPR", EMODB7, "train", "88.04 / 87.78²", "reference", "epr", "epr_recipe", "epr_recipe + reference"),
     ("cnn_pool", EMODB7, "train", "", "reference", None, "cnn_pool", "cnn_pool + reference"),
     ("cnn_pool", EMODB7, "speaker", "", "reference_speaker", None, "cnn_pool_speaker",
      "cnn_pool_speaker + reference_speaker"),
+    ("StrengthNet's emotion head", RAVDESS_S4, "train", "", "reference", None, "strengthnet_recipe", None),
 ]
 NOTES = ("¹ the epoch chosen on the test fold (PAPERS.md §4); ² pEPR, VGG*5, 10-fold (PAPERS.md §3). "
          "Hybrid: the recipe's and the reference's class probabilities averaged (late fusion, weight 0.5).")
