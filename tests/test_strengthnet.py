@@ -503,3 +503,15 @@ def test_run_means_carry_the_intensity_auc_when_every_fold_has_it():
     assert means["intensity_labels_auc"](fold(0.7)) == pytest.approx(0.8)
     assert means["emotion_wa"](fold()) == 0.6 and means["srcc"](fold()) == 0.5
     assert "intensity_auc" not in dict(fold_means([fold(0.7), fold()]))
+
+
+def test_unseen_corpus_is_scored_when_the_last_epoch_is_kept(tiny_corpus, tmp_path):
+    """`train.select=last` trains on copies of the folds (development merged into training); the
+    first fold's model is still scored on the unseen corpus (it was silently skipped)."""
+    from keras_ser.training.runner import run
+
+    rav_root = _ravdess_like(tiny_corpus, str(tmp_path / "ravdess"))
+    cfg = _cfg(tmp_path, tiny_corpus, "data.emotions=[happy, sad, angry]", "train.select=last", "export.enabled=false",
+               f"data.eval_corpora=[{{corpus: ravdess, root: {rav_root}}}]")
+    fold = run(cfg)["folds"][0]
+    assert fold["unseen"]["ravdess"]["overall"]["n"] == 24 and "auc" in fold["unseen"]["ravdess"]["intensity"]

@@ -346,7 +346,8 @@ def run(cfg, out, d, callbacks=()):
                       os.path.join(out, "plots", f"strength_{fold.name}.png"),
                       f"{fold.name}: MAE {res['overall']['mae']:.3f}, SRCC {res['overall']['srcc']:.3f}")
         res.update(fold=fold.name, monitor=monitor, **fold.to_dict())
-        if cfg.data.eval_corpora and fold is folds[0]:
+        # By name: with train.select last/average the loop trains on copies of the folds.
+        if cfg.data.eval_corpora and fold.name == folds[0].name:
             res["unseen"] = unseen(cfg, model, manifest, label_names, out, cache,
                                    data.training_stats(rs, cfg, fold.train))
         print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
