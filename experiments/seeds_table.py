@@ -98,16 +98,15 @@ def main(argv=None):
 
     table = read_json(args.out) if os.path.exists(args.out) else {"rows": {}}
     table["folds_file"] = args.folds_file
+    seeds_of = {name: args.seeds[:1] if preset.split("/")[0] in DETERMINISTIC else args.seeds
+                for name, preset, _ in rows}
     for name, preset, overrides in rows:  # a row is rebuilt from this invocation's seeds: keep none out
-        old = table["rows"].get(name)
-        seeds = args.seeds[:1] if preset.split("/")[0] in DETERMINISTIC else args.seeds
+        old, seeds = table["rows"].get(name), seeds_of[name]
         if old and (old["preset"], old["overrides"]) == (preset, overrides + args.extra) and not set(old["seeds"]) <= set(seeds):
             ap.error(f"row {name!r} of {args.out} holds seeds {old['seeds']}, which --seeds {' '.join(map(str, seeds))} "
                      f"would drop: name them too (their finished runs are read back, not retrained)")
     for name, preset, overrides in rows:
-        seeds = args.seeds
-        if preset.split("/")[0] in DETERMINISTIC:
-            seeds = seeds[:1]
+        seeds = seeds_of[name]
         runs = []
         for seed in seeds:
             extra = [f"seed={seed}", f"output_dir={os.path.join(args.runs, name, f'seed{seed}')}", "train.verbose=0"]
