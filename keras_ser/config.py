@@ -532,8 +532,8 @@ def validate(cfg):
     if unknown:
         raise ConfigError(f"strength.loss_weights: unknown head {sorted(unknown)[0]!r} (frame_strength, strength, emotion)")
     pooling = cfg.model.params.get("emotion_pooling", "last") if cfg.system == "strengthnet" else "last"
-    if pooling not in ("last", "mean"):
-        raise ConfigError(f"model.params.emotion_pooling: {pooling!r} is not last or mean")
+    if pooling not in ("last", "mean", "statistics"):
+        raise ConfigError(f"model.params.emotion_pooling: {pooling!r} is not last, mean or statistics")
     for key in ("fuse", "eval_corpora"):
         for i, entry in enumerate(getattr(cfg.data, key)):
             if set(entry) - {"corpus", "root"} or "corpus" not in entry:

@@ -9,8 +9,9 @@ Paper version (default):
     strength predictor: BiLSTM(128) → Dense(128, ReLU) → Dropout(0.3) → Dense(1) per frame
              = `frame_strength`; its average over the real frames = `strength`
     emotion predictor: a second BiLSTM(128) on the encoder output (not on the first BiLSTM),
-             last state → Dropout(0.3) → softmax(K) = `emotion` (`emotion_pooling="mean"`:
-             the mean over real frames instead, an option outside the paper)
+             last state → Dropout(0.3) → softmax(K) = `emotion` (options outside the paper:
+             `emotion_pooling="mean"`, the mean over real frames instead; `"statistics"`, no
+             emotion BiLSTM, the mean and standard deviation of the encoder's output → Dense)
 
 The original code differs (options, see `original_input` and `recurrent_max_norm`): its input is
 the linear mel *magnitude* (n_fft 512, hop 256; the `strengthnet_original` frontend) without
@@ -31,7 +32,7 @@ Heads are named `frame_strength` `(batch, frames)`, `strength` `(batch,)` and `e
 import keras
 
 from keras_ser.layers import ApplyTimeMask, LengthMask, MaskedNormalization, SpecAugment
-from keras_ser.layers.masking import MaskedTimeAverage
+from keras_ser.layers.masking import MaskedMeanStd, MaskedTimeAverage
 
 FILTERS = (16, 32, 64, 128)
 STRIDES = ((1, 1), (1, 1), (1, 3))
@@ -66,7 +67,11 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
             the first. "mean": the masked mean of its outputs over the real frames (not in the
             paper). On corpora with long leading and trailing silences (RAVDESS: about a second
             each side) both final states summarise silence, and in short CPU runs the emotion
-            head stayed at chance (docs/results/strengthnet.md).
+            head stayed at chance (docs/results/strengthnet.md). "statistics" (not in the
+            paper): no emotion BiLSTM; the masked mean and standard deviation of the encoder's
+            output over the real frames → Dense(`dense_units`, ReLU) → Dropout → softmax, the
+            head of the plain CNN that generalises across RAVDESS's actors (FG_CME's `cnn_pool`);
+            the standard deviation carries the variability over time that a mean discards.
         spec_augment: None, or a dict of `SpecAugment` arguments: frequency and time masks on
             the normalised features (on the raw ones with `original_input`), in training only.
             Masked values are 0 (the features' mean; silence with `original_input`), so the
@@ -117,8 +122,12 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
     elif emotion_pooling == "mean":
         e = blstm(True, "emotion_blstm")(x, mask=mask)
         e = MaskedTimeAverage(name="emotion_pool")(e, num_frames)
+    elif emotion_pooling == "statistics":
+        e = MaskedMeanStd(name="emotion_statistics")(x, num_frames)
+        e = keras.layers.Dense(dense_units, activation="relu", name="emotion_dense")(e)
     else:
-        raise ValueError(f"build_strengthnet: emotion_pooling must be 'last' or 'mean', got {emotion_pooling!r}")
+        raise ValueError(f"build_strengthnet: emotion_pooling must be 'last', 'mean' or 'statistics', "
+                         f"got {emotion_pooling!r}")
     e = keras.layers.Dropout(dropout, name="emotion_dropout")(e)
     emotion = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="emotion")(e)
     return keras.Model({"features": features, "num_frames": num_frames},
