@@ -9,6 +9,7 @@ deterministic reference); per fold, the two `predictions.csv` must hold the same
 utterances (identical folds: otherwise an error), and the fused decision is the argmax of
 `weight * p_a + (1 - weight) * p_b` (weight 0.5: nothing is chosen on the test folds). Both
 must give probabilities (softmax networks, logistic regression), not SVM decision values.
+A StrengthNet run is read through its emotion head (`test_predictions.csv`'s `score_<emotion>`).
 The result is added to `--table` as a row of the same shape as `seeds_table.py`'s.
 
 Runs scored on unseen corpora (`data.eval_corpora`: each fold's `unseen/<corpus>/predictions.csv`)
@@ -46,6 +47,10 @@ def fuse_predictions(path_a, path_b, weight, label_names, what):
         raise SystemExit(f"late_fusion: {what}: the runs tested different utterances (not identical folds)")
     b = b.loc[a.index]
     cols = [f"score_{n}" for n in label_names]
+    for path, table in ((path_a, a), (path_b, b)):
+        if not set(cols) <= set(table.columns):
+            raise SystemExit(f"late_fusion: {path} has no class probabilities ({', '.join(cols)}); "
+                             "a StrengthNet run older than its score_<emotion> columns must be rerun")
     p = weight * a[cols].to_numpy() + (1 - weight) * b[cols].to_numpy()
     y = np.array([label_names.index(e) for e in a["emotion"]])
     return M.classification_metrics(y, p.argmax(1), label_names)
@@ -56,6 +61,14 @@ def unseen_names(fold_dir):
                   for p in glob.glob(os.path.join(fold_dir, "unseen", "*", "predictions.csv")))
 
 
+def fold_predictions(fold_dir):
+    """A fold's per-utterance predictions: `predictions.csv` (the classifiers), else StrengthNet's
+    `test_predictions.csv` (its emotion head's probabilities are `score_<emotion>` there too)."""
+    path = os.path.join(fold_dir, "predictions.csv")
+    other = os.path.join(fold_dir, "test_predictions.csv")
+    return other if not os.path.exists(path) and os.path.exists(other) else path
+
+
 def fuse_run(run_a, run_b, weight, label_names):
     """Per-fold metrics of the fused decisions of two runs on identical folds; each fold's
     `unseen` holds the fused metrics on each unseen corpus both runs were scored on."""
@@ -63,9 +76,8 @@ def fuse_run(run_a, run_b, weight, label_names):
     for fold_dir in sorted(glob.glob(os.path.join(run_a, "folds", "*"))):
         name = os.path.basename(fold_dir)
         other = os.path.join(run_b, "folds", name)
-        res = {"fold": name, **fuse_predictions(os.path.join(fold_dir, "predictions.csv"),
-                                                os.path.join(other, "predictions.csv"), weight, label_names,
-                                                f"fold {name}")}
+        res = {"fold": name, **fuse_predictions(fold_predictions(fold_dir), fold_predictions(other), weight,
+                                                label_names, f"fold {name}")}
         names = unseen_names(fold_dir)
         if names != unseen_names(other):
             raise SystemExit(f"late_fusion: fold {name}: unseen corpora {names} against {unseen_names(other)}: "

@@ -71,6 +71,24 @@ def test_fusion_refuses_different_folds_or_unseen_corpora(tmp_path):
         late_fusion.main(["--a", a, "--b", c, "--name", "x", "--table", str(tmp_path / "t.json")])
 
 
+def test_fusion_reads_strengthnet_runs_through_their_emotion_head(tmp_path):
+    """StrengthNet writes `test_predictions.csv` (strength columns beside the emotion head's
+    `score_<emotion>`); a run from before those columns existed is refused by name."""
+    import late_fusion
+
+    truth, ids = [0, 0, 1, 1], ["u1", "u2", "u3", "u4"]
+    a = _run(tmp_path / "a", {"f1": (ids, truth, [[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.9, 0.1]])}, {})
+    os.rename(os.path.join(a, "folds", "f1", "predictions.csv"), os.path.join(a, "folds", "f1", "test_predictions.csv"))
+    b = _run(tmp_path / "b", {"f1": (ids, truth, [[0.4, 0.6], [0.45, 0.55], [0.1, 0.9], [0.4, 0.6]])}, {})
+    table = str(tmp_path / "table.json")
+    assert late_fusion.main(["--a", a, "--b", b, "--name", "sn", "--table", table]) == 0
+    assert json.load(open(table))["rows"]["sn"]["wa"]["mean"] == pytest.approx(0.75)
+    path = os.path.join(a, "folds", "f1", "test_predictions.csv")
+    pd.read_csv(path).drop(columns=["score_angry", "score_sad"]).to_csv(path, index=False)
+    with pytest.raises(SystemExit, match="test_predictions.csv has no class probabilities"):
+        late_fusion.main(["--a", a, "--b", b, "--name", "sn", "--table", table])
+
+
 def test_epr_network_probe_refuses_to_choose_on_what_it_stops_on(tmp_path, capsys):
     """A candidate that early-stops on the development utterances cannot be scored on them."""
     import epr_network_probe

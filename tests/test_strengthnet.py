@@ -213,6 +213,9 @@ def test_per_utterance_predictions_are_written_and_match_the_metrics(fused_run):
     assert (pred["emotion"].to_numpy() == labels.loc[pred["utterance_id"], "emotion"].to_numpy()).all()
     assert M.mae(pred["strength_label"], pred["predicted_strength"]) == pytest.approx(fold["overall"]["mae"], abs=1e-5)
     assert np.mean(pred["emotion"] == pred["predicted_emotion"]) == pytest.approx(fold["emotion"]["wa"])
+    scores = pred[[f"score_{e}" for e in ("happy", "sad", "angry")]].to_numpy()  # the emotion head, for late fusion
+    np.testing.assert_allclose(scores.sum(1), 1, atol=1e-4)
+    assert list(np.array(["happy", "sad", "angry"])[scores.argmax(1)]) == list(pred["predicted_emotion"])
     assert {"pure", "blend", "change"} <= set(pred) and not (pred["pure"] & (pred["blend"] | pred["change"])).any()
     syn = pred[pred["corpus"] == "synthetic"]
     assert syn["true_strength"].notna().all() and pred.loc[pred["corpus"] == "emodb", "true_strength"].isna().all()

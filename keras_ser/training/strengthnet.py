@@ -10,7 +10,8 @@ Beside the shared run folder (see `keras_ser.training.loop`):
     plots/strength_<fold>.png     predicted vs target scatter and histograms
     folds/<fold>/test_predictions.csv  one row per test utterance: utterance_id, corpus, speaker,
                                   emotion, predicted_emotion, strength_label, predicted_strength,
-                                  true_strength (NaN where unknown), pure, blend, change
+                                  true_strength (NaN where unknown), pure, blend, change, and
+                                  score_<emotion>: the emotion head's probabilities (late fusion)
     unseen/<corpus>/predictions.csv  the same for each of `data.eval_corpora` (first fold's model)
     metrics.json                  per fold: MAE/LCC/SRCC/CCC overall and per emotion, emotion
                                   WA/UA, ranking order accuracy on held-out pairs, SRCC against
@@ -228,14 +229,15 @@ def evaluate(cfg, model, rs, ids, table, label_names, normalize="default"):
     predictions = rows[["utterance_id", "corpus", "speaker", "emotion"]].assign(
         predicted_emotion=np.asarray(label_names, object)[p["e_prob"].argmax(-1)],
         strength_label=p["s_true"], predicted_strength=p["s_pred"], true_strength=p["truth"],
-        **{subset: p[subset] for subset in SUBSETS})
+        **{subset: p[subset] for subset in SUBSETS},
+        **{f"score_{name}": p["e_prob"][:, k] for k, name in enumerate(label_names)})
     return res, predictions
 
 
 def write_predictions(predictions, path):
     """`evaluate`'s per-utterance table as CSV, atomically: utterance_id, corpus, speaker,
     emotion, predicted_emotion, strength_label, predicted_strength, true_strength, pure, blend,
-    change."""
+    change, score_<emotion> (the emotion head's probability of each class)."""
     write_csv(predictions, path, index=False, float_format="%.6g")
 
 
