@@ -94,6 +94,25 @@ def test_trainer_accepts_a_loso_dev_fraction():
     assert len(folds) == 6 and all(f.dev_from_train for f in folds)
 
 
+@pytest.mark.parametrize("select, warns", [("best", True), ("last", False), ("average", False)])
+def test_a_small_development_set_is_a_warning_only_where_it_chooses(select, warns, capsys):
+    """Early stopping (`train.select=best`) on few development utterances is noisy; with `last`
+    or `average` nothing is chosen on them, and a warning would mislead."""
+    from keras_ser.config import load_config
+    from keras_ser.training.data import fold_list
+
+    m = _manifest()
+    m["corpus"] = "synthetic"
+    cfg = load_config("mlee/synthetic", ["protocol.dev=0.1", "protocol.max_folds=null", f"train.select={select}",
+                                         *["train.average_epochs=2"] * (select == "average")])
+    folds = fold_list(cfg, m)
+    assert max(len(f.dev) for f in folds) < min(len(f.test) for f in folds)
+    cfg.protocol.min_fold_utterances = min(len(f.test) for f in folds)  # every test part passes, no dev part
+    capsys.readouterr()
+    fold_list(cfg, m)
+    assert ("development utterances: early stopping" in capsys.readouterr().out) == warns
+
+
 def test_leave_one_session_out():
     m = _manifest()
     folds = make_folds(m, "loso_session")
