@@ -33,7 +33,8 @@ CASES = [
     model_case("mean_pooling_spec_augment", build_strengthnet,
                dict(feature_dim=80, emotion_pooling="mean", spec_augment={"time_mask_param": 5, "seed": 1}, **KW),
                audio_examples([150, 61], 80), export=False, **FRAMES),
-    model_case("statistics_pooling", build_strengthnet, dict(feature_dim=80, emotion_pooling="statistics", **KW),
+    model_case("statistics_pooling_batch_norm", build_strengthnet,
+               dict(feature_dim=80, emotion_pooling="statistics", batch_norm=True, **KW),
                audio_examples([150, 61], 80), export=False, **FRAMES),
 ]
 
@@ -50,6 +51,8 @@ def test_models_export_and_reload_without_keras_ser(tmp_path):
 @pytest.mark.parametrize("original, pooling", [(False, "last"), (True, "last"), (False, "mean"),
                                                (False, "statistics")])
 def test_options_build_what_they_say(original, pooling):
+    import keras
+
     m = build_strengthnet(4, 257 if original else 80, lstm_units=8, dense_units=8, original_input=original,
                           recurrent_max_norm=1e-5 if original else None, emotion_pooling=pooling)
     names = {layer.name for layer in m.layers}
@@ -58,6 +61,10 @@ def test_options_build_what_they_say(original, pooling):
         assert m.get_layer("emotion_dense").input.shape[-1] == 2 * 128  # mean and sd of the encoder's 128
     else:
         assert (m.get_layer("emotion_blstm").return_sequences) == (pooling == "mean")
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in m.layers)
+    bn = build_strengthnet(4, 80, lstm_units=8, dense_units=8, emotion_pooling=pooling, batch_norm=True)
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in bn.layers) == 12
+    assert not bn.get_layer("conv1_1").use_bias and bn.get_layer("conv1_1").activation.__name__ == "linear"
     assert sorted(m.output.keys()) == ["emotion", "frame_strength", "strength"]
     lstm = m.get_layer("strength_blstm").forward_layer
     assert (lstm.cell.recurrent_constraint is not None) == original
