@@ -64,7 +64,11 @@ ENTRIES = [
      "speaker", "recipe + reference (mean of probabilities)"),
     (*EMODB4, "mlee_recipe", "MLEE conventional classifier", "train", "recipe (mlee/emodb_recipe)"),
     (*RAVDESS_S4, "reference", "functionals (ComParE, logistic regression)", "train", "reference"),
+    (*RAVDESS_S4, "strengthnet_recipe_no_bn", "StrengthNet's emotion head", "train",
+     "recipe before the inner-fold search (no batch norm, no SpecAugment)"),
     (*RAVDESS_S4, "strengthnet_recipe", "StrengthNet's emotion head", "train", "recipe (strengthnet/ravdess_recipe)"),
+    (*RAVDESS_S4, "strengthnet_recipe + reference", "hybrid: StrengthNet's emotion head and the reference, late fusion",
+     "train", "recipe + reference (mean of probabilities)"),
 ]
 
 # The opening table: one row per system, corpus and normalisation; each column a row of a table
@@ -86,7 +90,8 @@ COMPACT = [
     ("cnn_pool", EMODB7, "train", "", "reference", None, "cnn_pool", "cnn_pool + reference"),
     ("cnn_pool", EMODB7, "speaker", "", "reference_speaker", None, "cnn_pool_speaker",
      "cnn_pool_speaker + reference_speaker"),
-    ("StrengthNet's emotion head", RAVDESS_S4, "train", "", "reference", None, "strengthnet_recipe", None),
+    ("StrengthNet's emotion head", RAVDESS_S4, "train", "", "reference", None, "strengthnet_recipe",
+     "strengthnet_recipe + reference"),
 ]
 NOTES = ("¹ the epoch chosen on the test fold (PAPERS.md §4); ² pEPR, VGG*5, 10-fold (PAPERS.md §3). "
          "Hybrid: the recipe's and the reference's class probabilities averaged (late fusion, weight 0.5).")
