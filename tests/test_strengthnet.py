@@ -62,12 +62,18 @@ def test_options_build_what_they_say(original, pooling):
     else:
         assert (m.get_layer("emotion_blstm").return_sequences) == (pooling == "mean")
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in m.layers)
-    bn = build_strengthnet(4, 80, lstm_units=8, dense_units=8, emotion_pooling=pooling, batch_norm=True)
-    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in bn.layers) == 12
-    assert not bn.get_layer("conv1_1").use_bias and bn.get_layer("conv1_1").activation.__name__ == "linear"
     assert sorted(m.output.keys()) == ["emotion", "frame_strength", "strength"]
     lstm = m.get_layer("strength_blstm").forward_layer
     assert (lstm.cell.recurrent_constraint is not None) == original
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "statistics"])
+def test_batch_norm_sits_between_every_convolution_and_its_relu(pooling):
+    import keras
+
+    bn = build_strengthnet(4, 80, lstm_units=8, dense_units=8, emotion_pooling=pooling, batch_norm=True)
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in bn.layers) == 12
+    assert not bn.get_layer("conv1_1").use_bias and bn.get_layer("conv1_1").activation.__name__ == "linear"
 
 
 @pytest.mark.parametrize("original", [False, True])
