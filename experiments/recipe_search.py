@@ -16,10 +16,12 @@ outer fold and scored on every inner part: a judge on all the training speakers 
 the one or two development speakers of a fold, which were a noisy one on RAVDESS (the plain
 recipe scored 53.6 WA on them and 67.2 on the test actors); K times the cost, which
 `--select-outer N` (only the first N outer folds) bounds. The candidate with the best mean UA
-(then WA) over the selection folds is chosen. Stage 2, assessment: the chosen candidate is
-run on the real folds (training and development speakers, as `train.select` last/average
-does; `--seeds` seeds); its test numbers are the result. Both stages are kept in `--out`,
-including every candidate's development scores, so the choice can be checked.
+(then WA) over the selection folds is chosen; `--select-metric` names another of the rows'
+numbers (StrengthNet's `intensity_auc`, or `srcc`; higher is better). Stage 2, assessment: the
+chosen candidate is run on the real folds (training and development speakers, as
+`train.select` last/average does; `--seeds` seeds); its test numbers are the result. `--out`
+is written when the selection ends (`"assessment": null`; `--select-only` stops there) and again
+with the assessment, including every candidate's selection scores, so the choice can be checked.
 """
 
 import argparse
@@ -99,6 +101,9 @@ def main(argv=None):
     ap.add_argument("--inner-folds", type=int, default=3, help="inner folds per outer fold (--select-by inner)")
     ap.add_argument("--select-outer", type=int, default=None,
                     help="select on the first N outer folds only (default: all)")
+    ap.add_argument("--select-metric", default="ua",
+                    help="the selection rows' number to maximise (ua, wa, intensity_auc, srcc, ...); ties: WA")
+    ap.add_argument("--select-only", action="store_true", help="stop after the selection (no assessment)")
     ap.add_argument("--extra", nargs="*", default=[], help="overrides for every candidate")
     args = ap.parse_args(argv)
     import seeds_table
@@ -116,15 +121,15 @@ def main(argv=None):
     selection_folds = os.path.join(args.runs, "selection_folds.json")
     if args.select_by == "dev":
         select_folds = dev_folds(args.folds_file, selection_folds, args.select_outer)
-        criterion = "mean development UA over the outer folds, then WA"
+        criterion = f"mean development {args.select_metric} over the outer folds, then WA"
     else:
         from keras_ser.config import load_config
         from keras_ser.training.data import load_manifest
 
         manifest = load_manifest(load_config(args.base, common))
         select_folds = inner_folds(args.folds_file, manifest, args.inner_folds, selection_folds, args.select_outer)
-        criterion = (f"mean UA over {args.inner_folds} inner folds of each outer fold's training and development "
-                     f"parts, then WA")
+        criterion = (f"mean {args.select_metric} over {args.inner_folds} inner folds of each outer fold's training "
+                     f"and development parts, then WA")
 
     def row(name, overrides):
         return f"--row={name}={args.base} {' '.join(shlex.quote(o) for o in overrides + common)}"
@@ -133,17 +138,28 @@ def main(argv=None):
     seeds_table.main([*[row(n, o) for n, o in candidates.items()], "--seeds", *map(str, args.select_seeds),
                       "--folds-file", select_folds, "--runs", os.path.join(args.runs, "selection"), "--out", selection])
     scores = read_json(selection)["rows"]
-    chosen = max(candidates, key=lambda n: (scores[n]["ua"]["mean"], scores[n]["wa"]["mean"]))
+    missing = [n for n in candidates if args.select_metric not in scores[n]]
+    if missing:
+        raise SystemExit(f"--select-metric {args.select_metric}: not in the selection rows of {', '.join(missing)} "
+                         f"({selection}); the rows have {', '.join(sorted(k for k, v in scores[missing[0]].items() if isinstance(v, dict) and 'mean' in v))}")
+    chosen = max(candidates, key=lambda n: (scores[n][args.select_metric]["mean"], scores[n]["wa"]["mean"]))
     print(f"chosen ({criterion}): {chosen} ({' '.join(candidates[chosen]) or 'the base preset'})")
+    doc = {"base": args.base, "folds_file": args.folds_file, "selection_folds": select_folds,
+           "select_by": args.select_by, "select_outer": args.select_outer,
+           "inner_folds": args.inner_folds if args.select_by == "inner" else None, "criterion": criterion,
+           "select_metric": args.select_metric,
+           "candidates": {n: {"overrides": o, "dev_wa": scores[n]["wa"], "dev_ua": scores[n]["ua"],
+                              **({f"dev_{args.select_metric}": scores[n][args.select_metric]}
+                                 if args.select_metric not in ("wa", "ua") else {})}
+                          for n, o in candidates.items()},
+           "chosen": chosen, "assessment": None}
+    write_json(doc, args.out)  # a killed assessment keeps the selection
+    if args.select_only:
+        return 0
     assessment = os.path.join(args.runs, "assessment.json")
     seeds_table.main([row(chosen, candidates[chosen]), "--seeds", *map(str, args.seeds), "--folds-file",
                       args.folds_file, "--runs", os.path.join(args.runs, "assessment"), "--out", assessment])
-    write_json({"base": args.base, "folds_file": args.folds_file, "selection_folds": select_folds,
-                "select_by": args.select_by, "select_outer": args.select_outer,
-                "inner_folds": args.inner_folds if args.select_by == "inner" else None, "criterion": criterion,
-                "candidates": {n: {"overrides": o, "dev_wa": scores[n]["wa"], "dev_ua": scores[n]["ua"]}
-                               for n, o in candidates.items()},
-                "chosen": chosen, "assessment": read_json(assessment)["rows"][chosen]}, args.out)
+    write_json({**doc, "assessment": read_json(assessment)["rows"][chosen]}, args.out)
     a = read_json(args.out)["assessment"]
     print(f"{chosen} on the test folds: WA {100 * a['wa']['mean']:.1f} ± {100 * a['wa']['sd']:.1f}, "
           f"UA {100 * a['ua']['mean']:.1f} ± {100 * a['ua']['sd']:.1f}")

@@ -174,7 +174,11 @@ class StrengthConfig:
     strength at or above it means "strong" (RAVDESS intensity agreement). monitor: what early
     stopping and the best checkpoint watch on the dev set: "strength_mae" (the paper: validation
     MAE of the utterance strength; the weighted total loss when the strength loss is off) or
-    "loss" (the weighted total of every head's loss, so the emotion head counts too)."""
+    "loss" (the weighted total of every head's loss, so the emotion head counts too).
+    rank_weight, rank_temperature, rank_margin: a pairwise ranking term added to the utterance
+    strength's MAE (`keras_ser.losses.RankingMAE`: every pair of a batch whose labels differ by
+    more than the margin, logistic loss on the predicted difference over the temperature); 0,
+    the default, is the paper's plain MAE. Not in the paper."""
 
     labels: str = "ranking"
     C: float = 0.1
@@ -187,6 +191,9 @@ class StrengthConfig:
         default_factory=lambda: {"frame_strength": 1.0, "strength": 1.0, "emotion": 1.0})
     intensity_threshold: float = 0.5
     monitor: str = "strength_mae"
+    rank_weight: float = 0.0
+    rank_temperature: float = 0.05
+    rank_margin: float = 0.0
 
 
 EPR_REFINERIES = ("sepr", "pepr", "hard_dynamic", "soft_static")
@@ -584,6 +591,9 @@ def check_ranges(cfg):
     _range("functionals.C", cfg.functionals.C, 0, low_open=True)
     _range("functionals.max_iter", cfg.functionals.max_iter, 1)
     _range("strength.intensity_threshold", s.intensity_threshold, 0, 1)
+    _range("strength.rank_weight", s.rank_weight, 0)
+    _range("strength.rank_temperature", s.rank_temperature, 0, low_open=True)
+    _range("strength.rank_margin", s.rank_margin, 0)
     _range("epr.lr_decay", e.lr_decay, 0, 1, low_open=True)
     _range("train.weight_decay", t.weight_decay, 0)
     _range("train.warmup_epochs", t.warmup_epochs, 0)

@@ -28,7 +28,7 @@ from keras_ser.layers import (
     UtteranceNormalization,
     WordAlignment,
 )
-from keras_ser.losses import MaskedMAE, WeightedBinaryCrossentropy
+from keras_ser.losses import MaskedMAE, RankingMAE, WeightedBinaryCrossentropy
 from keras_ser.models.fg_cme import ModalityAttention
 from tests.harness import check_exports, layer_case, run_case
 
@@ -150,7 +150,7 @@ def test_every_registered_layer_has_a_case():
 
     registered = {name.split(">", 1)[1] for name in keras.saving.get_custom_objects() if name.startswith("keras_ser>")}
     covered = {c.layer[0].__name__ for c in CASES} | {"FlattenSegments"}  # inside the unflatten case
-    losses = {"MaskedMAE", "WeightedBinaryCrossentropy"}
+    losses = {"MaskedMAE", "RankingMAE", "WeightedBinaryCrossentropy"}
     assert registered - losses <= covered, sorted(registered - losses - covered)
 
 
@@ -162,6 +162,7 @@ def test_exports_reload_without_keras_ser(tmp_path):
     (WeightedBinaryCrossentropy([2.0, 1.0, 0.5], [0.5, 1.0, 3.0]),
      (np.array([[1, 0, 1]], "float32"), np.array([[0.7, 0.2, 0.4]], "float32"))),
     (MaskedMAE(), (np.array([[0.5, 0.2, -1.0]], "float32"), np.array([[0.4, 0.6, 9.0]], "float32"))),
+    (RankingMAE(0.5, 0.1, 0.01), (np.array([0.5, 0.2, 0.3], "float32"), np.array([0.4, 0.6, 0.3], "float32"))),
 ])
 def test_loss_config_round_trip(loss, args):
     again = keras.losses.deserialize(keras.losses.serialize(loss))

@@ -185,6 +185,18 @@ def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(
     real = json.load(open(folds_file))["folds"]
     assert [f["test"] for f in sel] == [f["dev"] for f in real] and all(not f["dev"] for f in sel)
     assert doc["assessment"]["folds"] == 2 and doc["assessment"]["seeds"] == [0]
+    # Another selection number, the selection alone (the finished selection runs are reused).
+    args = ["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "search"), "--seeds", "0",
+            "--candidate", "base=", "--candidate", "slow=train.learning_rate=1e-6", "--select-only", "--extra", *common]
+    recipe_search.main([*args[:-len(common) - 1], "--out", str(tmp_path / "only.json"), "--select-metric", "wa",
+                        *args[-len(common) - 1:]])
+    only = json.load(open(tmp_path / "only.json"))
+    assert only["assessment"] is None and only["select_metric"] == "wa" and "wa" in only["criterion"]
+    assert all(only["candidates"][only["chosen"]]["dev_wa"]["mean"] >= c["dev_wa"]["mean"]
+               for c in only["candidates"].values())
+    with pytest.raises(SystemExit, match="--select-metric intensity_auc: not in the selection rows"):
+        recipe_search.main([*args[:-len(common) - 1], "--out", str(tmp_path / "x.json"), "--select-metric",
+                            "intensity_auc", *args[-len(common) - 1:]])
     with pytest.raises(ConfigError, match="train.select=best chooses the epoch on development utterances"):
         run(load_config("fg_cme/synthetic", [*common[:-3], "train.select=best", f"protocol.folds_file={doc['selection_folds']}",
                                              "protocol.min_fold_utterances=2", f"output_dir={tmp_path}/best"]))

@@ -117,6 +117,29 @@ def test_masked_mae_ignores_padding():
     assert float(MaskedMAE()(y, p)) == pytest.approx(0.15, rel=1e-5)
 
 
+def test_ranking_mae_scores_the_order_not_only_the_level():
+    from keras_ser.losses import RankingMAE
+
+    y = np.array([0.1, 0.3, 0.2], "float32")
+    mae = np.abs(y - np.array([0.2, 0.2, 0.2])).mean()
+    # Pairs with y_i - y_j > 0.05: (1, 0) and (1, 2) and (2, 0); all predictions level: each
+    # pair costs softplus(0) = log 2, so the term is log 2 whatever the weighting.
+    flat = np.full(3, 0.2, "float32")
+    assert float(RankingMAE(0.0)(y, flat)) == pytest.approx(mae, rel=1e-5)
+    assert float(RankingMAE(1.0, 0.1, 0.05)(y, flat)) == pytest.approx(mae + np.log(2), rel=1e-5)
+    # By hand: with the margin 0.15 only the pair (1, 0) counts (0.3 - 0.1); predicted 0.3 - 0.0.
+    p = np.array([0.0, 0.3, 0.25], "float32")
+    want = np.abs(y - p).mean() + 2.0 * np.log1p(np.exp(-(0.3 - 0.0) / 0.1))
+    assert float(RankingMAE(2.0, 0.1, 0.15)(y, p)) == pytest.approx(want, rel=1e-5)
+    # Predictions above every target, in the right order or reversed: the same MAE, and the
+    # ranking term tells them apart.
+    right, wrong = np.array([0.4, 0.6, 0.5], "float32"), np.array([0.6, 0.4, 0.5], "float32")
+    assert float(RankingMAE(0.0)(y, right)) == pytest.approx(float(RankingMAE(0.0)(y, wrong)), rel=1e-5)
+    assert float(RankingMAE(1.0)(y, right)) < float(RankingMAE(1.0)(y, wrong)) - 0.5
+    with pytest.raises(ValueError, match="temperature"):
+        RankingMAE(1.0, temperature=0.0)
+
+
 def test_strength_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="strength.per"):
         load_config("strengthnet/synthetic", ["strength.per=corpus"])
@@ -128,6 +151,33 @@ def test_strength_config_errors_name_the_key():
         load_config("strengthnet/synthetic", ["strength.loss_weights={frame: 1}"])
     with pytest.raises(ConfigError, match=r"data.fuse\[0\]"):
         load_config("strengthnet/synthetic", ["data.fuse=[{name: emodb}]"])
+    with pytest.raises(ConfigError, match="strength.rank_temperature"):
+        load_config("strengthnet/synthetic", ["strength.rank_weight=1", "strength.rank_temperature=0"])
+    with pytest.raises(ConfigError, match="strength.rank_weight"):
+        load_config("strengthnet/synthetic", ["strength.rank_weight=-1"])
+
+
+def test_rank_weight_adds_the_ranking_term_to_the_utterance_loss_only():
+    import keras
+
+    from keras_ser.losses import RankingMAE
+    from keras_ser.training.strengthnet import compile_model
+
+    def loss_of(*overrides):
+        m = build_strengthnet(4, 80, lstm_units=8, dense_units=8, filters=(4, 4, 8, 8))
+        return compile_model(m, load_config("strengthnet/synthetic", list(overrides))), m.loss
+
+    _, paper = loss_of()
+    assert type(paper["strength"]) is keras.losses.MeanAbsoluteError
+    model, ranked = loss_of("strength.rank_weight=0.5", "strength.rank_temperature=0.1", "strength.rank_margin=0.02")
+    assert type(ranked["strength"]) is RankingMAE and type(ranked["frame_strength"]) is type(paper["frame_strength"])
+    assert (ranked["strength"].rank_weight, ranked["strength"].temperature, ranked["strength"].margin) == (0.5, 0.1, 0.02)
+    x = {"features": np.random.default_rng(0).normal(size=(4, 40, 80)).astype("float32"),
+         "num_frames": np.array([40, 30, 20, 40], "int32")}
+    frames = np.where(np.arange(40)[None] < x["num_frames"][:, None], 0.5, -1.0).astype("float32")
+    y = {"frame_strength": frames, "strength": np.array([0.2, 0.4, 0.6, 0.8], "float32"),
+         "emotion": np.eye(4, dtype="float32")}
+    assert np.isfinite(model.train_on_batch(x, y)[0])
 
 
 def _emodb_like(tiny_corpus, root):

@@ -32,7 +32,7 @@ from keras_ser.corpora.synthetic import blend_mask, change_mask, pure_mask
 from keras_ser.errors import CorpusError
 from keras_ser.labels.emotion_targets import class_weights
 from keras_ser.labels.ranking import StrengthLabeler
-from keras_ser.losses import MaskedMAE
+from keras_ser.losses import MaskedMAE, RankingMAE
 from keras_ser.models.strengthnet import build_strengthnet
 from keras_ser.training import data, loop
 from keras_ser.training import metrics as M
@@ -182,10 +182,16 @@ def build_model(cfg, rs, stats):
 
 
 def compile_model(model, cfg):
-    w = {h: float(cfg.strength.loss_weights.get(h, 1.0)) for h in HEADS}
+    """The paper's losses (MAE of frame and utterance strength, cross-entropy of the emotion),
+    weighted by `strength.loss_weights`; with `strength.rank_weight` > 0 the utterance
+    strength's MAE gains a pairwise ranking term (`RankingMAE`, not in the paper)."""
+    st = cfg.strength
+    w = {h: float(st.loss_weights.get(h, 1.0)) for h in HEADS}
+    utterance = (RankingMAE(st.rank_weight, st.rank_temperature, st.rank_margin) if st.rank_weight > 0
+                 else keras.losses.MeanAbsoluteError())
     model.compile(
         optimizer=loop.make_optimizer(cfg, cfg.train.learning_rate, beta_1=0.9, beta_2=0.98),
-        loss={"frame_strength": MaskedMAE(), "strength": keras.losses.MeanAbsoluteError(),
+        loss={"frame_strength": MaskedMAE(), "strength": utterance,
               "emotion": keras.losses.CategoricalCrossentropy()},
         loss_weights=w,
         metrics={"strength": [keras.metrics.MeanAbsoluteError(name="mae")],
