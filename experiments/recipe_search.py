@@ -22,6 +22,8 @@ chosen candidate is run on the real folds (training and development speakers, as
 `train.select` last/average does; `--seeds` seeds); its test numbers are the result. `--out`
 is written when the selection ends (`"assessment": null`; `--select-only` stops there) and again
 with the assessment, including every candidate's selection scores, so the choice can be checked.
+`--table FILE [--table-row NAME]` also puts the assessed row into a `seeds_table.py` table of the
+same folds (under NAME, default the chosen candidate's name), beside the rows it is compared with.
 """
 
 import argparse
@@ -104,6 +106,8 @@ def main(argv=None):
     ap.add_argument("--select-metric", default="ua",
                     help="the selection rows' number to maximise (ua, wa, intensity_auc, srcc, ...); ties: WA")
     ap.add_argument("--select-only", action="store_true", help="stop after the selection (no assessment)")
+    ap.add_argument("--table", help="also add the assessed row to this seeds_table.py JSON (same --folds-file)")
+    ap.add_argument("--table-row", help="the row's name in --table (default: the chosen candidate's)")
     ap.add_argument("--extra", nargs="*", default=[], help="overrides for every candidate")
     args = ap.parse_args(argv)
     import seeds_table
@@ -112,6 +116,10 @@ def main(argv=None):
 
     if args.inner_folds < 2:
         ap.error("--inner-folds must be at least 2")
+    if args.table and os.path.exists(args.table):
+        other = read_json(args.table).get("folds_file")
+        if other and os.path.abspath(other) != os.path.abspath(args.folds_file):
+            ap.error(f"--table {args.table} is scored on the folds of {other}, not --folds-file {args.folds_file}")
     os.makedirs(args.runs, exist_ok=True)
     candidates = {}
     for spec in args.candidate:
@@ -161,6 +169,12 @@ def main(argv=None):
                       args.folds_file, "--runs", os.path.join(args.runs, "assessment"), "--out", assessment])
     write_json({**doc, "assessment": read_json(assessment)["rows"][chosen]}, args.out)
     a = read_json(args.out)["assessment"]
+    if args.table:
+        table = read_json(args.table) if os.path.exists(args.table) else {"rows": {}, "folds_file": args.folds_file}
+        table["rows"][args.table_row or chosen] = {**a, "selected_by": {"recipe_search": args.out, "candidate": chosen,
+                                                                         "criterion": criterion}}
+        table["seeds"] = sorted({sd for r in table["rows"].values() for sd in r["seeds"]})
+        write_json(table, args.table)
     print(f"{chosen} on the test folds: WA {100 * a['wa']['mean']:.1f} ± {100 * a['wa']['sd']:.1f}, "
           f"UA {100 * a['ua']['mean']:.1f} ± {100 * a['ua']['sd']:.1f}")
     return 0

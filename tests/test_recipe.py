@@ -209,8 +209,12 @@ def test_a_recipe_chosen_on_inner_folds_of_the_training_speakers(tiny_corpus, tm
 
     recipe_search, common, folds_file = _search_setup(tiny_corpus, tmp_path)
     out = str(tmp_path / "search.json")
+    table = str(tmp_path / "table.json")
+    with open(table, "w") as f:  # a table of these folds with a row already in it
+        json.dump({"folds_file": folds_file, "rows": {"reference": {"seeds": [0], "wa": {"mean": 0.5}}}, "seeds": [0]}, f)
     recipe_search.main(["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "search"),
                         "--out", out, "--seeds", "0", "--select-by", "inner", "--inner-folds", "3", "--select-outer", "1",
+                        "--table", table, "--table-row", "cnn_recipe",
                         "--candidate", "base=", "--candidate", "slow=train.learning_rate=1e-6", "--extra", *common])
     doc = json.load(open(out))
     assert doc["select_by"] == "inner" and doc["inner_folds"] == 3
@@ -229,6 +233,15 @@ def test_a_recipe_chosen_on_inner_folds_of_the_training_speakers(tiny_corpus, tm
     selection = json.load(open(str(tmp_path / "search" / "selection.json")))["rows"]
     assert selection["base"]["folds"] == 3  # scored on the three inner folds
     assert doc["assessment"]["folds"] == 2  # then on the real folds
+    rows = json.load(open(table))["rows"]  # the assessed row beside the table's own, the choice recorded
+    assert set(rows) == {"reference", "cnn_recipe"} and rows["cnn_recipe"]["wa"] == doc["assessment"]["wa"]
+    assert rows["cnn_recipe"]["selected_by"]["candidate"] == doc["chosen"]
+    with pytest.raises(SystemExit):  # a table of other folds is refused before anything runs
+        with open(table, "w") as f:
+            json.dump({"folds_file": str(tmp_path / "other.json"), "rows": {}}, f)
+        recipe_search.main(["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "x"),
+                            "--out", out, "--table", table, "--candidate", "base=", "--extra", *common])
+    assert not os.path.exists(tmp_path / "x")
     with pytest.raises(SystemExit, match="3 speaker groups for training, fewer than --inner-folds 4"):
         recipe_search.inner_folds(folds_file, tiny_corpus.manifest, 4, str(tmp_path / "x.json"))
 
