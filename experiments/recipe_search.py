@@ -116,6 +116,8 @@ def main(argv=None):
 
     if args.inner_folds < 2:
         ap.error("--inner-folds must be at least 2")
+    if args.table and args.select_only:
+        ap.error("--table takes the assessed row: not with --select-only")
     if args.table and os.path.exists(args.table):
         other = read_json(args.table).get("folds_file")
         if other and os.path.abspath(other) != os.path.abspath(args.folds_file):
@@ -148,8 +150,9 @@ def main(argv=None):
     scores = read_json(selection)["rows"]
     missing = [n for n in candidates if args.select_metric not in scores[n]]
     if missing:
+        have = sorted(k for k, v in scores[missing[0]].items() if isinstance(v, dict) and "mean" in v)
         raise SystemExit(f"--select-metric {args.select_metric}: not in the selection rows of {', '.join(missing)} "
-                         f"({selection}); the rows have {', '.join(sorted(k for k, v in scores[missing[0]].items() if isinstance(v, dict) and 'mean' in v))}")
+                         f"({selection}); they have {', '.join(have)}")
     chosen = max(candidates, key=lambda n: (scores[n][args.select_metric]["mean"], scores[n]["wa"]["mean"]))
     print(f"chosen ({criterion}): {chosen} ({' '.join(candidates[chosen]) or 'the base preset'})")
     doc = {"base": args.base, "folds_file": args.folds_file, "selection_folds": select_folds,
