@@ -194,6 +194,9 @@ def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(
     assert only["assessment"] is None and only["select_metric"] == "wa" and "wa" in only["criterion"]
     assert all(only["candidates"][only["chosen"]]["dev_wa"]["mean"] >= c["dev_wa"]["mean"]
                for c in only["candidates"].values())
+    with pytest.raises(SystemExit):  # no assessed row to put in a table
+        recipe_search.main([*args[:-len(common) - 1], "--out", str(tmp_path / "x.json"), "--table",
+                            str(tmp_path / "t.json"), *args[-len(common) - 1:]])
     with pytest.raises(SystemExit, match="--select-metric intensity_auc: not in the selection rows"):
         recipe_search.main([*args[:-len(common) - 1], "--out", str(tmp_path / "x.json"), "--select-metric",
                             "intensity_auc", *args[-len(common) - 1:]])
