@@ -44,7 +44,29 @@ CASES = [
     model_case("encoder", build_mlee_encoder, dict(feature_dim=40, dropout=0.1, **TINY), EXAMPLES, **ATTENTION),
     model_case("fusion", lambda: build_mlee_classifier(4, 40, encoder=_frozen_encoders(), return_attention=True), {},
                EXAMPLES, **ATTENTION),
+    model_case("spec_augment", build_mlee_classifier,
+               dict(num_classes=4, feature_dim=40, spec_augment={"freq_mask_param": 6, "seed": 1}, **TINY),
+               EXAMPLES, export=False, **AUDIO),
 ]
+
+
+def test_spec_augment_masks_the_encoder_input_in_training_only():
+    """`spec_augment` (not in the paper): inference equals the same weights without it; in
+    training real bins are masked to 0 and the padding stays 0."""
+    import keras
+
+    aug = build_mlee_classifier(4, 40, spec_augment={"freq_mask_param": 10, "time_mask_param": 30, "seed": 1}, **TINY)
+    plain = build_mlee_classifier(4, 40, **TINY)
+    plain.set_weights(aug.get_weights())
+    x = np.zeros((2, 120, 40), "float32")
+    x[0] = np.random.default_rng(0).standard_normal((120, 40))
+    x[1, :50] = np.random.default_rng(1).standard_normal((50, 40))
+    inputs = {"features": x, "num_frames": np.array([120, 50])}
+    np.testing.assert_allclose(aug(inputs, training=False)["emotion"], plain(inputs, training=False)["emotion"],
+                               atol=1e-6)
+    encoder = aug.get_layer("mlee_encoder")
+    feats = np.asarray(keras.Model(encoder.inputs, encoder.get_layer("spec_augment").output)(inputs, training=True))
+    assert np.mean(feats[0] == 0) > 0.05 and np.all(feats[1, 50:] == 0)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)

@@ -31,6 +31,7 @@ from keras_ser.layers import (
     DownsampleLengths,
     LengthMask,
     MaskedNormalization,
+    SpecAugment,
     StructuredSelfAttention,
 )
 
@@ -38,7 +39,8 @@ CONV_BLOCKS = ((16, (12, 16), (2, 2)), (24, (8, 12), (1, 1)), (32, (5, 7), (1, 1
 
 
 def build_mlee_encoder(feature_dim=400, mean=None, std=None, conv_blocks=CONV_BLOCKS, lstm_units=128,
-                       attention_units=64, attention_heads=1, dropout=0.0, bn_momentum=0.9, name="mlee_encoder"):
+                       attention_units=64, attention_heads=1, dropout=0.0, bn_momentum=0.9, spec_augment=None,
+                       name="mlee_encoder"):
     """The CNN + BLSTM + self-attention encoder as a Keras model.
 
     Args:
@@ -53,6 +55,9 @@ def build_mlee_encoder(feature_dim=400, mean=None, std=None, conv_blocks=CONV_BL
             (PyTorch's default) rather than Keras's 0.99, because with the few hundred steps of a
             small corpus the 0.99 averages have not converged: on the synthetic demo fold, dev
             loss 0.80 vs 1.15 and test WA 0.625 vs 0.45 (docs/results/mlee.md).
+        spec_augment: None, or a dict of `keras_ser.layers.SpecAugment` arguments (`{}`: its
+            defaults, 8-bin frequency masks, narrow for 400 bins): frequency and time masks on the
+            normalised spectrogram in training only. Not in the paper or its code.
 
     Returns:
         Model `{features, num_frames}` → `{"embedding": (batch, heads * 2 * lstm_units),
@@ -61,6 +66,8 @@ def build_mlee_encoder(feature_dim=400, mean=None, std=None, conv_blocks=CONV_BL
     features = keras.Input((None, feature_dim), name="features")
     num_frames = keras.Input((), dtype="int32", name="num_frames")
     x = MaskedNormalization(mean=mean, std=std, dim=feature_dim, name="normalization")(features, num_frames)
+    if spec_augment is not None:
+        x = SpecAugment(**dict(spec_augment), name="spec_augment")(x, num_frames)
     x = keras.layers.Reshape((-1, feature_dim, 1), name="add_channel")(x)
     n = num_frames
     for i, (filters, kernel, strides) in enumerate(conv_blocks, 1):
