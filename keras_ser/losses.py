@@ -67,7 +67,8 @@ class RankingMAE(keras.losses.Loss):
     whose targets differ by more than `margin` (the higher `i`, the lower `j`), it adds
     `softplus(-(p_i - p_j) / temperature)`; each utterance carries its share of the mean over
     pairs, so the batch mean is `MAE + rank_weight * mean pair loss`. Targets and predictions
-    are `(batch,)` or `(batch, 1)`; a batch without such a pair adds 0.
+    are `(batch,)` or `(batch, 1)`; a batch without such a pair adds 0. On StrengthNet's RAVDESS
+    inner folds it spread the predictions without ordering them better (docs/results/strengthnet.md).
 
     Args:
         rank_weight: float >= 0. Weight of the ranking term (0: plain MAE).
