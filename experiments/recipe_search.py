@@ -128,12 +128,20 @@ def main(argv=None):
         name, _, rest = spec.partition("=")
         candidates[name] = shlex.split(rest)
     common = [*args.extra, "protocol.min_fold_utterances=1"]
+    from keras_ser.config import load_config
+    from keras_ser.errors import ConfigError
+
+    for name, overrides in candidates.items():  # before anything runs, each candidate by name
+        try:
+            load_config(args.base, overrides + common)
+        except ConfigError as e:
+            raise SystemExit(f"--candidate {name}: {e} (a value with spaces is quoted inside the candidate: "
+                             f"--candidate \"{name}='key={{a: 1, b: 2}}'\")") from None
     selection_folds = os.path.join(args.runs, "selection_folds.json")
     if args.select_by == "dev":
         select_folds = dev_folds(args.folds_file, selection_folds, args.select_outer)
         criterion = f"mean development {args.select_metric} over the outer folds, then WA"
     else:
-        from keras_ser.config import load_config
         from keras_ser.training.data import load_manifest
 
         manifest = load_manifest(load_config(args.base, common))

@@ -41,8 +41,13 @@ ENTRIES = [
      "recipe + reference (mean of probabilities)"),
     (*RAVDESS4, "fg_cme_recipe_speaker + reference_speaker", "hybrid: FG_CME and the reference, late fusion",
      "speaker", "recipe + reference (mean of probabilities)"),
-    (*RAVDESS4, "mlee_recipe", "MLEE conventional classifier", "train", "recipe (mlee/ravdess_recipe)"),
-    (*RAVDESS4, "mlee_recipe + reference", "hybrid: MLEE and the reference, late fusion", "train",
+    (*RAVDESS4, "mlee_recipe", "MLEE conventional classifier", "train",
+     "recipe before the inner-fold search (mlee/ravdess_recipe, no SpecAugment)"),
+    (*RAVDESS4, "mlee_recipe + reference", "hybrid: MLEE (no SpecAugment) and the reference, late fusion", "train",
+     "recipe + reference (mean of probabilities)"),
+    (*RAVDESS4, "mlee_recipe_specaugment", "MLEE conventional classifier", "train",
+     "recipe (mlee/ravdess_recipe + SpecAugment, chosen on inner folds)"),
+    (*RAVDESS4, "mlee_recipe_specaugment + reference", "hybrid: MLEE and the reference, late fusion", "train",
      "recipe + reference (mean of probabilities)"),
     (*EMODB7, "reference", "functionals (ComParE, logistic regression)", "train", "reference"),
     (*EMODB7, "reference_speaker", "functionals (ComParE, logistic regression)", "speaker", "reference"),
@@ -85,7 +90,8 @@ COMPACT = [
      "cnn_pool + reference"),
     ("FG_CME's audio-only baseline (cnn_pool)", RAVDESS4, "speaker", "", "reference_speaker", None, "cnn_pool_speaker",
      "cnn_pool_speaker + reference_speaker"),
-    ("MLEE conventional classifier", RAVDESS4, "train", "", "reference", None, "mlee_recipe", "mlee_recipe + reference"),
+    ("MLEE conventional classifier", RAVDESS4, "train", "", "reference", None, "mlee_recipe_specaugment",
+     "mlee_recipe_specaugment + reference"),
     ("MLEE conventional classifier", EMODB4, "train", "", "reference", None, "mlee_recipe", "mlee_recipe + reference"),
     ("cnn_pool", EMODB4, "train", "", "reference", None, "cnn_pool", "cnn_pool + reference"),
     ("cnn_pool", EMODB4, "speaker", "", "reference_speaker", None, "cnn_pool_speaker",
@@ -195,7 +201,7 @@ def main(argv=None):
         if r is None:
             return "—"
         return (f"[{100 * r['wa']['mean']:.1f} / {100 * r['ua']['mean']:.1f}]({table_file})"
-                + ("" if r.get("deterministic") or len(r.get("seeds", [])) >= 3 else f" ({len(r.get('seeds', []))} seed)"))
+                + ("" if r.get("deterministic") or len(r.get("seeds", [])) >= 3 else f" ({len(r.get('seeds', []))} seed{'s' if len(r.get('seeds', [])) > 1 else ''})"))
 
     compact = ["| system | corpus, protocol | normalisation | paper | reference | keras_ser, paper preset | "
                "keras_ser, recipe | recipe + reference (hybrid) |", "|---|---|---|---|---|---|---|---|"]

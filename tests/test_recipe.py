@@ -194,6 +194,10 @@ def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(
     assert only["assessment"] is None and only["select_metric"] == "wa" and "wa" in only["criterion"]
     assert all(only["candidates"][only["chosen"]]["dev_wa"]["mean"] >= c["dev_wa"]["mean"]
                for c in only["candidates"].values())
+    with pytest.raises(SystemExit, match="--candidate wide: override '1,' is not key=value"):  # unquoted spaces
+        recipe_search.main(["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "x"),
+                            "--out", str(tmp_path / "x.json"), "--candidate", "wide=model.params={a: 1, b: 2}",
+                            "--extra", *common])
     with pytest.raises(SystemExit):  # no assessed row to put in a table
         recipe_search.main([*args[:-len(common) - 1], "--out", str(tmp_path / "x.json"), "--table",
                             str(tmp_path / "t.json"), *args[-len(common) - 1:]])
