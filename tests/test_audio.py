@@ -223,6 +223,37 @@ def test_spec_augment_layer_masks_real_frames_in_training_only():
     assert clone.time_mask_param == 10 and clone.num_freq_masks == 2
 
 
+def test_channel_augment_adds_one_smooth_curve_per_utterance_in_training_only():
+    from keras_ser.layers import ChannelAugment
+
+    rng = np.random.default_rng(0)
+    n = np.array([60, 35, 1], "int32")
+    x = rng.standard_normal((3, 60, 40)).astype("float32")
+    for i, k in enumerate(n):
+        x[i, k:] = 0
+    layer = ChannelAugment(gain=1.0, shape=0.5, order=3, seed=1)
+    np.testing.assert_array_equal(layer(x, n, training=False), x)
+    d = np.asarray(layer(x, n, training=True)) - x
+    curves = []
+    for i, k in enumerate(n):
+        assert np.all(d[i, k:] == 0)  # padding stays 0
+        np.testing.assert_allclose(d[i, :k], np.broadcast_to(d[i, :1], (k, 40)), atol=1e-5)  # one curve per utterance
+        curves.append(d[i, 0])
+    # Smooth: a level plus 3 cosines over the bins, so each curve is exactly that least-squares fit.
+    f = (np.arange(40) + 0.5) / 40
+    basis = np.cos(np.pi * np.arange(4)[:, None] * f[None, :]).T
+    for c in curves:
+        coef = np.linalg.lstsq(basis, c, rcond=None)[0]
+        np.testing.assert_allclose(basis @ coef, c, atol=1e-4)
+    assert not np.allclose(curves[0], curves[1])  # a fresh channel per utterance
+    flat = ChannelAugment(gain=1.0, shape=0.0, seed=2)  # level only: the same offset in every bin
+    d = np.asarray(flat(x, n, training=True)) - x
+    np.testing.assert_allclose(d[0, :60], d[0, 0, 0], atol=1e-5)
+    assert ChannelAugment.from_config(layer.get_config()).order == 3
+    with pytest.raises(ValueError, match="must be >= 0"):
+        ChannelAugment(gain=-1)
+
+
 def test_importing_audio_imports_neither_tensorflow_nor_tfio():
     code = "import sys, keras_ser.audio, keras_ser.corpora, tfrecords_tools; " \
            "print('tensorflow' in sys.modules, 'tensorflow_io' in sys.modules)"

@@ -171,6 +171,10 @@ CASES = [
                 export=kind in ("cnn_lstm", "attention_fusion", "cnn_pool"))  # every baseline layer is in one of these
      for kind in ("cnn_lstm", "blstm_attention_audio", "blstm_attention_text", "utterance_concat", "attention_fusion",
                   "cnn_pool")] + [
+    # a random channel in training (not the paper's): inference and padding are unaffected
+    model_case("cnn_pool_channel_augment", build_baseline, dict(kind="cnn_pool", channel_augment={"seed": 1}, **SMALL_FG),
+               [{"features": ex["features"], "num_frames": ex["num_frames"]} for ex in FG],
+               time={"features": "num_frames"}, export=False),
     # data.functionals: one vector per utterance beside the frames (padding the frames changes nothing)
     model_case("cnn_pool_functionals", build_baseline, dict(kind="cnn_pool", functionals_dim=6, functionals_dropout=0.2,
                                                             **SMALL_FG),

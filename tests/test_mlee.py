@@ -47,6 +47,8 @@ CASES = [
     model_case("spec_augment", build_mlee_classifier,
                dict(num_classes=4, feature_dim=40, spec_augment={"freq_mask_param": 6, "seed": 1}, **TINY),
                EXAMPLES, export=False, **AUDIO),
+    model_case("channel_augment", build_mlee_classifier,
+               dict(num_classes=4, feature_dim=40, channel_augment={"seed": 1}, **TINY), EXAMPLES, export=False, **AUDIO),
 ]
 
 

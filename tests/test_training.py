@@ -340,6 +340,9 @@ def test_unknown_model_params_are_a_config_error_before_any_data_is_read(tmp_pat
     for bad in ("{time_mask: 5}", "8"):
         with pytest.raises(ConfigError, match="model.params.spec_augment: .* not a mapping of freq_mask_param"):
             check_model_params(load_config("fg_cme/synthetic", [f"model.params.spec_augment={bad}"]))
+    check_model_params(load_config("fg_cme/ravdess_recipe", ["model.params.channel_augment={gain: 0.5}"]))
+    with pytest.raises(ConfigError, match="model.params.channel_augment: .* not a mapping of gain, shape, order, seed"):
+        check_model_params(load_config("mlee/ravdess_recipe", ["model.params.channel_augment={tilt: 1}"]))
     check_model_params(load_config("fg_cme/synthetic", ["model.params.utterance_norm=meanvar"]))
     with pytest.raises(ConfigError, match="model.params.utterance_norm: 'cmvn' is not one of"):
         check_model_params(load_config("fg_cme/synthetic", ["model.params.utterance_norm=cmvn"]))

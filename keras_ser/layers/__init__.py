@@ -4,6 +4,7 @@ profile statistics, a random forest, word alignment pooling and cross-modality e
 from keras_ser.layers.attention import StructuredSelfAttention
 from keras_ser.layers.audio import (
     AudioFrontend,
+    ChannelAugment,
     MaskedNormalization,
     SpecAugment,
     UtteranceNormalization,
@@ -31,7 +32,7 @@ from keras_ser.layers.segments import (
     UnflattenSegments,
 )
 
-__all__ = ["ApplyTimeMask", "AudioFrontend", "DownsampleLengths", "LengthMask", "MaskedNormalization",
+__all__ = ["ApplyTimeMask", "AudioFrontend", "ChannelAugment", "DownsampleLengths", "LengthMask", "MaskedNormalization",
            "MaskedMeanStd", "MaskedTimeAverage", "FlattenSegments", "SpecAugment", "ProfileStatistics", "RandomForest", "Segmenter",
            "UnflattenSegments", "UtteranceNormalization", "StructuredSelfAttention", "sequence_mask", "AlignmentPooling",
            "CrossModalityExcitation", "MaskedMax", "ShrinkLengths", "WordAlignment"]

@@ -150,6 +150,59 @@ class UtteranceNormalization(keras.layers.Layer):
         return config
 
 
+@keras.saving.register_keras_serializable(package="keras_ser")
+class ChannelAugment(keras.layers.Layer):
+    """A random recording channel per utterance, in training only: a smooth random gain curve
+    over the frequency bins added to log-power features, before their normalisation.
+
+    The curve is `a_0 + sum_{k=1..order} a_k cos(pi k (f + 1/2) / dim)` over the bins `f`, with
+    `a_0 ~ N(0, gain)` (the level) and `a_k ~ N(0, shape)` (tilt and broad resonances: a
+    microphone, a room, a distance), drawn once per utterance and added to every real frame;
+    padding stays exactly 0. In the features' log units: the frontends take the natural log of
+    power, so 1.0 is 4.3 dB. Outside training the layer is the identity (exports are unaffected).
+    Not in any of the papers.
+
+    Args:
+        gain: float >= 0. Standard deviation of the level offset.
+        shape: float >= 0. Standard deviation of each cosine term.
+        order: int >= 0. Number of cosine terms (0: level only).
+        seed: int or None.
+
+    Call args:
+        features: `(batch, frames, dim)` log-power features, zero-padded. num_frames: `(batch,)` int.
+    """
+
+    def __init__(self, gain=1.0, shape=0.5, order=3, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.gain, self.shape, self.order = float(gain), float(shape), int(order)
+        if self.gain < 0 or self.shape < 0 or self.order < 0:
+            raise ValueError(f"ChannelAugment: gain, shape and order must be >= 0, got {gain}, {shape}, {order}")
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, features, num_frames, training=None):
+        if not training:
+            return features
+        shape = tf.shape(features)
+        batch, frames, dim = shape[0], shape[1], shape[2]
+        f = (tf.cast(tf.range(dim), features.dtype) + 0.5) / tf.cast(dim, features.dtype)
+        k = tf.range(self.order + 1, dtype=features.dtype)
+        basis = tf.cos(np.pi * k[:, tf.newaxis] * f[tf.newaxis, :])  # (order + 1, dim); row 0 is 1
+        scale = tf.concat([[self.gain], tf.fill([self.order], self.shape)], 0)
+        coef = keras.random.normal([batch, self.order + 1], seed=self.seed_generator) * tf.cast(scale, features.dtype)
+        curve = tf.matmul(coef, basis)  # (batch, dim)
+        mask = tf.sequence_mask(num_frames, frames, dtype=features.dtype)
+        return features + curve[:, tf.newaxis, :] * mask[..., tf.newaxis]
+
+    def compute_output_shape(self, features_shape, num_frames_shape=None):
+        return features_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"gain": self.gain, "shape": self.shape, "order": self.order, "seed": self.seed})
+        return config
+
+
 def sequence_mask(num_frames, maxlen, dtype="float32"):
     """`(batch, maxlen)` mask from lengths."""
     return tf.sequence_mask(num_frames, maxlen, dtype=dtype)

@@ -9,6 +9,10 @@
 
 `spec_augment` (a dict of `keras_ser.layers.SpecAugment` arguments, e.g. `{}` for its defaults)
 masks the normalised features in training; neither the paper nor its code augments.
+`channel_augment` (a dict of `keras_ser.layers.ChannelAugment` arguments, `{}` for its defaults)
+adds a random smooth gain curve over the bands to each training utterance's log features (a
+random microphone and room); with `data.normalization` speaker or utterance the features arrive
+standardised, and the curve is then in standard deviations. Not in the paper or its code.
 `utterance_norm` ("mean" or "meanvar") adds per-utterance normalisation after the training-set
 z-normalisation; neither the paper nor its code has it (the code: "no CMVN").
 
@@ -26,6 +30,7 @@ Output: `{"emotion": (batch, K)}`.
 import keras
 
 from keras_ser.layers import (
+    ChannelAugment,
     MaskedNormalization,
     SpecAugment,
     StructuredSelfAttention,
@@ -40,9 +45,13 @@ from keras_ser.layers.fusion import (
 from keras_ser.layers.masking import ApplyTimeMask, LengthMask, MaskedMeanStd, ShrinkLengths
 
 
-def normalise(features, num_frames, mean, std, feature_dim, spec_augment=None, utterance_norm=None):
-    """z-normalisation with the training statistics, then per-utterance normalisation ("mean" or
+def normalise(features, num_frames, mean, std, feature_dim, spec_augment=None, utterance_norm=None,
+              channel_augment=None):
+    """A random channel in training when asked (`ChannelAugment`, on the log features), then
+    z-normalisation with the training statistics, then per-utterance normalisation ("mean" or
     "meanvar") when asked, then SpecAugment in training when asked."""
+    if channel_augment is not None:
+        features = ChannelAugment(**dict(channel_augment), name="channel_augment")(features, num_frames)
     x = MaskedNormalization(mean=mean, std=std, dim=feature_dim, name="normalization")(features, num_frames)
     if utterance_norm is not None:
         x = UtteranceNormalization(utterance_norm, name="utterance_normalization")(x, num_frames)
@@ -55,7 +64,8 @@ def build_fg_cme(num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300,
                  train_embeddings=True, mean=None, std=None, conv_filters=(64, 128, 128), conv_kernels=(5, 2, 2),
                  conv_activation="relu", semantic_units=256, lstm_units=256, hidden_units=128, dropout=0.0,
                  excite_acoustic=True, excite_semantic=True, residual=False, acoustic_gate="semantic", widen=0,
-                 spec_augment=None, utterance_norm=None, hop_s=0.01, win_s=0.025, name="fg_cme"):
+                 spec_augment=None, utterance_norm=None, channel_augment=None, hop_s=0.01, win_s=0.025,
+                 name="fg_cme"):
     """The FG_CME model (see the module docstring for the inputs and the paper/code options).
 
     Args:
@@ -73,7 +83,7 @@ def build_fg_cme(num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300,
     word_ends = keras.Input((None,), name="word_ends")
     num_words = keras.Input((), dtype="int32", name="num_words")
 
-    x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm)
+    x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm, channel_augment)
     for i, (f, k) in enumerate(zip(conv_filters, conv_kernels), 1):
         x = keras.layers.Conv1D(f, k, padding="valid", activation=conv_activation, name=f"conv{i}")(x)
     shrink = sum(k - 1 for k in conv_kernels)
@@ -134,8 +144,8 @@ class ModalityAttention(keras.layers.Layer):
 def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_dim=300, embeddings=None,
                    train_embeddings=True, mean=None, std=None, conv_filters=(64, 128, 128), conv_kernels=(5, 2, 2),
                    conv_activation="relu", lstm_units=256, attention_units=128, hidden_units=128, dropout=0.0,
-                   spec_augment=None, utterance_norm=None, spatial_dropout=0.1, pool_dropout=0.5, functionals_dim=0,
-                   functionals_dropout=0.0, name=None):
+                   spec_augment=None, utterance_norm=None, channel_augment=None, spatial_dropout=0.1, pool_dropout=0.5,
+                   functionals_dim=0, functionals_dropout=0.0, name=None):
     """The FG_CME paper's baselines, with FG_CME's inputs and head (FCN 128 → K):
 
         cnn_lstm               acoustic: the 1-D CNN → BiLSTM → max over frames
@@ -167,7 +177,7 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
             x, mask=mask), mask
 
     def acoustic_cnn_lstm():
-        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm)
+        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm, channel_augment)
         for i, (f, k) in enumerate(zip(conv_filters, conv_kernels), 1):
             x = keras.layers.Conv1D(f, k, padding="valid", activation=conv_activation, name=f"conv{i}")(x)
         n = ShrinkLengths(sum(k - 1 for k in conv_kernels), name="conv_frames")(num_frames)
@@ -175,12 +185,12 @@ def build_baseline(kind, num_classes=4, feature_dim=40, vocab_size=2, embedding_
         return MaskedMax(name="audio_max")(h, n)
 
     def acoustic_attention():
-        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm)
+        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm, channel_augment)
         h, mask = blstm(x, num_frames, "audio")
         return StructuredSelfAttention(attention_units, name="audio_attention")(h, mask=mask)[0]
 
     def acoustic_cnn_pool():
-        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm)
+        x = normalise(features, num_frames, mean, std, feature_dim, spec_augment, utterance_norm, channel_augment)
         for i, (f, k) in enumerate(zip(conv_filters, conv_kernels), 1):
             x = keras.layers.Conv1D(f, k, padding="same", use_bias=False, name=f"conv{i}")(x)
             x = keras.layers.BatchNormalization(name=f"bn{i}")(x)

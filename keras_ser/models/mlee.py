@@ -28,6 +28,7 @@ import keras
 
 from keras_ser.layers import (
     ApplyTimeMask,
+    ChannelAugment,
     DownsampleLengths,
     LengthMask,
     MaskedNormalization,
@@ -40,7 +41,7 @@ CONV_BLOCKS = ((16, (12, 16), (2, 2)), (24, (8, 12), (1, 1)), (32, (5, 7), (1, 1
 
 def build_mlee_encoder(feature_dim=400, mean=None, std=None, conv_blocks=CONV_BLOCKS, lstm_units=128,
                        attention_units=64, attention_heads=1, dropout=0.0, bn_momentum=0.9, spec_augment=None,
-                       name="mlee_encoder"):
+                       channel_augment=None, name="mlee_encoder"):
     """The CNN + BLSTM + self-attention encoder as a Keras model.
 
     Args:
@@ -58,6 +59,9 @@ def build_mlee_encoder(feature_dim=400, mean=None, std=None, conv_blocks=CONV_BL
         spec_augment: None, or a dict of `keras_ser.layers.SpecAugment` arguments (`{}`: its
             defaults, 8-bin frequency masks, narrow for 400 bins): frequency and time masks on the
             normalised spectrogram in training only. Not in the paper or its code.
+        channel_augment: None, or a dict of `keras_ser.layers.ChannelAugment` arguments (`{}`:
+            its defaults): a random smooth gain curve over the bins added to each training
+            utterance's log spectrogram before the normalisation. Not in the paper or its code.
 
     Returns:
         Model `{features, num_frames}` → `{"embedding": (batch, heads * 2 * lstm_units),
@@ -65,7 +69,10 @@ def build_mlee_encoder(feature_dim=400, mean=None, std=None, conv_blocks=CONV_BL
     """
     features = keras.Input((None, feature_dim), name="features")
     num_frames = keras.Input((), dtype="int32", name="num_frames")
-    x = MaskedNormalization(mean=mean, std=std, dim=feature_dim, name="normalization")(features, num_frames)
+    x = features
+    if channel_augment is not None:
+        x = ChannelAugment(**dict(channel_augment), name="channel_augment")(x, num_frames)
+    x = MaskedNormalization(mean=mean, std=std, dim=feature_dim, name="normalization")(x, num_frames)
     if spec_augment is not None:
         x = SpecAugment(**dict(spec_augment), name="spec_augment")(x, num_frames)
     x = keras.layers.Reshape((-1, feature_dim, 1), name="add_channel")(x)

@@ -23,7 +23,7 @@ from keras_ser.audio.frontends import get_frontend_config
 from keras_ser.config import save_config
 from keras_ser.corpora.manifest import content_hash
 from keras_ser.errors import ConfigError
-from keras_ser.layers import SpecAugment
+from keras_ser.layers import ChannelAugment, SpecAugment
 from keras_ser.training import data, loop, registry, workers
 from keras_ser.utils import read_json, write_json
 
@@ -53,11 +53,12 @@ def check_model_params(cfg):
     if unknown:
         raise ConfigError(f"model.params: {', '.join(map(repr, unknown))} not taken by the {cfg.model.name} model; "
                           f"it takes {', '.join(sorted(known))}")
-    spec = cfg.model.params.get("spec_augment")
-    if spec is not None:
-        takes = [n for n in inspect.signature(SpecAugment.__init__).parameters if n not in ("self", "kwargs")]
-        if not isinstance(spec, dict) or set(spec) - set(takes):
-            raise ConfigError(f"model.params.spec_augment: {spec!r} is not a mapping of {', '.join(takes)}")
+    for key, layer in (("spec_augment", SpecAugment), ("channel_augment", ChannelAugment)):
+        spec = cfg.model.params.get(key)
+        if spec is not None:
+            takes = [n for n in inspect.signature(layer.__init__).parameters if n not in ("self", "kwargs")]
+            if not isinstance(spec, dict) or set(spec) - set(takes):
+                raise ConfigError(f"model.params.{key}: {spec!r} is not a mapping of {', '.join(takes)}")
     norm = cfg.model.params.get("utterance_norm")
     if norm not in (None, "mean", "meanvar"):
         raise ConfigError(f"model.params.utterance_norm: {norm!r} is not one of null, 'mean', 'meanvar'")
