@@ -73,7 +73,8 @@ def summarise(runs):
                                 "ua": ms([r["unseen"][name]["mean"]["ua"]["mean"] for r in runs]),
                                 "n": runs[0]["unseen"][name]["n"],
                                 "missing_labels": runs[0]["unseen"][name]["missing_labels"],
-                                "normalization": runs[0]["unseen"][name]["normalization"]}
+                                "normalization": runs[0]["unseen"][name]["normalization"],
+                                "adapt": runs[0]["unseen"][name].get("adapt")}
                          for name in runs[0]["unseen"]}
     return out
 

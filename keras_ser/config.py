@@ -41,6 +41,9 @@ class DataConfig:
     standardised when `normalization` is "train": "train" (the training statistics, the default),
     "corpus" (the unseen corpus's own statistics, labels unused) or "speaker" (each of its
     speakers' own); with speaker or utterance normalisation the unseen corpus gets the same.
+    eval_adapt: null, or "batchnorm": before an unseen corpus is scored, the model's batch-
+    normalisation statistics are re-estimated on that corpus's own audio (AdaBN; no labels used;
+    `keras_ser.training.adapt`; MLEE and FG_CME's cnn_pool, the models with batch normalisation).
     normalization: how features are standardised: "train" (the training
     split's statistics, the papers), "speaker" (each speaker's own mean and variance over all
     of that speaker's audio, labels unused, test speakers included: it uses the test speaker's
@@ -71,6 +74,7 @@ class DataConfig:
     normalization: str = "train"
     trim_silence: typing.Optional[float] = None
     eval_normalization: typing.Optional[str] = None
+    eval_adapt: typing.Optional[str] = None
     functionals: typing.Optional[str] = None
 
 
@@ -461,6 +465,13 @@ def validate(cfg):
         raise ConfigError(f"data.eval_normalization: {ev!r}, but the model is trained with data.normalization="
                           f"{cfg.data.normalization}: unseen corpora get the same (leave eval_normalization out)")
     _one_of("data.normalization", cfg.data.normalization, ("train", "speaker", "utterance"))
+    _one_of("data.eval_adapt", cfg.data.eval_adapt, (None, "batchnorm"))
+    if cfg.data.eval_adapt is not None:
+        if not cfg.data.eval_corpora:
+            raise ConfigError("data.eval_adapt: set, but there is no unseen corpus to adapt to (data.eval_corpora)")
+        if not (cfg.system == "mlee" or (cfg.system == "fg_cme" and cfg.model.name == "cnn_pool")):
+            raise ConfigError(f"data.eval_adapt=batchnorm: for MLEE and FG_CME's cnn_pool (the models with batch "
+                              f"normalisation), not {cfg.system} {cfg.model.name}")
     if cfg.protocol.folds_file and not os.path.isfile(cfg.protocol.folds_file):
         raise ConfigError(f"protocol.folds_file: {cfg.protocol.folds_file} does not exist")
     fn = cfg.functionals

@@ -42,7 +42,8 @@ def _cfg(preset, tmp, tiny_corpus, unseen, *extra):
 
 @pytest.mark.parametrize("preset, extra", [
     ("mlee/synthetic", ["data.eval_normalization=corpus"]),
-    ("fg_cme/synthetic", ["model.name=cnn_pool", "protocol.k=4", "model.params={conv_filters: [8, 8, 8], hidden_units: 8}"]),
+    ("fg_cme/synthetic", ["model.name=cnn_pool", "protocol.k=4", "model.params={conv_filters: [8, 8, 8], hidden_units: 8}",
+                          "data.eval_adapt=batchnorm"]),  # batch-norm statistics of the unseen corpus
     ("functionals/synthetic", ["data.eval_normalization=speaker"]),
     ("epr/synthetic", ["epr.stages=1", "epr.inner_folds=2", "protocol.k=4"]),
 ])
@@ -57,6 +58,7 @@ def test_every_fold_s_model_is_scored_on_the_unseen_corpus(preset, extra, tiny_c
     assert u["missing_labels"] == ["sad"] and u["left_out"] == {"surprise": int((man["emotion"] == "surprise").sum())}
     assert set(u["mean"]) == {"wa", "ua", "macro_f1"} and 0 <= u["pooled"]["wa"] <= 1
     assert u["normalization"] == (extra[0].split("=")[1] if "eval_normalization" in extra[0] else "train")
+    assert u["adapt"] == ("batchnorm" if "data.eval_adapt=batchnorm" in extra else None)
     fold = summary["folds"][0]
     assert np.asarray(fold["unseen"]["other"]["confusion"])[2].sum() == 0  # no 'sad' to recall
     pred = pd.read_csv(tmp_path / "run" / "folds" / fold["fold"] / "unseen" / "other" / "predictions.csv")

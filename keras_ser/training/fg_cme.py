@@ -213,7 +213,8 @@ def predict_unseen(cfg, model, unseen, train_stats, vocab, functionals=None):
     """The model's probabilities on an unseen corpus: its words from its own timings where it
     has them, approximate ones otherwise (`fg_cme.alignment`), looked up in the fold's
     vocabulary; its features normalised by `data.eval_normalizer`; `functionals` its
-    standardised functionals (`Functionals.unseen`) for a model that takes them."""
+    standardised functionals (`Functionals.unseen`) for a model that takes them; with
+    `data.eval_adapt`, adapted to it first (`loop.predict_adapted`)."""
     names = list(model.input.keys())
     man = unseen.manifest
     ids = man["utterance_id"].tolist()
@@ -221,7 +222,7 @@ def predict_unseen(cfg, model, unseen, train_stats, vocab, functionals=None):
     alignments = word_alignments(cfg, man)[0] if "word_ids" in names else {u: [] for u in ids}
     ds = dataset(unseen.records, cfg, ids, labels_of, alignments, vocab, names, positions=True,
                  normalize=data.eval_normalizer(cfg, unseen.records, train_stats), functionals=functionals)
-    return loop.predict_labels(model, ds)[1]
+    return loop.predict_adapted(cfg, model, ds)
 
 
 def train_fold(cfg, rs, fold, fold_dir, labels_of, alignments, callbacks=(), unseens=(), functionals=None):

@@ -393,14 +393,16 @@ def score_unseen(cfg, fold_dir, unseens, predict, label_names):
     """One fold's model on each unseen corpus (`data.eval_corpora`, `data.Unseen`):
     `predict(unseen)` → class probabilities `(len(unseen.manifest), K)` in its manifest's order.
     Writes `fold_dir/unseen/<name>/predictions.csv`; returns `{name: metrics}` (WA, UA,
-    macro-F1, confusion, the labels it lacks and the utterances of other labels left out)."""
+    macro-F1, confusion, the labels it lacks and the utterances of other labels left out, its
+    normalisation and adaptation)."""
     out = {}
     for u in unseens:
         man = u.manifest
         probs = np.asarray(predict(u))
         y = man["emotion"].map(list(label_names).index).to_numpy()
         res = M.classification_metrics(y, probs.argmax(1), label_names)
-        res.update(u.about(), normalization=cfg.data.eval_normalization or cfg.data.normalization)
+        res.update(u.about(), normalization=cfg.data.eval_normalization or cfg.data.normalization,
+                   adapt=cfg.data.eval_adapt)
         os.makedirs(os.path.join(fold_dir, "unseen", u.name), exist_ok=True)
         write_predictions(os.path.join(fold_dir, "unseen", u.name), man, man["utterance_id"], probs, label_names)
         out[u.name] = res
@@ -414,7 +416,20 @@ def predict_unseen(cfg, model, unseen, train_stats, label_names):
     onehot = np.eye(len(label_names), dtype=np.float32)[man["emotion"].map(list(label_names).index).to_numpy()]
     ds = classification_dataset(unseen.records, cfg, man["utterance_id"].tolist(), onehot, positions=True,
                                 normalize=eval_normalizer(cfg, unseen.records, train_stats))
-    return predict_labels(model, ds)[1]
+    return predict_adapted(cfg, model, ds)
+
+
+def predict_adapted(cfg, model, ds):
+    """`predict_labels`'s probabilities over an unseen corpus's dataset `ds`; with
+    `data.eval_adapt=batchnorm`, by the model with its batch-normalisation statistics
+    re-estimated on `ds`'s utterances (`keras_ser.training.adapt`; the model is restored after)."""
+    if cfg.data.eval_adapt != "batchnorm":
+        return predict_labels(model, ds)[1]
+    from keras_ser.training import adapt
+
+    examples = adapt.unpadded((x for x, _, _ in ds), list(model.input.keys()))
+    with adapt.adapted_batchnorm(model, examples):
+        return predict_labels(model, ds)[1]
 
 
 def confusion_plot(out, res, label_names, name):
@@ -469,7 +484,8 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
                 "mean": {m: M.mean_sd([p[m] for p in per]) for m in ("wa", "ua", "macro_f1")},
                 "pooled": M.pooled_metrics(np.sum([np.asarray(p["confusion"]) for p in per], axis=0)),
                 "models": len(per), "n": per[0]["n"], "missing_labels": per[0]["missing_labels"],
-                "left_out": per[0]["left_out"], "normalization": per[0]["normalization"]}
+                "left_out": per[0]["left_out"], "normalization": per[0]["normalization"],
+                "adapt": per[0].get("adapt")}
     if results and all("confusion" in r for r in results):
         total = np.sum([np.asarray(r["confusion"]) for r in results], axis=0)
         summary["pooled"] = M.pooled_metrics(total)
