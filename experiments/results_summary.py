@@ -119,6 +119,14 @@ CROSS = [
      "recipe (fg_cme/ravdess_recipe)", "results/cross_functionals.json"),
     ("cnn_pool + reference (late fusion)", "hybrid", "results/cross_cnn_pool_reference.json",
      "train; unseen: own corpus", "hybrid (cnn_pool recipe + reference)", "results/cross_functionals.json"),
+    ("cnn_pool + channel augmentation", "cnn_pool + channel", "results/cross_cnn_pool_channel.json",
+     "train; unseen: own corpus", "recipe + model.params.channel_augment={} (chosen on inner folds of RAVDESS)",
+     "results/cross_functionals.json"),
+    ("cnn_pool + channel augmentation + reference (late fusion)", "hybrid", "results/cross_cnn_pool_channel_reference.json",
+     "train; unseen: own corpus", "hybrid (cnn_pool + channel augmentation, and the reference)",
+     "results/cross_functionals.json"),
+    ("MLEE conventional classifier", "MLEE", "results/cross_mlee.json", "train; unseen: own corpus",
+     "recipe (mlee/ravdess_recipe, with its SpecAugment)", "results/cross_functionals.json"),
 ]
 
 PAPER = {  # the papers' own numbers for the comparable task (WA, UA %), where there is one
