@@ -128,12 +128,15 @@ def main(argv=None):
         name, _, rest = spec.partition("=")
         candidates[name] = shlex.split(rest)
     common = [*args.extra, "protocol.min_fold_utterances=1"]
+
+    def full(overrides):  # --extra first, so that a candidate's own override wins over it
+        return [*args.extra, *overrides, "protocol.min_fold_utterances=1"]
     from keras_ser.config import load_config
     from keras_ser.errors import ConfigError
 
     for name, overrides in candidates.items():  # before anything runs, each candidate by name
         try:
-            load_config(args.base, overrides + common)
+            load_config(args.base, full(overrides))
         except ConfigError as e:
             raise SystemExit(f"--candidate {name}: {e} (a value with spaces is quoted inside the candidate: "
                              f"--candidate \"{name}='key={{a: 1, b: 2}}'\")") from None
@@ -150,7 +153,7 @@ def main(argv=None):
                      f"and development parts, then WA")
 
     def row(name, overrides):
-        return f"--row={name}={args.base} {' '.join(shlex.quote(o) for o in overrides + common)}"
+        return f"--row={name}={args.base} {' '.join(shlex.quote(o) for o in full(overrides))}"
 
     selection = os.path.join(args.runs, "selection.json")
     seeds_table.main([*[row(n, o) for n, o in candidates.items()], "--seeds", *map(str, args.select_seeds),

@@ -181,6 +181,8 @@ def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(
     doc = json.load(open(out))
     picked = doc["candidates"][doc["chosen"]]["dev_ua"]["mean"]
     assert all(picked >= c["dev_ua"]["mean"] for c in doc["candidates"].values())
+    slow = json.load(open(tmp_path / "search" / "selection.json"))["rows"]["slow"]["overrides"]
+    assert slow[-2:] == ["train.learning_rate=1e-6", "protocol.min_fold_utterances=1"]  # after --extra: it wins
     sel = json.load(open(doc["selection_folds"]))["folds"]
     real = json.load(open(folds_file))["folds"]
     assert [f["test"] for f in sel] == [f["dev"] for f in real] and all(not f["dev"] for f in sel)
