@@ -174,7 +174,7 @@ CASES = [
     # a random channel in training (not the paper's): inference and padding are unaffected
     model_case("cnn_pool_channel_augment", build_baseline, dict(kind="cnn_pool", channel_augment={"seed": 1}, **SMALL_FG),
                [{"features": ex["features"], "num_frames": ex["num_frames"]} for ex in FG],
-               time={"features": "num_frames"}, export=False),
+               time={"features": "num_frames"}),  # exported: the identity outside training
     # data.functionals: one vector per utterance beside the frames (padding the frames changes nothing)
     model_case("cnn_pool_functionals", build_baseline, dict(kind="cnn_pool", functionals_dim=6, functionals_dropout=0.2,
                                                             **SMALL_FG),

@@ -343,6 +343,8 @@ def test_unknown_model_params_are_a_config_error_before_any_data_is_read(tmp_pat
     check_model_params(load_config("fg_cme/ravdess_recipe", ["model.params.channel_augment={gain: 0.5}"]))
     with pytest.raises(ConfigError, match="model.params.channel_augment: .* not a mapping of gain, shape, order, seed"):
         check_model_params(load_config("mlee/ravdess_recipe", ["model.params.channel_augment={tilt: 1}"]))
+    with pytest.raises(ConfigError, match="model.params.channel_augment: ChannelAugment: gain, shape and order must be >= 0"):
+        check_model_params(load_config("mlee/ravdess_recipe", ["model.params.channel_augment={gain: -1}"]))
     check_model_params(load_config("fg_cme/synthetic", ["model.params.utterance_norm=meanvar"]))
     with pytest.raises(ConfigError, match="model.params.utterance_norm: 'cmvn' is not one of"):
         check_model_params(load_config("fg_cme/synthetic", ["model.params.utterance_norm=cmvn"]))

@@ -59,6 +59,10 @@ def check_model_params(cfg):
             takes = [n for n in inspect.signature(layer.__init__).parameters if n not in ("self", "kwargs")]
             if not isinstance(spec, dict) or set(spec) - set(takes):
                 raise ConfigError(f"model.params.{key}: {spec!r} is not a mapping of {', '.join(takes)}")
+            try:  # values out of range, before any data is read
+                layer(**spec)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"model.params.{key}: {e}") from None
     norm = cfg.model.params.get("utterance_norm")
     if norm not in (None, "mean", "meanvar"):
         raise ConfigError(f"model.params.utterance_norm: {norm!r} is not one of null, 'mean', 'meanvar'")
