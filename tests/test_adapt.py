@@ -31,7 +31,7 @@ def test_statistics_are_the_unseen_corpus_own_layer_by_layer_and_restored_after(
     before = [layer.moving_mean.numpy().copy() for layer in layers]
     utts = _utterances([7, 12, 3, 9], dim, shift=3.0)
     # Two padded batches give the same examples as the utterances themselves.
-    examples = unpadded([_batch(utts[:2], dim), _batch(utts[2:], dim)], ["features", "num_frames"])
+    examples = list(unpadded([_batch(utts[:2], dim), _batch(utts[2:], dim)], ["features", "num_frames"]))
     assert [e["features"].shape[1] for e in examples] == [7, 12, 3, 9]
     x = _batch(utts, dim)
     plain = np.asarray(model(x)["emotion"])
@@ -53,15 +53,19 @@ def test_nested_encoder_is_adapted_and_a_model_without_batch_norm_is_refused():
     model = build_mlee_classifier(4, 16, **tiny)
     layers = [layer for _, layer in batchnorm_layers(model)]
     assert len(layers) == 2
-    examples = unpadded([_batch(_utterances([10, 14], 16, shift=-2.0), 16)], ["features", "num_frames"])
-    with adapted_batchnorm(model, examples):
+    batches = [_batch(_utterances([10, 14], 16, shift=-2.0), 16)]
+    with adapted_batchnorm(model, lambda: unpadded(batches, ["features", "num_frames"])):  # streamed, a pass per layer
         assert not np.allclose(layers[0].moving_mean.numpy(), 0.0)
     np.testing.assert_array_equal(layers[0].moving_mean.numpy(), 0.0)
     plain = build_baseline("blstm_attention_audio", num_classes=3, feature_dim=16, lstm_units=4, attention_units=4,
                            hidden_units=4)
     with pytest.raises(ValueError, match="has no batch normalisation"):
-        with adapted_batchnorm(plain, examples):
+        with adapted_batchnorm(plain, []):
             pass
+    with pytest.raises(ValueError, match="no utterance of the unseen corpus"):
+        with adapted_batchnorm(model, lambda: iter([])):
+            pass
+    np.testing.assert_array_equal(layers[0].moving_mean.numpy(), 0.0)  # restored after the error too
 
 
 def test_config_names_what_can_be_adapted():

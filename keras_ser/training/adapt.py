@@ -30,19 +30,18 @@ def batchnorm_layers(model):
 
 def unpadded(batches, names):
     """Each utterance of `batches` (dicts of model inputs, `features` and `num_frames` among them)
-    alone, its features cut to its real frames: a list of input dicts of batch size 1."""
-    out = []
+    alone, its features cut to its real frames: input dicts of batch size 1, one at a time."""
     for x in batches:
         n = np.asarray(x["num_frames"]).astype(int)
         for i, k in enumerate(n):
             one = {name: np.asarray(x[name])[i:i + 1] for name in names}
             one["features"] = one["features"][:, :max(int(k), 1)]
-            out.append(one)
-    return out
+            yield one
 
 
 def _statistics(feeder, layer, examples):
-    """Mean and variance, over every position of `examples`, of `layer`'s input channels."""
+    """Mean and variance, over every position of `examples`, of `layer`'s input channels; None
+    when there is no example."""
     axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
     total = total_sq = None
     count = 0
@@ -52,14 +51,18 @@ def _statistics(feeder, layer, examples):
         total = h.sum(0) if total is None else total + h.sum(0)
         total_sq = (h ** 2).sum(0) if total_sq is None else total_sq + (h ** 2).sum(0)
         count += h.shape[0]
+    if not count:
+        return None
     mean = total / count
     return mean, np.maximum(total_sq / count - mean ** 2, 0.0)
 
 
 @contextlib.contextmanager
 def adapted_batchnorm(model, examples):
-    """Within the block, `model`'s batch-normalisation statistics are those of `examples` (input
-    dicts of one unpadded utterance each, `unpadded`); restored after it.
+    """Within the block, `model`'s batch-normalisation statistics are those of `examples`: input
+    dicts of one unpadded utterance each (`unpadded`), as a list or as a function returning a
+    fresh iterable of them (one pass per layer, so the corpus is never held in memory); restored
+    after the block.
 
     Raises:
         ValueError: the model has no batch normalisation, or no example is given.
@@ -67,22 +70,21 @@ def adapted_batchnorm(model, examples):
     layers = batchnorm_layers(model)
     if not layers:
         raise ValueError(f"data.eval_adapt=batchnorm: the model {model.name!r} has no batch normalisation to adapt")
-    if not examples:
-        raise ValueError("data.eval_adapt=batchnorm: no utterance of the unseen corpus to adapt to")
+    passes = examples if callable(examples) else (lambda: examples)
     saved = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for _, layer in layers]
     try:
         for owner, layer in layers:
             feeder = keras.Model(owner.input, layer.input)
+            feed = passes()
             if owner is not model:  # a nested model called on the outer model's own inputs (MLEE's encoder)
-                names = list(owner.input.keys()) if isinstance(owner.input, dict) else None
-                if names is None:
+                if not isinstance(owner.input, dict):
                     raise ValueError(f"data.eval_adapt=batchnorm: nested model {owner.name!r} does not take named inputs")
-                feed = [{k: x[k] for k in names} for x in examples]
-            else:
-                feed = examples
-            mean, var = _statistics(feeder, layer, feed)
-            layer.moving_mean.assign(mean.astype("float32"))
-            layer.moving_variance.assign(var.astype("float32"))
+                feed = ({k: x[k] for k in owner.input} for x in feed)
+            stats = _statistics(feeder, layer, feed)
+            if stats is None:
+                raise ValueError("data.eval_adapt=batchnorm: no utterance of the unseen corpus to adapt to")
+            layer.moving_mean.assign(stats[0].astype("float32"))
+            layer.moving_variance.assign(stats[1].astype("float32"))
         yield model
     finally:
         for (_, layer), (mean, var) in zip(layers, saved):

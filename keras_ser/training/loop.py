@@ -427,8 +427,8 @@ def predict_adapted(cfg, model, ds):
         return predict_labels(model, ds)[1]
     from keras_ser.training import adapt
 
-    examples = adapt.unpadded((x for x, _, _ in ds), list(model.input.keys()))
-    with adapt.adapted_batchnorm(model, examples):
+    names = list(model.input.keys())
+    with adapt.adapted_batchnorm(model, lambda: adapt.unpadded((x for x, _, _ in ds), names)):
         return predict_labels(model, ds)[1]
 
 
