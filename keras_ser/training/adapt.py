@@ -15,6 +15,8 @@ import contextlib
 import keras
 import numpy as np
 
+from keras_ser.audio.normalization import FeatureStats
+
 
 def batchnorm_layers(model):
     """`[(model holding the layer, layer)]` of every BatchNormalization in `model`, in graph order,
@@ -40,21 +42,15 @@ def unpadded(batches, names):
 
 
 def _statistics(feeder, layer, examples):
-    """Mean and variance, over every position of `examples`, of `layer`'s input channels; None
-    when there is no example."""
+    """`FeatureStats` over every position of `examples` of `layer`'s input channels; None when
+    there is no example."""
     axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
-    total = total_sq = None
-    count = 0
+    stats = None
     for x in examples:
-        h = np.asarray(feeder(x), np.float64)
+        h = np.asarray(feeder(x))
         h = np.moveaxis(h, axis, -1).reshape(-1, h.shape[axis])
-        total = h.sum(0) if total is None else total + h.sum(0)
-        total_sq = (h ** 2).sum(0) if total_sq is None else total_sq + (h ** 2).sum(0)
-        count += h.shape[0]
-    if not count:
-        return None
-    mean = total / count
-    return mean, np.maximum(total_sq / count - mean ** 2, 0.0)
+        stats = FeatureStats.from_features(h) if stats is None else stats.update(h)
+    return stats
 
 
 @contextlib.contextmanager
@@ -83,8 +79,8 @@ def adapted_batchnorm(model, examples):
             stats = _statistics(feeder, layer, feed)
             if stats is None:
                 raise ValueError("data.eval_adapt=batchnorm: no utterance of the unseen corpus to adapt to")
-            layer.moving_mean.assign(stats[0].astype("float32"))
-            layer.moving_variance.assign(stats[1].astype("float32"))
+            layer.moving_mean.assign(stats.mean.astype("float32"))
+            layer.moving_variance.assign(stats.variance.astype("float32"))
         yield model
     finally:
         for (_, layer), (mean, var) in zip(layers, saved):
