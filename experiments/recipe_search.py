@@ -127,8 +127,6 @@ def main(argv=None):
     for spec in args.candidate:
         name, _, rest = spec.partition("=")
         candidates[name] = shlex.split(rest)
-    common = [*args.extra, "protocol.min_fold_utterances=1"]
-
     def full(overrides):  # --extra first, so that a candidate's own override wins over it
         return [*args.extra, *overrides, "protocol.min_fold_utterances=1"]
     from keras_ser.config import load_config
@@ -147,7 +145,7 @@ def main(argv=None):
     else:
         from keras_ser.training.data import load_manifest
 
-        manifest = load_manifest(load_config(args.base, common))
+        manifest = load_manifest(load_config(args.base, full([])))
         select_folds = inner_folds(args.folds_file, manifest, args.inner_folds, selection_folds, args.select_outer)
         criterion = (f"mean {args.select_metric} over {args.inner_folds} inner folds of each outer fold's training "
                      f"and development parts, then WA")
