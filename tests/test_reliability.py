@@ -50,6 +50,24 @@ def test_a_run_folder_of_another_config_is_not_resumed(tiny_corpus, tmp_path, ca
     assert "kept as" in capsys.readouterr().out
 
 
+def test_a_run_from_before_a_config_key_existed_is_resumed_at_its_default(tiny_corpus, tmp_path):
+    """keras_ser gains config keys; their defaults keep the earlier behaviour, so a run written
+    before a key existed is the same run as one at that key's default, and another value is not."""
+    from keras_ser.training.runner import run
+    from keras_ser.utils import read_json, write_json
+
+    first = run(_cfg(tmp_path, tiny_corpus))
+    stamp = read_json(tmp_path / "run" / "run.json")
+    del stamp["config"]["strength.rank_weight"]  # as written by a keras_ser without that key
+    write_json(stamp, tmp_path / "run" / "run.json")
+    again = run(_cfg(tmp_path, tiny_corpus))
+    assert again["folds"][0]["wa"] == first["folds"][0]["wa"]
+    assert read_json(tmp_path / "run" / "run.json")["config"]["strength.rank_weight"] == 0.0  # now recorded
+    write_json(stamp, tmp_path / "run" / "run.json")
+    with pytest.raises(ConfigError, match=r"strength\.rank_weight: not a key of keras_ser then, 0\.5 now"):
+        run(_cfg(tmp_path, tiny_corpus, "strength.rank_weight=0.5"))
+
+
 def test_a_folder_without_a_fingerprint_is_not_taken_for_this_run(tiny_corpus, tmp_path):
     from keras_ser.training.runner import run
 

@@ -20,7 +20,7 @@ import time
 
 from keras_ser import __version__
 from keras_ser.audio.frontends import get_frontend_config
-from keras_ser.config import save_config
+from keras_ser.config import RunConfig, save_config
 from keras_ser.corpora.manifest import content_hash
 from keras_ser.errors import ConfigError
 from keras_ser.layers import ChannelAugment, SpecAugment
@@ -96,9 +96,16 @@ def fingerprint(cfg, manifest):
 
 
 def _differences(old, new):
-    out = [f"{k}: {old['config'].get(k)!r} then, {new['config'].get(k)!r} now"
-           for k in sorted(set(old.get("config", {})) | set(new["config"]))
-           if old.get("config", {}).get(k) != new["config"].get(k)]
+    """What differs between two fingerprints. A key the old run's config lacks, at its default
+    now, is not a difference: it was added to keras_ser after that run, and a new key's default
+    keeps what keras_ser did before (the rule for adding one), so the old run computed with it."""
+    defaults = _flat(RunConfig().to_dict())
+    then = old.get("config", {})
+    out = [f"{k}: {repr(then[k]) if k in then else 'not a key of keras_ser'} then, "
+           f"{repr(new['config'][k]) if k in new['config'] else 'not a key'} now"
+           for k in sorted(set(then) | set(new["config"]))
+           if then.get(k) != new["config"].get(k)
+           and not (k not in then and k in defaults and new["config"].get(k) == defaults[k])]
     if old.get("corpus") != new["corpus"]:
         out.append("the corpus changed (its manifest, or an audio file's bytes)")
     if old.get("keras_ser") != new["keras_ser"]:
