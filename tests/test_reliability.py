@@ -68,6 +68,20 @@ def test_a_run_from_before_a_config_key_existed_is_resumed_at_its_default(tiny_c
         run(_cfg(tmp_path, tiny_corpus, "strength.rank_weight=0.5"))
 
 
+def test_training_does_not_warn_of_a_cut_short_epoch(tiny_corpus, tmp_path):
+    """Keras's first-epoch warning over a dataset of unknown length ("ran out of data;
+    interrupting training") and its shuffle warning for tf.data are not shown to the user."""
+    import warnings
+
+    from keras_ser.training.runner import run
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(_cfg(tmp_path, tiny_corpus, "train.epochs=2"))
+    said = [str(w.message) for w in caught]
+    assert not [m for m in said if "ran out of data" in m or "`shuffle=True` was passed" in m], said
+
+
 def test_a_folder_without_a_fingerprint_is_not_taken_for_this_run(tiny_corpus, tmp_path):
     from keras_ser.training.runner import run
 

@@ -21,6 +21,7 @@ import os
 import shutil
 import time
 import typing
+import warnings
 
 import keras
 import numpy as np
@@ -292,7 +293,15 @@ def fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks=(), monitor="val_loss
     if workers.active():
         workers.fit(model, train_ds, dev_ds, cfg.train.epochs, cbs, verbose=cfg.train.verbose)
     else:
-        model.fit(train_ds, validation_data=dev_ds, epochs=cfg.train.epochs, callbacks=cbs, verbose=cfg.train.verbose)
+        with warnings.catch_warnings():
+            # Keras warns "Your input ran out of data; interrupting training" at the end of the first
+            # epoch over any dataset of unknown length (every TFRecord pipeline here): without
+            # steps_per_epoch nothing is cut short, and a user reading it would think otherwise.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            # shuffle=False: the pipelines shuffle themselves (Keras ignores shuffle for a tf.data
+            # dataset and warns when it is left at its default, True)
+            model.fit(train_ds, validation_data=dev_ds, epochs=cfg.train.epochs, callbacks=cbs,
+                      verbose=cfg.train.verbose, shuffle=False)
     if os.path.exists(best):
         if reload:
             model = load_model(best)
