@@ -49,6 +49,12 @@ ENTRIES = [
      "recipe + channel augmentation (fg_cme/ravdess_recipe, model fg_cme, channel_augment={}, chosen on inner folds)"),
     (*RAVDESS4, "fg_cme_recipe_channel + reference", "hybrid: FG_CME (channel augmentation) and the reference, late fusion",
      "train", "recipe + reference (mean of probabilities)"),
+    (*RAVDESS4, "fg_cme_recipe_speaker_channel", "FG_CME", "speaker",
+     "recipe + a weaker channel augmentation (fg_cme/ravdess_recipe, model fg_cme, "
+     "channel_augment={gain: 0.3, shape: 0.15}, chosen on inner folds)"),
+    (*RAVDESS4, "fg_cme_recipe_speaker_channel + reference_speaker",
+     "hybrid: FG_CME (weaker channel augmentation) and the reference, late fusion", "speaker",
+     "recipe + reference (mean of probabilities)"),
     (*RAVDESS4, "mlee_recipe", "MLEE conventional classifier", "train",
      "recipe before the inner-fold search (mlee/ravdess_recipe, spec_augment=null)"),
     (*RAVDESS4, "mlee_recipe + reference", "hybrid: MLEE (no SpecAugment) and the reference, late fusion", "train",
@@ -97,8 +103,8 @@ ENTRIES = [
 COMPACT = [
     ("FG_CME", RAVDESS4, "train", "72.0 / 70.8¹", "reference", "fg_cme", "fg_cme_recipe_channel",
      "fg_cme_recipe_channel + reference"),
-    ("FG_CME", RAVDESS4, "speaker", "", "reference_speaker", None, "fg_cme_recipe_speaker",
-     "fg_cme_recipe_speaker + reference_speaker"),
+    ("FG_CME", RAVDESS4, "speaker", "", "reference_speaker", None, "fg_cme_recipe_speaker_channel",
+     "fg_cme_recipe_speaker_channel + reference_speaker"),
     ("FG_CME's audio-only baseline (cnn_pool)", RAVDESS4, "train", "", "reference", None, "cnn_pool_channel",
      "cnn_pool_channel + reference"),
     ("FG_CME's audio-only baseline (cnn_pool)", RAVDESS4, "speaker", "", "reference_speaker", None, "cnn_pool_speaker",
