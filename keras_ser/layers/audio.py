@@ -160,9 +160,10 @@ class ChannelAugment(keras.layers.Layer):
     microphone, a room, a distance), drawn once per utterance and added to every real frame;
     padding stays exactly 0. In the features' log units: the frontends take the natural log of
     power, so 1.0 is 4.3 dB. Features that arrive standardised (`data.normalization` speaker or
-    utterance) make the curve one in standard deviations: scale it down there (on RAVDESS's inner
-    folds the defaults cost FG_CME 15 points per speaker, a third of them gained 1.3 WA / 2.8 UA;
-    docs/results/fg_cme.md). Outside training the layer is the identity (exports are unaffected).
+    utterance) make the curve one in standard deviations: scale it down there (RAVDESS's inner
+    folds, per-speaker normalisation: the defaults cost FG_CME 15 WA points, a third of them gained
+    1.3 WA / 2.8 UA; docs/results/fg_cme.md). Outside training the layer is the identity (exports
+    are unaffected).
     Not in any of the papers.
 
     Args:
