@@ -1,5 +1,6 @@
-"""experiments/late_fusion.py (two runs' probabilities averaged fold by fold, unseen corpora too) and
-the argument checks of experiments/epr_network_probe.py and experiments/seeds_table.py."""
+"""experiments/late_fusion.py (two runs' probabilities averaged fold by fold, unseen corpora too),
+experiments/fusion_diagnostics.py, and the argument checks of experiments/epr_network_probe.py and
+experiments/seeds_table.py."""
 
 import json
 import os
@@ -69,6 +70,32 @@ def test_fusion_refuses_different_folds_or_unseen_corpora(tmp_path):
     c = _run(tmp_path / "c", {"f1": (["u1", "u2"], [0, 1], p)}, {})
     with pytest.raises(SystemExit, match="same ones"):
         late_fusion.main(["--a", a, "--b", c, "--name", "x", "--table", str(tmp_path / "t.json")])
+
+
+def test_fusion_diagnostics_agreement_errors_confidence_and_temperature(tmp_path, capsys):
+    import fusion_diagnostics
+
+    truth, ids = [0, 0, 1, 1], ["u1", "u2", "u3", "u4"]
+    # a says angry throughout (right on u1, u2), b sad throughout (right on u3, u4). The plain mean
+    # gets u4 wrong, (1.05, 0.95); a's probabilities at T = 5 (power 1/5, renormalised) are flat
+    # enough that b decides u4 while a still decides u1 and u2: 4 of 4.
+    pa = [[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.6, 0.4]]
+    pb = [[0.4, 0.6], [0.45, 0.55], [0.1, 0.9], [0.45, 0.55]]
+    for seed in (0, 1):
+        _run(tmp_path / "a" / f"seed{seed}", {"f1": (ids, truth, pa)}, {})
+    b = _run(tmp_path / "b", {"f1": (ids, truth, pb)}, {})  # one deterministic run, fused with each seed
+    out = str(tmp_path / "d.json")
+    assert fusion_diagnostics.main(["--pair", f"x={tmp_path / 'a'} {b}", "--temperatures", "1", "5", "--out", out]) == 0
+    d = json.load(open(out))["pairs"]["x"]
+    m = d["mean"]
+    assert d["seeds"] == 2 and m["wa_a"] == pytest.approx(0.5) and m["wa_b"] == pytest.approx(0.5)
+    assert m["agree"] == 0 and m["error_correlation"] == pytest.approx(-1.0)
+    assert m["confidence_a"] == pytest.approx(0.725) and m["confidence_b"] == pytest.approx(0.65)
+    assert m["hybrid_wa"] == {"1.0": pytest.approx(0.75), "5.0": pytest.approx(1.0)}
+    assert "T=5.0: 100.0" in capsys.readouterr().out
+    c = _run(tmp_path / "c", {"f1": (["u1", "u2", "u3", "u9"], truth, pb)}, {})
+    with pytest.raises(SystemExit, match="different test utterances"):
+        fusion_diagnostics.main(["--pair", f"x={b} {c}"])
 
 
 def test_fusion_reads_strengthnet_runs_through_their_emotion_head(tmp_path):
