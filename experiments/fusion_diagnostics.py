@@ -28,19 +28,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 
-def soften(p, temperature):
-    """Probabilities `p` (rows) to the power 1 / temperature, renormalised per row."""
-    import numpy as np
-
-    logp = np.log(np.clip(p, 1e-12, 1.0)) / float(temperature)
-    e = np.exp(logp - logp.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def fold_diagnostics(path_a, path_b, temperatures):
     """The diagnostics of one fold's two `predictions.csv` (same utterances; else an error)."""
     import numpy as np
     import pandas as pd
+    from late_fusion import soften
 
     a = pd.read_csv(path_a).set_index("utterance_id")
     if not os.path.exists(path_b):

@@ -17,6 +17,15 @@ are fused there too, corpus by corpus, and the row gets `unseen` as `seeds_table
 so that a hybrid's cross-corpus matrix is made from the two systems' matrices
 (`experiments/cross_corpus.py`): `--name` is then the training corpus, `--table` the hybrid's
 matrix. An unseen corpus that only one of the runs was scored on is an error.
+
+`--calibrate-a INNER`: before fusing, `a`'s probabilities of each outer fold are taken to the
+power 1 / T and renormalised (temperature scaling), T fitted by the negative log-likelihood of
+`a`'s predictions on that outer fold's inner folds (`INNER`: a folder of
+`experiments/recipe_search.py --select-by inner` runs, whose folds are `<fold>-inner<j>of<m>`,
+held-out training speakers of the outer fold; never its test speakers). The same T is used on the
+fold's unseen corpora. A network trained to fit its labels is surer than it is right on new
+speakers, and averaging then lets it over-rule the reference too often (docs/results.md, "Why
+the hybrids gain").
 """
 
 import argparse
@@ -32,7 +41,49 @@ def seed_runs(folder):
     return runs or {None: folder}
 
 
-def fuse_predictions(path_a, path_b, weight, label_names, what):
+def soften(p, temperature):
+    """Probabilities `p` (rows) to the power 1 / temperature, renormalised per row."""
+    import numpy as np
+
+    logp = np.log(np.clip(p, 1e-12, 1.0)) / float(temperature)
+    e = np.exp(logp - logp.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(paths, label_names):
+    """The temperature minimising the negative log-likelihood of the predictions in `paths`
+    (`predictions.csv` files with `score_<label>` columns and the true `emotion`)."""
+    import numpy as np
+    import pandas as pd
+    from scipy.optimize import minimize_scalar
+
+    frames = [pd.read_csv(p) for p in paths]
+    table = pd.concat(frames)
+    cols = [f"score_{n}" for n in label_names]
+    if not set(cols) <= set(table.columns):
+        raise SystemExit(f"late_fusion: {paths[0]} has no class probabilities ({', '.join(cols)})")
+    p = table[cols].to_numpy(float)
+    y = np.array([label_names.index(e) for e in table["emotion"]])
+
+    def nll(log_t):
+        return -float(np.mean(np.log(np.clip(soften(p, np.exp(log_t))[np.arange(len(y)), y], 1e-12, 1.0))))
+
+    return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded").x))
+
+
+def inner_temperatures(inner, fold_names, label_names):
+    """`{outer fold: T}` fitted on the inner folds' predictions under `inner` (any seed)."""
+    out = {}
+    for name in fold_names:
+        paths = sorted(glob.glob(os.path.join(inner, "**", "folds", f"{name}-inner*", "predictions.csv"), recursive=True))
+        if not paths:
+            raise SystemExit(f"late_fusion: --calibrate-a {inner}: no inner-fold predictions of outer fold {name} "
+                             f"(folds/{name}-inner*/predictions.csv): run the inner folds of every outer fold")
+        out[name] = fit_temperature(paths, label_names)
+    return out
+
+
+def fuse_predictions(path_a, path_b, weight, label_names, what, temperature_a=1.0):
     """Metrics of the fused decisions of two `predictions.csv` over the same utterances."""
     import numpy as np
     import pandas as pd
@@ -51,7 +102,8 @@ def fuse_predictions(path_a, path_b, weight, label_names, what):
         if not set(cols) <= set(table.columns):
             raise SystemExit(f"late_fusion: {path} has no class probabilities ({', '.join(cols)}); "
                              "a StrengthNet run older than its score_<emotion> columns must be rerun")
-    p = weight * a[cols].to_numpy() + (1 - weight) * b[cols].to_numpy()
+    pa = a[cols].to_numpy(float)
+    p = weight * (pa if temperature_a == 1.0 else soften(pa, temperature_a)) + (1 - weight) * b[cols].to_numpy()
     y = np.array([label_names.index(e) for e in a["emotion"]])
     return M.classification_metrics(y, p.argmax(1), label_names)
 
@@ -69,15 +121,17 @@ def fold_predictions(fold_dir):
     return other if not os.path.exists(path) and os.path.exists(other) else path
 
 
-def fuse_run(run_a, run_b, weight, label_names):
+def fuse_run(run_a, run_b, weight, label_names, temperatures=None):
     """Per-fold metrics of the fused decisions of two runs on identical folds; each fold's
-    `unseen` holds the fused metrics on each unseen corpus both runs were scored on."""
+    `unseen` holds the fused metrics on each unseen corpus both runs were scored on.
+    `temperatures`: `{fold: T}` for `a`'s probabilities (`soften`), 1 where absent."""
     out = []
     for fold_dir in sorted(glob.glob(os.path.join(run_a, "folds", "*"))):
         name = os.path.basename(fold_dir)
         other = os.path.join(run_b, "folds", name)
+        t = (temperatures or {}).get(name, 1.0)
         res = {"fold": name, **fuse_predictions(fold_predictions(fold_dir), fold_predictions(other), weight,
-                                                label_names, f"fold {name}")}
+                                                label_names, f"fold {name}", t)}
         names = unseen_names(fold_dir)
         if names != unseen_names(other):
             raise SystemExit(f"late_fusion: fold {name}: unseen corpora {names} against {unseen_names(other)}: "
@@ -85,7 +139,7 @@ def fuse_run(run_a, run_b, weight, label_names):
         if names:
             res["unseen"] = {u: fuse_predictions(os.path.join(fold_dir, "unseen", u, "predictions.csv"),
                                                  os.path.join(other, "unseen", u, "predictions.csv"), weight,
-                                                 label_names, f"fold {name}, unseen {u}") for u in names}
+                                                 label_names, f"fold {name}, unseen {u}", t) for u in names}
         out.append(res)
     return out
 
@@ -97,6 +151,8 @@ def main(argv=None):
     ap.add_argument("--weight", type=float, default=0.5)
     ap.add_argument("--name", required=True, help="the row's name in the table")
     ap.add_argument("--table", required=True, help="a seeds_table.py JSON to add the row to")
+    ap.add_argument("--calibrate-a", default=None, metavar="INNER",
+                    help="fit a temperature for a's probabilities per outer fold on these inner-fold runs")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -105,13 +161,21 @@ def main(argv=None):
     from keras_ser.utils import read_json, write_json
 
     runs_a, runs_b = seed_runs(args.a), seed_runs(args.b)
+    temperatures = None
+    if args.calibrate_a:
+        first = next(iter(runs_a.values()))
+        temperatures = inner_temperatures(
+            args.calibrate_a, [os.path.basename(f) for f in sorted(glob.glob(os.path.join(first, "folds", "*")))],
+            read_json(os.path.join(first, "metrics.json"))["labels"])
+        print("temperatures of a, fitted on inner folds: "
+              + ", ".join(f"{k} {v:.2f}" for k, v in temperatures.items()), flush=True)
     per_seed = []
     for seed, run_a in sorted(runs_a.items(), key=lambda kv: (kv[0] is None, kv[0])):
         run_b = runs_b.get(seed) or next(iter(runs_b.values()))
         labels = read_json(os.path.join(run_a, "metrics.json"))["labels"]
         if sorted(read_json(os.path.join(run_b, "metrics.json"))["labels"]) != sorted(labels):
             raise SystemExit("late_fusion: the runs have different label sets")  # the order may differ: columns are named
-        folds = fuse_run(run_a, run_b, args.weight, labels)
+        folds = fuse_run(run_a, run_b, args.weight, labels, temperatures)
         pooled = M.pooled_metrics(np.sum([np.asarray(f["confusion"]) for f in folds], axis=0))
         entry = {"seed": seed, "wa": float(np.mean([f["wa"] for f in folds])),
                  "ua": float(np.mean([f["ua"] for f in folds])), "pooled": pooled,
@@ -136,7 +200,9 @@ def main(argv=None):
 
     table = read_json(args.table) if os.path.exists(args.table) else {"rows": {}}
     table["rows"][args.name] = {
-        "fusion": {"a": args.a, "b": args.b, "weight": args.weight}, "system": "late fusion",
+        "fusion": {"a": args.a, "b": args.b, "weight": args.weight,
+                   **({"calibrate_a": args.calibrate_a, "temperature_a": temperatures} if temperatures else {})},
+        "system": "late fusion",
         "seeds": [s["seed"] for s in per_seed], "wa": ms([s["wa"] for s in per_seed]),
         "ua": ms([s["ua"] for s in per_seed]), "pooled_wa": ms([s["pooled"]["wa"] for s in per_seed]),
         "pooled_ua": ms([s["pooled"]["ua"] for s in per_seed]), "per_seed": per_seed}

@@ -72,6 +72,33 @@ def test_fusion_refuses_different_folds_or_unseen_corpora(tmp_path):
         late_fusion.main(["--a", a, "--b", c, "--name", "x", "--table", str(tmp_path / "t.json")])
 
 
+def test_fusion_calibrates_a_on_its_inner_folds(tmp_path, capsys):
+    import late_fusion
+
+    # Inner folds of outer fold f1 (held-out training speakers): a says angry at 0.9 and is right
+    # 3 times in 4, so the likelihood's temperature makes 0.9 into 0.75: 9 ** (1 / T) = 3, T = 2.
+    inner = tmp_path / "inner" / "recipe" / "seed0" / "folds"
+    _predictions(str(inner / "f1-inner1of2" / "predictions.csv"), ["i1", "i2"], [0, 1], [[0.9, 0.1]] * 2)
+    _predictions(str(inner / "f1-inner2of2" / "predictions.csv"), ["i3", "i4"], [0, 0], [[0.9, 0.1]] * 2)
+    truth, ids = [0, 0, 1, 1], ["u1", "u2", "u3", "u4"]
+    # the plain mean gets u4 wrong, (1.02, 0.98); with a at T = 2, (0.55, 0.45) + (0.42, 0.58): right
+    a = _run(tmp_path / "a", {"f1": (ids, truth, [[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.6, 0.4]])}, {})
+    b = _run(tmp_path / "b", {"f1": (ids, truth, [[0.4, 0.6], [0.45, 0.55], [0.1, 0.9], [0.42, 0.58]])}, {})
+    table = str(tmp_path / "t.json")
+    assert late_fusion.main(["--a", a, "--b", b, "--name", "plain", "--table", table]) == 0
+    assert late_fusion.main(["--a", a, "--b", b, "--name", "calibrated", "--table", table,
+                             "--calibrate-a", str(tmp_path / "inner")]) == 0
+    rows = json.load(open(table))["rows"]
+    assert rows["plain"]["wa"]["mean"] == pytest.approx(0.75) and "temperature_a" not in rows["plain"]["fusion"]
+    assert rows["calibrated"]["fusion"]["temperature_a"]["f1"] == pytest.approx(2.0, rel=1e-3)
+    assert rows["calibrated"]["wa"]["mean"] == pytest.approx(1.0)
+    assert "f1 2.00" in capsys.readouterr().out
+    os.rename(inner / "f1-inner1of2", inner / "f2-inner1of2")
+    os.rename(inner / "f1-inner2of2", inner / "f2-inner2of2")
+    with pytest.raises(SystemExit, match="no inner-fold predictions of outer fold f1"):
+        late_fusion.main(["--a", a, "--b", b, "--name", "c", "--table", table, "--calibrate-a", str(tmp_path / "inner")])
+
+
 def test_fusion_diagnostics_agreement_errors_confidence_and_temperature(tmp_path, capsys):
     import fusion_diagnostics
 
