@@ -55,6 +55,8 @@ ENTRIES = [
     (*RAVDESS4, "fg_cme_recipe_speaker_channel + reference_speaker",
      "hybrid: FG_CME (weaker channel augmentation) and the reference, late fusion", "speaker",
      "recipe + reference (mean of probabilities)"),
+    (*RAVDESS4, "cnn_pool + reference, calibrated", "hybrid: cnn_pool (temperature fitted on inner folds) and the reference, "
+     "late fusion", "train", "recipe + reference (mean of probabilities, the network's temperature-scaled)"),
     (*RAVDESS4, "mlee_recipe", "MLEE conventional classifier", "train",
      "recipe before the inner-fold search (mlee/ravdess_recipe, spec_augment=null)"),
     (*RAVDESS4, "mlee_recipe + reference", "hybrid: MLEE (no SpecAugment) and the reference, late fusion", "train",
@@ -144,6 +146,10 @@ CROSS = [
     ("cnn_pool + channel augmentation + reference (late fusion)", "hybrid", "results/cross_cnn_pool_channel_reference.json",
      "train; unseen: own corpus", "hybrid (cnn_pool + channel augmentation, and the reference)",
      "results/cross_functionals.json"),
+    ("cnn_pool + channel augmentation + reference, the network calibrated (late fusion)", "hybrid, calibrated",
+     "results/cross_cnn_pool_channel_calibrated_reference.json", "train; unseen: own corpus",
+     "hybrid (cnn_pool + channel augmentation, its temperature fitted on inner folds of the training corpus, "
+     "and the reference)", "results/cross_functionals.json"),
     ("MLEE conventional classifier", "MLEE", "results/cross_mlee.json", "train; unseen: own corpus",
      "recipe (mlee/ravdess_recipe, with its SpecAugment)", "results/cross_functionals.json"),
 ]
