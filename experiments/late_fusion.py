@@ -79,6 +79,11 @@ def inner_temperatures(inner, fold_names, label_names):
         if not paths:
             raise SystemExit(f"late_fusion: --calibrate-a {inner}: no inner-fold predictions of outer fold {name} "
                              f"(folds/{name}-inner*/predictions.csv): run the inner folds of every outer fold")
+        runs = {p.rsplit(os.sep + "folds" + os.sep, 1)[0] for p in paths}
+        configs = {os.path.dirname(r) if os.path.basename(r).startswith("seed") else r for r in runs}
+        if len(configs) > 1:
+            raise SystemExit(f"late_fusion: --calibrate-a {inner} holds the inner runs of several configs "
+                             f"({', '.join(sorted(configs))}): name the folder of the one `a` was trained with")
         out[name] = fit_temperature(paths, label_names)
     return out
 

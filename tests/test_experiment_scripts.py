@@ -93,10 +93,17 @@ def test_fusion_calibrates_a_on_its_inner_folds(tmp_path, capsys):
     assert rows["calibrated"]["fusion"]["temperature_a"]["f1"] == pytest.approx(2.0, rel=1e-3)
     assert rows["calibrated"]["wa"]["mean"] == pytest.approx(1.0)
     assert "f1 2.00" in capsys.readouterr().out
+    _predictions(str(tmp_path / "inner" / "other" / "seed0" / "folds" / "f1-inner1of2" / "predictions.csv"),
+                 ["i1"], [0], [[0.5, 0.5]])
+    with pytest.raises(SystemExit, match="inner runs of several configs"):
+        late_fusion.main(["--a", a, "--b", b, "--name", "c", "--table", table, "--calibrate-a", str(tmp_path / "inner")])
+    assert late_fusion.main(["--a", a, "--b", b, "--name", "c", "--table", table,
+                             "--calibrate-a", str(tmp_path / "inner" / "recipe")]) == 0
     os.rename(inner / "f1-inner1of2", inner / "f2-inner1of2")
     os.rename(inner / "f1-inner2of2", inner / "f2-inner2of2")
     with pytest.raises(SystemExit, match="no inner-fold predictions of outer fold f1"):
-        late_fusion.main(["--a", a, "--b", b, "--name", "c", "--table", table, "--calibrate-a", str(tmp_path / "inner")])
+        late_fusion.main(["--a", a, "--b", b, "--name", "c", "--table", table,
+                          "--calibrate-a", str(tmp_path / "inner" / "recipe")])
 
 
 def test_fusion_diagnostics_agreement_errors_confidence_and_temperature(tmp_path, capsys):
