@@ -15,8 +15,11 @@ system's mean top probability (its confidence), and the hybrid's WA when `a`'s p
 are taken to the power `1 / T` and renormalised, for each `--temperatures` T (T = 1: the
 hybrid as reported). The numbers are means over folds, then over seeds.
 
+`--pair "NAME=A B @CORPUS"` reads each fold's predictions on the unseen corpus CORPUS instead
+(`folds/<fold>/unseen/<CORPUS>/predictions.csv`, `data.eval_corpora`): a cross-corpus cell.
+
 The temperature curve is read on the **test folds**: it explains a gain, it does not choose a
-temperature (a temperature for a recipe would be fitted without the test fold).
+temperature (`late_fusion.py --calibrate-a` fits one without the test fold).
 """
 
 import argparse
@@ -55,8 +58,9 @@ def fold_diagnostics(path_a, path_b, temperatures):
             "hybrid_wa": {str(t): float((names[(soften(pa, t) + pb).argmax(1)] == y).mean()) for t in temperatures}}
 
 
-def pair_diagnostics(folder_a, folder_b, temperatures):
-    """`{"per_seed": [...], "mean": {...}}` of two row (or run) folders on identical folds."""
+def pair_diagnostics(folder_a, folder_b, temperatures, unseen=None):
+    """`{"per_seed": [...], "mean": {...}}` of two row (or run) folders on identical folds (on
+    the unseen corpus `unseen` of each fold, when given)."""
     import numpy as np
     from late_fusion import fold_predictions, seed_runs
 
@@ -69,20 +73,25 @@ def pair_diagnostics(folder_a, folder_b, temperatures):
         folds = sorted(glob.glob(os.path.join(run_a, "folds", "*")))
         if not folds:
             raise SystemExit(f"fusion_diagnostics: {run_a} has no folds/")
-        rows = [fold_diagnostics(fold_predictions(f), fold_predictions(os.path.join(run_b, "folds", os.path.basename(f))),
-                                 temperatures) for f in folds]
+        def where(fold_dir):
+            return (os.path.join(fold_dir, "unseen", unseen, "predictions.csv") if unseen
+                    else fold_predictions(fold_dir))
+
+        rows = [fold_diagnostics(where(f), where(os.path.join(run_b, "folds", os.path.basename(f))), temperatures)
+                for f in folds]
         mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "hybrid_wa"}
         mean["hybrid_wa"] = {t: float(np.mean([r["hybrid_wa"][t] for r in rows])) for t in rows[0]["hybrid_wa"]}
         per_seed.append({"seed": seed, "folds": len(rows), **mean})
     keys = [k for k in per_seed[0] if k not in ("seed", "folds", "hybrid_wa")]
     mean = {k: float(np.mean([s[k] for s in per_seed])) for k in keys}
     mean["hybrid_wa"] = {t: float(np.mean([s["hybrid_wa"][t] for s in per_seed])) for t in per_seed[0]["hybrid_wa"]}
-    return {"a": folder_a, "b": folder_b, "seeds": len(per_seed), "per_seed": per_seed, "mean": mean}
+    return {"a": folder_a, "b": folder_b, "unseen": unseen, "seeds": len(per_seed), "per_seed": per_seed, "mean": mean}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pair", action="append", required=True, help="NAME=A B (two row or run folders)")
+    ap.add_argument("--pair", action="append", required=True,
+                    help="NAME=A B [@CORPUS] (two row or run folders; @CORPUS: on that unseen corpus)")
     ap.add_argument("--temperatures", type=float, nargs="+", default=[0.5, 1.0, 1.5, 2.0, 3.0, 5.0])
     ap.add_argument("--out", default=None, help="a JSON to write the diagnostics to")
     args = ap.parse_args(argv)
@@ -93,9 +102,10 @@ def main(argv=None):
     for item in args.pair:
         name, _, folders = item.partition("=")
         parts = folders.split()
-        if not name or len(parts) != 2:
-            ap.error(f"--pair {item!r} is not NAME=A B")
-        d = pair_diagnostics(*parts, args.temperatures)
+        unseen = parts.pop()[1:] if parts and parts[-1].startswith("@") else None
+        if not name or len(parts) != 2 or unseen == "":
+            ap.error(f"--pair {item!r} is not NAME=A B [@CORPUS]")
+        d = pair_diagnostics(*parts, args.temperatures, unseen)
         out["pairs"][name] = d
         m = d["mean"]
         curve = "  ".join(f"T={t}: {100 * v:.1f}" for t, v in m["hybrid_wa"].items())

@@ -130,6 +130,12 @@ def test_fusion_diagnostics_agreement_errors_confidence_and_temperature(tmp_path
     c = _run(tmp_path / "c", {"f1": (["u1", "u2", "u3", "u9"], truth, pb)}, {})
     with pytest.raises(SystemExit, match="different test utterances"):
         fusion_diagnostics.main(["--pair", f"x={b} {c}"])
+    # a cross-corpus cell: the folds' predictions on an unseen corpus (a and b swapped there)
+    ua = _run(tmp_path / "ua", {"f1": (ids, truth, pa)}, {"other": {"f1": (ids, truth, pb)}})
+    ub = _run(tmp_path / "ub", {"f1": (ids, truth, pb)}, {"other": {"f1": (ids, truth, pa)}})
+    assert fusion_diagnostics.main(["--pair", f"y={ua} {ub} @other", "--out", out]) == 0
+    cell = json.load(open(out))["pairs"]["y"]
+    assert cell["unseen"] == "other" and cell["mean"]["confidence_a"] == pytest.approx(0.65)
 
 
 def test_fusion_reads_strengthnet_runs_through_their_emotion_head(tmp_path):
