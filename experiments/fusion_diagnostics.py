@@ -34,16 +34,9 @@ sys.path.insert(0, HERE)
 def fold_diagnostics(path_a, path_b, temperatures):
     """The diagnostics of one fold's two `predictions.csv` (same utterances; else an error)."""
     import numpy as np
-    import pandas as pd
-    from late_fusion import soften
+    from late_fusion import read_pair, soften
 
-    a = pd.read_csv(path_a).set_index("utterance_id")
-    if not os.path.exists(path_b):
-        raise SystemExit(f"fusion_diagnostics: {path_b} is missing: the two runs' folds differ")
-    b = pd.read_csv(path_b).set_index("utterance_id")
-    if set(a.index) != set(b.index):
-        raise SystemExit(f"fusion_diagnostics: {path_a} and {path_b} hold different test utterances")
-    b = b.loc[a.index]
+    a, b = read_pair(path_a, path_b, "one fold", prog="fusion_diagnostics")
     cols = [c for c in a.columns if c.startswith("score_")]
     if not cols or cols != [c for c in b.columns if c.startswith("score_")]:
         raise SystemExit(f"fusion_diagnostics: {path_a} and {path_b} do not give the same classes' probabilities")

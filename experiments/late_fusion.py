@@ -88,20 +88,28 @@ def inner_temperatures(inner, fold_names, label_names):
     return out
 
 
-def fuse_predictions(path_a, path_b, weight, label_names, what, temperature_a=1.0):
-    """Metrics of the fused decisions of two `predictions.csv` over the same utterances."""
-    import numpy as np
+def read_pair(path_a, path_b, what, prog="late_fusion"):
+    """Two `predictions.csv` of the same utterances, indexed by utterance, `b` in `a`'s order;
+    SystemExit (prefixed `prog`) when `b` is missing or the utterances differ."""
     import pandas as pd
 
-    from keras_ser.training import metrics as M
-
     if not os.path.exists(path_b):
-        raise SystemExit(f"late_fusion: {path_b} is missing: the two runs' folds (or unseen corpora) differ")
+        raise SystemExit(f"{prog}: {path_b} is missing: the two runs' folds (or unseen corpora) differ")
     a = pd.read_csv(path_a).set_index("utterance_id")
     b = pd.read_csv(path_b).set_index("utterance_id")
     if set(a.index) != set(b.index):
-        raise SystemExit(f"late_fusion: {what}: the runs tested different utterances (not identical folds)")
-    b = b.loc[a.index]
+        raise SystemExit(f"{prog}: {what}: the runs tested different utterances (not identical folds): "
+                         f"different test utterances in {path_a} and {path_b}")
+    return a, b.loc[a.index]
+
+
+def fuse_predictions(path_a, path_b, weight, label_names, what, temperature_a=1.0):
+    """Metrics of the fused decisions of two `predictions.csv` over the same utterances."""
+    import numpy as np
+
+    from keras_ser.training import metrics as M
+
+    a, b = read_pair(path_a, path_b, what)
     cols = [f"score_{n}" for n in label_names]
     for path, table in ((path_a, a), (path_b, b)):
         if not set(cols) <= set(table.columns):
