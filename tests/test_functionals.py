@@ -74,6 +74,84 @@ def test_the_export_is_the_standardiser_and_the_logistic_regression(ref_run, tin
     assert got["status"][1] == 1 and np.isnan(got["emotion"][1]).all()
 
 
+def _first_fold_pipeline(cfg, manifest, X):
+    """The pipeline the export holds: the first fold's training and development utterances."""
+    from keras_ser.training import functionals
+
+    labelled = manifest["emotion"].isin(cfg.data.emotions).to_numpy()
+    fold = json.load(open(os.path.join(cfg.output_dir, "folds.json")))["folds"][0]
+    row = {u: i for i, u in enumerate(manifest["utterance_id"])}
+    fit = [row[u] for u in fold["train"] + fold["dev"]]
+    y = manifest["emotion"].map({e: k for k, e in enumerate(cfg.data.emotions)}).to_numpy()
+    assert labelled[fit].all()
+    return functionals.make_classifier(cfg).fit(X[fit], y[fit].astype(int)), fold
+
+
+def _predict(*args):
+    return subprocess.run([sys.executable, "-m", "keras_ser.cli.predict", *map(str, args)],
+                          capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+def test_keras_ser_predict_scores_audio_with_the_reference_s_export(ref_run, tiny_corpus, tmp_path):
+    """keras_ser-predict extracts the export's functionals from audio files (as training did)
+    and gives scikit-learn's probabilities; a bad file is named and the others are scored."""
+    import shutil
+
+    from keras_ser.training import functionals
+
+    cfg, summary = ref_run
+    manifest = tiny_corpus.manifest
+    X, _, _ = functionals.functionals(cfg, manifest)
+    pipeline, fold = _first_fold_pipeline(cfg, manifest, X)
+    row = {u: i for i, u in enumerate(manifest["utterance_id"])}
+    rows = [row[u] for u in fold["test"][:3]]
+    paths = manifest["path"].to_numpy()[rows].tolist()
+    (tmp_path / "notes.wav").write_text("not audio")
+    out = _predict(summary["export"], paths[0], tmp_path / "notes.wav", *paths[1:], "--json")
+    assert out.returncode == 2 and "notes.wav: cannot decode audio" in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr
+    got = [json.loads(line) for line in out.stdout.strip().splitlines()]
+    assert [g["file"] for g in got] == paths
+    want = pipeline.predict_proba(X[rows])
+    np.testing.assert_allclose([list(g["probabilities"].values()) for g in got], want, atol=2e-4)
+    assert [g["emotion"] for g in got] == [cfg.data.emotions[k] for k in want.argmax(1)]
+    # Words make no sense for it; functionals of another openSMILE version are refused, named.
+    out = _predict(summary["export"], paths[0], "--transcript", "kids are talking")
+    assert out.returncode == 2 and "takes no words" in out.stderr
+    other = tmp_path / "export"
+    shutil.copytree(summary["export"], other)
+    meta = json.loads((other / "keras_ser.json").read_text())
+    meta["feature_names"][5] = "F0semitoneFrom27.5Hz_sma3nz_renamed"
+    (other / "keras_ser.json").write_text(json.dumps(meta))
+    out = _predict(other, paths[0])
+    assert out.returncode == 2 and "they first differ at #5" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_keras_ser_predict_normalises_the_files_as_one_speaker_for_a_per_speaker_export(tiny_corpus, tmp_path):
+    """An export trained with per-speaker normalisation: keras_ser-predict z-scores the
+    functionals over the files given, as training did over each speaker's utterances."""
+    from keras_ser.training import functionals
+    from keras_ser.training import utterance_features as F
+    from keras_ser.training.runner import run
+
+    cfg = _cfg(tmp_path, _root(tiny_corpus), "data.normalization=speaker")
+    summary = run(cfg)
+    manifest = tiny_corpus.manifest
+    X, _, _ = functionals.functionals(cfg, manifest)
+    speakers = manifest["speaker"].to_numpy(str)
+    pipeline, _ = _first_fold_pipeline(cfg, manifest, F.speaker_standardised(X, speakers))
+    rows = np.flatnonzero(speakers == speakers[0])
+    paths = manifest["path"].to_numpy()[rows].tolist()
+    out = _predict(summary["export"], *paths, "--json")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "statistics from the files given, taken as one speaker's audio" in out.stderr
+    got = [list(json.loads(line)["probabilities"].values()) for line in out.stdout.strip().splitlines()]
+    np.testing.assert_allclose(got, pipeline.predict_proba(F.speaker_standardised(X[rows], speakers[rows])),
+                               atol=2e-4)
+    out = _predict(summary["export"], paths[0])
+    assert out.returncode == 2 and "give several files of one speaker (1 gave functionals)" in out.stderr
+
+
 def test_another_system_scores_the_reference_s_folds(ref_run, tiny_corpus, tmp_path):
     """protocol.folds_file: MLEE runs on the reference's folds, utterance by utterance."""
     from keras_ser.errors import CorpusError

@@ -9,6 +9,12 @@ the audio files, from one of:
                                      `segments[].words` with word/start/end in seconds)
     --transcript "text a" "text b"   transcripts only: the words are spread over the voiced
                                      region (APPROXIMATE timings, as in training without timings)
+
+The export of the openSMILE reference (`system: functionals`) takes functionals, not a waveform:
+keras_ser-predict extracts the export's openSMILE set from each file in TensorFlow-free worker
+processes, as training did (undefined values as 0), and checks them against the export's
+functional names. An export with `normalization: speaker` z-scores each functional over the
+files given, taken as one speaker's audio, as its training did per speaker (so give several).
 """
 
 import argparse
@@ -18,7 +24,7 @@ import sys
 
 from keras_ser.audio.io import SAMPLE_RATE, load_audio
 from keras_ser.corpora.alignments import approximate_alignment, read_word_json
-from keras_ser.errors import AlignmentError, ExportError, KerasSerError
+from keras_ser.errors import AlignmentError, AudioError, ExportError, KerasSerError
 from keras_ser.serving.export import load_signature, open_export
 from keras_ser.text import Vocabulary
 
@@ -68,6 +74,108 @@ def speaker_statistics(meta, files):
     return stats.mean.astype("float32"), stats.std(1e-3).astype("float32")
 
 
+def functionals_inputs(meta, files):
+    """`(features (N, D) float32, errors {file: why})` for an export that takes openSMILE
+    functionals: extracted as in training (TensorFlow-free workers, NaN as 0), checked against
+    the export's names, and z-scored over the files that gave functionals when the export
+    normalises by speaker. A failed file is a row of NaN (the export's status 1)."""
+    import numpy as np
+
+    from keras_ser.training.utterance_features import speaker_standardised
+    from tfrecords_tools.opensmile_features import extract_functionals
+
+    errors = {}
+    for f in files:  # the waveform path's checks and messages, before the workers start
+        try:
+            load_audio(f)
+        except AudioError as exc:
+            errors[f] = exc.problem
+    rows = [i for i, f in enumerate(files) if f not in errors]
+    good = [files[i] for i in rows]
+    X = np.full((len(files), len(meta.get("feature_names") or [])), np.nan)
+    if not good:
+        return X.astype(np.float32), errors
+    try:
+        Xg, names, failed = extract_functionals(good, meta["feature_set"], num_workers=min(2, len(good)),
+                                                non_finite="zero")
+    except ValueError as exc:  # openSMILE failed on every file
+        raise KerasSerError(f"{exc}") from None
+    errors.update(failed)
+    want = meta.get("feature_names")
+    if want is not None and list(names) != list(want):
+        diff = next((i for i, (a, b) in enumerate(zip(names, want)) if a != b), min(len(names), len(want)))
+        raise ExportError(f"the export takes {len(want)} {meta['feature_set']} functionals, this openSMILE gives "
+                          f"{len(names)}; they first differ at #{diff} "
+                          f"({want[diff] if diff < len(want) else '-'} / {names[diff] if diff < len(names) else '-'}): "
+                          "extract with the openSMILE version the export was trained with")
+    X = np.full((len(files), Xg.shape[1]), np.nan)
+    X[rows] = Xg
+    ok = np.isfinite(X).all(1)
+    if meta.get("normalization") == "speaker":
+        if ok.sum() < 2:
+            raise KerasSerError(f"the export normalises each functional by its speaker's statistics: give several files "
+                             f"of one speaker ({int(ok.sum())} gave functionals)")
+        X[ok] = speaker_standardised(X[ok], np.zeros(int(ok.sum()), int))
+    return X.astype(np.float32), errors
+
+
+def report(audio, out, meta, as_json):
+    """Print one file's outputs (`out`: the signature's outputs, numpy, batch of one)."""
+    import numpy as np
+
+    rec = {"file": audio}
+    if "emotion" in out and meta.get("label_names"):
+        p = out["emotion"][0]
+        rec["emotion"] = meta["label_names"][int(np.argmax(p))]
+        # Existence models (MLEE) give independent per-emotion probabilities.
+        key = "existence" if meta.get("emotion_head") == "existence" else "probabilities"
+        rec[key] = {n: round(float(v), 4) for n, v in zip(meta["label_names"], p)}
+    for k, v in out.items():
+        if k not in ("emotion", "num_frames", "attention", "status") and v.ndim <= 2:
+            rec[k] = np.round(v[0], 4).tolist()
+    if as_json:
+        print(json.dumps(rec))
+    else:
+        probs = rec.get("probabilities", rec.get("existence", {}))
+        extra = f"\tstrength={rec['strength']:.3f}" if "strength" in rec else ""
+        print(f"{audio}\t{rec.get('emotion', '')}\t" + " ".join(f"{k}={v:.3f}" for k, v in probs.items()) + extra)
+
+
+def not_scored(audio, out, meta):
+    """The reason the graph's `status` gives for not scoring `audio`, or None."""
+    code = int(out["status"][0]) if "status" in out else 0
+    return meta.get("status_codes", {}).get(str(code), code) if code else None
+
+
+def predict_functionals(path, meta, args):
+    """keras_ser-predict for an export of the functionals reference (see the module's doc)."""
+    import tensorflow as tf
+
+    try:
+        X, errors = functionals_inputs(meta, args.audio)
+        fn = load_signature(path)
+    except KerasSerError as exc:
+        print(f"keras_ser-predict: {exc}", file=sys.stderr)
+        return 2
+    if meta.get("normalization") == "speaker":
+        print(f"keras_ser-predict: {path} normalises by speaker: statistics from the files given, "
+              "taken as one speaker's audio", file=sys.stderr)
+    status = 0
+    for i, audio in enumerate(args.audio):
+        if audio in errors:
+            print(f"keras_ser-predict: {audio}: {errors[audio]}", file=sys.stderr)
+            status = 2
+            continue
+        out = {k: v.numpy() for k, v in fn(features=tf.constant(X[i:i + 1])).items()}
+        why = not_scored(audio, out, meta)
+        if why:
+            print(f"keras_ser-predict: {audio}: not scored: {why}", file=sys.stderr)
+            status = 2
+            continue
+        report(audio, out, meta, args.json)
+    return status
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="keras_ser-predict", description=__doc__.splitlines()[0])
     parser.add_argument("export_dir")
@@ -84,6 +192,12 @@ def main(argv=None):
     except ExportError as exc:
         print(f"keras_ser-predict: {exc}", file=sys.stderr)
         return 2
+    if "feature_set" in meta:  # the functionals reference: openSMILE functionals in, no words
+        if args.words or args.transcript:
+            print(f"keras_ser-predict: {path} takes no words (its input: {meta['feature_set']} functionals of the audio)",
+                  file=sys.stderr)
+            return 2
+        return predict_functionals(path, meta, args)
     needs = [n for n in meta.get("signatures", {}).get("serving_default", [])
              if n not in ("waveform", "num_samples", "speaker_mean", "speaker_std")]
     per_speaker = meta.get("normalization") == "speaker"
@@ -102,7 +216,6 @@ def main(argv=None):
     if args.transcript:
         print("keras_ser-predict: word timings from --transcript are APPROXIMATE (spread over the voiced region)",
               file=sys.stderr)
-    import numpy as np
     import tensorflow as tf
 
     try:
@@ -134,29 +247,13 @@ def main(argv=None):
             print(f"keras_ser-predict: {exc}", file=sys.stderr)
             status = 2
             continue
-        out = fn(**inputs)
-        code = int(out["status"].numpy()[0]) if "status" in out else 0
-        if code:  # load_audio's checks make this rare; the graph's own say why
-            print(f"keras_ser-predict: {audio}: not scored: {meta.get('status_codes', {}).get(str(code), code)}",
-                  file=sys.stderr)
+        out = {k: v.numpy() for k, v in fn(**inputs).items()}
+        why = not_scored(audio, out, meta)
+        if why:  # load_audio's checks make this rare; the graph's own say why
+            print(f"keras_ser-predict: {audio}: not scored: {why}", file=sys.stderr)
             status = 2
             continue
-        rec = {"file": audio}
-        if "emotion" in out and meta.get("label_names"):
-            p = out["emotion"].numpy()[0]
-            rec["emotion"] = meta["label_names"][int(np.argmax(p))]
-            # Existence models (MLEE) give independent per-emotion probabilities.
-            key = "existence" if meta.get("emotion_head") == "existence" else "probabilities"
-            rec[key] = {n: round(float(v), 4) for n, v in zip(meta["label_names"], p)}
-        for k, v in out.items():
-            if k not in ("emotion", "num_frames", "attention", "status") and v.shape.rank <= 2:
-                rec[k] = np.round(v.numpy()[0], 4).tolist()
-        if args.json:
-            print(json.dumps(rec))
-        else:
-            probs = rec.get("probabilities", rec.get("existence", {}))
-            extra = f"\tstrength={rec['strength']:.3f}" if "strength" in rec else ""
-            print(f"{audio}\t{rec.get('emotion', '')}\t" + " ".join(f"{k}={v:.3f}" for k, v in probs.items()) + extra)
+        report(audio, out, meta, args.json)
     return status
 
 
