@@ -125,7 +125,7 @@ COMPACT = [
      "strengthnet_recipe + reference"),
 ]
 NOTES = ("¹ the epoch chosen on the test fold (PAPERS.md §4); ² pEPR, VGG*5, 10-fold (PAPERS.md §3). "
-         "Hybrid: the recipe's and the reference's class probabilities averaged (late fusion, weight 0.5).")
+         "Hybrid: the recipe's and the reference's class probabilities averaged (late fusion, weight 0.5); `keras_ser-fuse` makes one deployable model of the two exports (docs/serving.md).")
 
 # Cross-corpus tables (experiments/cross_corpus.py): (system, its short name, table, normalisation,
 # recipe, the reference's table of the same normalisation: its rows come first in the matrix)

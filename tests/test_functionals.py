@@ -1,6 +1,7 @@
 """The openSMILE reference system: a run, its export, identical folds for other systems, and
 per-speaker normalisation where it helps and where it removes the signal."""
 
+import copy
 import json
 import os
 import subprocess
@@ -152,29 +153,103 @@ def test_keras_ser_predict_normalises_the_files_as_one_speaker_for_a_per_speaker
     assert out.returncode == 2 and "give several files of one speaker (1 gave functionals)" in out.stderr
 
 
-def test_another_system_scores_the_reference_s_folds(ref_run, tiny_corpus, tmp_path):
+@pytest.fixture(scope="module")
+def mlee_on_ref_folds(ref_run, tiny_corpus, tmp_path_factory):
+    """MLEE's first fold on the reference's folds, exported."""
+    from keras_ser.training.runner import run
+
+    cfg, _ = ref_run
+    tmp = tmp_path_factory.mktemp("mlee_ref_folds")
+    mlee = load_config("mlee/synthetic", [
+        f"data.root={_root(tiny_corpus)}", "data.synthetic_size=tiny", f"data.records_dir={tmp}/rec",
+        "data.num_workers=0", "train.epochs=1", "train.verbose=0", "protocol.max_folds=1",
+        "model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 8}",
+        f"protocol.folds_file={os.path.join(cfg.output_dir, 'folds.json')}", "protocol.name=kfold",
+        f"output_dir={tmp}/mlee"])
+    return mlee, run(mlee)
+
+
+def test_another_system_scores_the_reference_s_folds(ref_run, mlee_on_ref_folds, tmp_path):
     """protocol.folds_file: MLEE runs on the reference's folds, utterance by utterance."""
     from keras_ser.errors import CorpusError
     from keras_ser.training.runner import run
 
     cfg, summary = ref_run
+    mlee, out = mlee_on_ref_folds
     folds_file = os.path.join(cfg.output_dir, "folds.json")
-    mlee = load_config("mlee/synthetic", [
-        f"data.root={_root(tiny_corpus)}", "data.synthetic_size=tiny", f"data.records_dir={tmp_path}/rec",
-        "data.num_workers=0", "train.epochs=1", "train.verbose=0", "protocol.max_folds=1", "export.enabled=false",
-        "model.params={conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 8}",
-        f"protocol.folds_file={folds_file}", "protocol.name=kfold", f"output_dir={tmp_path}/mlee"])
-    out = run(mlee)
     theirs = json.load(open(folds_file))["folds"][0]
-    ours = json.load(open(tmp_path / "mlee" / "folds.json"))["folds"][0]
+    ours = json.load(open(os.path.join(mlee.output_dir, "folds.json")))["folds"][0]
     assert ours == theirs and out["folds"][0]["fold"] == theirs["name"]
     broken = dict(json.load(open(folds_file)))
     broken["folds"] = [dict(theirs, test=theirs["test"] + ["not_an_utterance"])]
     (tmp_path / "broken.json").write_text(json.dumps(broken))
+    mlee = copy.deepcopy(mlee)  # the fixture's config stays as it ran
     mlee.protocol.folds_file = str(tmp_path / "broken.json")
     mlee.output_dir = str(tmp_path / "mlee2")
     with pytest.raises(CorpusError, match="broken.json: 1 of its utterances are not in this run's corpus"):
         run(mlee)
+
+
+def _fold_scores(run_dir, fold, labels):
+    import pandas as pd
+
+    p = pd.read_csv(os.path.join(run_dir, "folds", fold, "predictions.csv")).set_index("utterance_id")
+    return p[[f"score_{n}" for n in labels]]
+
+
+def test_the_late_fusion_export_is_the_hybrid_of_the_first_fold(ref_run, mlee_on_ref_folds, tiny_corpus, tmp_path):
+    """keras_ser-fuse makes one SavedModel of a network's export and the reference's; on the
+    first fold's test files it gives the average of the two runs' fold predictions (the hybrid
+    row late_fusion.py scores), through keras_ser-predict and reloaded without keras_ser."""
+    from keras_ser.serving.fusion import export_fusion
+
+    cfg, summary = ref_run
+    mlee, out = mlee_on_ref_folds
+    labels = list(cfg.data.emotions)
+    fold = out["folds"][0]["fold"]
+    # (MLEE leaves out utterances shorter than its frontend needs: the reference scores them.)
+    want = (0.5 * _fold_scores(mlee.output_dir, fold, labels) + 0.5 * _fold_scores(cfg.output_dir, fold, labels)).dropna()
+    fused = export_fusion(out["export"], summary["export"], str(tmp_path / "hybrid"))
+    meta = json.loads(open(os.path.join(fused, "keras_ser.json")).read())
+    assert meta["signatures"]["serving_default"] == ["features", "num_samples", "waveform"]
+    assert meta["feature_set"] == "eGeMAPSv02" and meta["frontend"]["name"] and meta["label_names"] == labels
+    paths = tiny_corpus.manifest.set_index("utterance_id").loc[want.index[:4], "path"].tolist()
+    res = _predict(str(tmp_path / "hybrid"), *paths, "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = [list(json.loads(line)["probabilities"].values()) for line in res.stdout.strip().splitlines()]
+    np.testing.assert_allclose(got, want.to_numpy()[:4], atol=2e-3)
+    # Tilted all the way to one part, the export is that part.
+    export_fusion(out["export"], summary["export"], str(tmp_path / "hybrid"), weight=0.0, version=2)
+    res = _predict(str(tmp_path / "hybrid"), *paths, "--json")  # the latest version: 2
+    got = [list(json.loads(line)["probabilities"].values()) for line in res.stdout.strip().splitlines()]
+    np.testing.assert_allclose(got, _fold_scores(cfg.output_dir, fold, labels).loc[want.index[:4]], atol=2e-3)
+    assert "keras_ser" not in subprocess.run(
+        [sys.executable, "-c", "import sys, tensorflow as tf; tf.saved_model.load(sys.argv[1]); "
+         "print(' '.join(m for m in sys.modules if m.startswith('keras_ser')))", fused],
+        capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")).stdout
+
+
+def test_keras_ser_fuse_refuses_parts_that_do_not_fit(ref_run, mlee_on_ref_folds, tmp_path, capsys):
+    import shutil
+
+    from keras_ser.cli.fuse import main
+
+    _, summary = ref_run
+    _, out = mlee_on_ref_folds
+    other = tmp_path / "reordered"
+    shutil.copytree(summary["export"], other)
+    meta = json.loads((other / "keras_ser.json").read_text())
+    meta["label_names"] = meta["label_names"][::-1]
+    (other / "keras_ser.json").write_text(json.dumps(meta))
+    cases = [((out["export"], other), "give other labels (or another order)"),
+             ((summary["export"], summary["export"]), "both take openSMILE functionals"),
+             ((out["export"], summary["export"], "--weight", "1.5"), "weight 1.5: must be in [0, 1]"),
+             ((out["export"], tmp_path / "none"), "no such export folder")]
+    for args, message in cases:
+        assert main([*map(str, args[:2]), str(tmp_path / "out"), *map(str, args[2:])]) == 2, message
+        err = capsys.readouterr().err
+        assert message in err and err.startswith("keras_ser-fuse: "), (message, err)
+    assert not (tmp_path / "out").exists()
 
 
 def test_speaker_normalisation_helps_acted_speech_and_removes_one_emotion_speakers(tmp_path, capsys):

@@ -15,6 +15,8 @@ keras_ser-predict extracts the export's openSMILE set from each file in TensorFl
 processes, as training did (undefined values as 0), and checks them against the export's
 functional names. An export with `normalization: speaker` z-scores each functional over the
 files given, taken as one speaker's audio, as its training did per speaker (so give several).
+A late fusion of a network and the reference (`keras_ser-fuse`) gets both the waveform and
+the functionals.
 """
 
 import argparse
@@ -111,7 +113,7 @@ def functionals_inputs(meta, files):
     X = np.full((len(files), Xg.shape[1]), np.nan)
     X[rows] = Xg
     ok = np.isfinite(X).all(1)
-    if meta.get("normalization") == "speaker":
+    if meta.get("feature_normalization", meta.get("normalization")) == "speaker":
         if ok.sum() < 2:
             raise KerasSerError(f"the export normalises each functional by its speaker's statistics: give several files "
                              f"of one speaker ({int(ok.sum())} gave functionals)")
@@ -157,7 +159,7 @@ def predict_functionals(path, meta, args):
     except KerasSerError as exc:
         print(f"keras_ser-predict: {exc}", file=sys.stderr)
         return 2
-    if meta.get("normalization") == "speaker":
+    if meta.get("feature_normalization", meta.get("normalization")) == "speaker":
         print(f"keras_ser-predict: {path} normalises by speaker: statistics from the files given, "
               "taken as one speaker's audio", file=sys.stderr)
     status = 0
@@ -192,14 +194,14 @@ def main(argv=None):
     except ExportError as exc:
         print(f"keras_ser-predict: {exc}", file=sys.stderr)
         return 2
-    if "feature_set" in meta:  # the functionals reference: openSMILE functionals in, no words
+    takes = meta.get("signatures", {}).get("serving_default", [])
+    if "feature_set" in meta and "waveform" not in takes:  # the reference: openSMILE functionals in, no words
         if args.words or args.transcript:
             print(f"keras_ser-predict: {path} takes no words (its input: {meta['feature_set']} functionals of the audio)",
                   file=sys.stderr)
             return 2
         return predict_functionals(path, meta, args)
-    needs = [n for n in meta.get("signatures", {}).get("serving_default", [])
-             if n not in ("waveform", "num_samples", "speaker_mean", "speaker_std")]
+    needs = [n for n in takes if n not in ("waveform", "num_samples", "speaker_mean", "speaker_std", "features")]
     per_speaker = meta.get("normalization") == "speaker"
     given = args.words or args.transcript
     if needs and not given:
@@ -224,6 +226,13 @@ def main(argv=None):
         print(f"keras_ser-predict: {exc}", file=sys.stderr)
         return 2
     status = 0
+    functionals, failed = None, {}
+    if "features" in takes:  # a late fusion with the reference (keras_ser-fuse)
+        try:
+            functionals, failed = functionals_inputs(meta, args.audio)
+        except KerasSerError as exc:
+            print(f"keras_ser-predict: {exc}", file=sys.stderr)
+            return 2
     speaker = None
     if per_speaker:
         try:
@@ -234,9 +243,15 @@ def main(argv=None):
         print(f"keras_ser-predict: {path} normalises by speaker: statistics from the {len(args.audio)} files given, "
               "taken as one speaker's audio", file=sys.stderr)
     for i, audio in enumerate(args.audio):
+        if audio in failed:
+            print(f"keras_ser-predict: {audio}: {failed[audio]}", file=sys.stderr)
+            status = 2
+            continue
         try:
             wav = load_audio(audio)
             inputs = {"waveform": tf.constant(wav[None]), "num_samples": tf.constant([len(wav)], tf.int32)}
+            if functionals is not None:
+                inputs["features"] = tf.constant(functionals[i:i + 1])
             if speaker is not None:
                 inputs.update(speaker_mean=tf.constant(speaker[0][None]), speaker_std=tf.constant(speaker[1][None]))
             if needs:
