@@ -218,11 +218,15 @@ def test_the_late_fusion_export_is_the_hybrid_of_the_first_fold(ref_run, mlee_on
     assert res.returncode == 0, res.stderr[-2000:]
     got = [list(json.loads(line)["probabilities"].values()) for line in res.stdout.strip().splitlines()]
     np.testing.assert_allclose(got, want.to_numpy()[:4], atol=2e-3)
-    # Tilted all the way to one part, the export is that part.
-    export_fusion(out["export"], summary["export"], str(tmp_path / "hybrid"), weight=0.0, version=2)
+    # All the weight on the network, softened with a temperature: p ** (1 / T) renormalised.
+    export_fusion(out["export"], summary["export"], str(tmp_path / "hybrid"), weight=1.0, temperature_a=2.0, version=2)
     res = _predict(str(tmp_path / "hybrid"), *paths, "--json")  # the latest version: 2
-    got = [list(json.loads(line)["probabilities"].values()) for line in res.stdout.strip().splitlines()]
-    np.testing.assert_allclose(got, _fold_scores(cfg.output_dir, fold, labels).loc[want.index[:4]], atol=2e-3)
+    got = [json.loads(line) for line in res.stdout.strip().splitlines()]
+    a = np.sqrt(_fold_scores(mlee.output_dir, fold, labels).loc[want.index[:4]].to_numpy())
+    np.testing.assert_allclose([list(g["probabilities"].values()) for g in got], a / a.sum(1, keepdims=True),
+                               atol=2e-3)
+    np.testing.assert_allclose([g["emotion_b"] for g in got],
+                               _fold_scores(cfg.output_dir, fold, labels).loc[want.index[:4]], atol=2e-3)
     assert "keras_ser" not in subprocess.run(
         [sys.executable, "-c", "import sys, tensorflow as tf; tf.saved_model.load(sys.argv[1]); "
          "print(' '.join(m for m in sys.modules if m.startswith('keras_ser')))", fused],
