@@ -1,6 +1,6 @@
 """experiments/late_fusion.py (two runs' probabilities averaged fold by fold, unseen corpora too),
 experiments/fusion_diagnostics.py, and the argument checks of experiments/epr_network_probe.py and
-experiments/seeds_table.py."""
+experiments/seeds_table.py, experiments/merge_seeds.py."""
 
 import json
 import os
@@ -205,3 +205,44 @@ def test_seeds_table_reads_strengthnet_runs():
     assert seeds_table.fold_scores(runs[1]["folds"][0]) == {"fold": "f1", "wa": 0.7, "ua": 0.69, "mae": 0.07, "srcc": 0.3,
                                                             "intensity_auc": 0.9, "intensity_labels_auc": 0.8}
     assert seeds_table.fold_scores({"fold": "f", "wa": 0.5, "ua": 0.4}) == {"fold": "f", "wa": 0.5, "ua": 0.4}
+
+
+def _seed_row(seeds, wa, folds=("f1", "f2"), preset="epr/emodb_recipe"):
+    return {"preset": preset, "overrides": [], "system": "epr", "normalization": "train", "protocol": "kfold",
+            "folds": len(folds), "seeds": list(seeds), "wa": {"mean": float(np.mean(wa)), "sd": 0.0, "n": len(wa)},
+            "ua": {"mean": float(np.mean(wa)), "sd": 0.0, "n": len(wa)},
+            "macro_f1": {"mean": 0.5, "sd": 0.0, "n": len(wa)},
+            "pooled_wa": {"mean": float(np.mean(wa)), "sd": 0.0, "n": len(wa)},
+            "per_seed": [{"seed": s, "wa": w, "ua": w - 0.01, "pooled": {"wa": w + 0.01, "ua": w, "n": 10},
+                          "per_fold": [{"fold": f, "wa": w, "ua": w} for f in folds]} for s, w in zip(seeds, wa)]}
+
+
+def test_merge_seeds_recomputes_the_row_over_the_union_of_seeds(tmp_path, capsys):
+    import merge_seeds
+
+    def tables(old, new, folds_file="runs/ref/folds.json"):
+        for name, row in (("table", old), ("source", new)):
+            (tmp_path / f"{name}.json").write_text(json.dumps({"folds_file": folds_file, "seeds": row["seeds"],
+                                                               "rows": {"epr": row}}))
+        return ["--table", str(tmp_path / "table.json"), "--source", str(tmp_path / "source.json"), "--row", "epr"]
+
+    assert merge_seeds.main(tables(_seed_row([0, 1], [0.80, 0.84]), _seed_row([2], [0.88]))) == 0
+    row = json.loads((tmp_path / "table.json").read_text())["rows"]["epr"]
+    assert row["seeds"] == [0, 1, 2] and [s["seed"] for s in row["per_seed"]] == [0, 1, 2]
+    assert row["wa"]["n"] == 3 and row["wa"]["mean"] == pytest.approx(0.84) and row["wa"]["sd"] == pytest.approx(0.04)
+    assert row["ua"]["mean"] == pytest.approx(0.83) and row["pooled_wa"]["mean"] == pytest.approx(0.85)
+    assert "macro_f1" not in row and "dropped, not kept per seed: macro_f1" in capsys.readouterr().out
+    refused = [(([0, 1], [0.8, 0.8]), ([1], [0.9]), {}, "seed(s) [1] in both tables"),
+               (([0], [0.8]), ([1], [0.9]), {"preset": "epr/emodb"}, "preset differs"),
+               (([0], [0.8]), ([1], [0.9]), {"folds": ("f1", "f3")}, "scored on other folds")]
+    for old, new, change, message in refused:
+        args = tables(_seed_row(*old), _seed_row(*new, **change))
+        before = (tmp_path / "table.json").read_text()
+        with pytest.raises(SystemExit):
+            merge_seeds.main(args)
+        assert message in capsys.readouterr().err and (tmp_path / "table.json").read_text() == before
+    args = tables(_seed_row([0], [0.8]), _seed_row([1], [0.9]))
+    (tmp_path / "source.json").write_text((tmp_path / "source.json").read_text().replace("runs/ref", "runs/other"))
+    with pytest.raises(SystemExit):
+        merge_seeds.main(args)
+    assert "scored on other folds: runs/ref/folds.json / runs/other/folds.json" in capsys.readouterr().err
