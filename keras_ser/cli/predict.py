@@ -115,8 +115,8 @@ def functionals_inputs(meta, files):
     ok = np.isfinite(X).all(1)
     if meta.get("feature_normalization", meta.get("normalization")) == "speaker":
         if ok.sum() < 2:
-            raise KerasSerError(f"the export normalises each functional by its speaker's statistics: give several files "
-                             f"of one speaker ({int(ok.sum())} gave functionals)")
+            raise KerasSerError("the export normalises each functional by its speaker's statistics: give several "
+                                f"files of one speaker ({int(ok.sum())} gave functionals)")
         X[ok] = speaker_standardised(X[ok], np.zeros(int(ok.sum()), int))
     return X.astype(np.float32), errors
 
@@ -233,6 +233,9 @@ def main(argv=None):
         except KerasSerError as exc:
             print(f"keras_ser-predict: {exc}", file=sys.stderr)
             return 2
+        if meta.get("feature_normalization") == "speaker":
+            print(f"keras_ser-predict: {path} normalises the functionals by speaker: statistics from the files given, "
+                  "taken as one speaker's audio", file=sys.stderr)
     speaker = None
     if per_speaker:
         try:
