@@ -209,7 +209,12 @@ def test_the_late_fusion_export_is_the_hybrid_of_the_first_fold(ref_run, mlee_on
     fold = out["folds"][0]["fold"]
     # (MLEE leaves out utterances shorter than its frontend needs: the reference scores them.)
     want = (0.5 * _fold_scores(mlee.output_dir, fold, labels) + 0.5 * _fold_scores(cfg.output_dir, fold, labels)).dropna()
-    fused = export_fusion(out["export"], summary["export"], str(tmp_path / "hybrid"))
+    import shutil
+
+    parts = [shutil.copytree(e, tmp_path / name) for e, name in ((out["export"], "a"), (summary["export"], "b"))]
+    fused = export_fusion(*map(str, parts), str(tmp_path / "hybrid"))
+    for part in parts:  # the fused model holds the parts' graphs and variables
+        shutil.rmtree(part)
     meta = json.loads(open(os.path.join(fused, "keras_ser.json")).read())
     assert meta["signatures"]["serving_default"] == ["features", "num_samples", "waveform"]
     assert meta["feature_set"] == "eGeMAPSv02" and meta["frontend"]["name"] and meta["label_names"] == labels
