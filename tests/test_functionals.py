@@ -218,6 +218,7 @@ def test_the_late_fusion_export_is_the_hybrid_of_the_first_fold(ref_run, mlee_on
     meta = json.loads(open(os.path.join(fused, "keras_ser.json")).read())
     assert meta["signatures"]["serving_default"] == ["features", "num_samples", "waveform"]
     assert meta["feature_set"] == "eGeMAPSv02" and meta["frontend"]["name"] and meta["label_names"] == labels
+    assert "num_frames" in meta["heads"]  # a part's other outputs are passed through
     paths = tiny_corpus.manifest.set_index("utterance_id").loc[want.index[:4], "path"].tolist()
     res = _predict(str(tmp_path / "hybrid"), *paths, "--json")
     assert res.returncode == 0, res.stderr[-2000:]

@@ -10,7 +10,10 @@ Serving loads and `keras_ser-predict` runs:
                       statistics; an input both take is given once and must have one spec)
                       → `emotion`: the fused class probabilities; `emotion_a`, `emotion_b`:
                       each part's (after its temperature); `status`: a's code where a did not
-                      score the utterance, else 100 × b's code (`status_codes` in keras_ser.json)
+                      score the utterance, else 100 × b's code (`status_codes` in keras_ser.json);
+                      and every other output of each part under its own name (StrengthNet's
+                      `strength`, a network's `num_frames`), `<name>_a` / `<name>_b` where both
+                      have it
 
 Each part's probabilities can be softened first, `p ** (1 / T)` renormalised (a temperature
 fitted on held-out training speakers: `late_fusion.py --calibrate-a`). Both parts must give
@@ -99,6 +102,11 @@ def export_fusion(path_a, path_b, base_dir, weight=0.5, temperature_a=1.0, tempe
     specs = _union_inputs(fa, fb, path_a, path_b)
     names = sorted(specs)
     takes_a, takes_b = set(fa.structured_input_signature[1]), set(fb.structured_input_signature[1])
+    # The parts' other outputs, passed through: `{(part, output): name in the fused model}`.
+    others = {part: [k for k in f.structured_outputs if k not in ("emotion", "status")]
+              for part, f in (("a", fa), ("b", fb))}
+    passed = {(part, k): f"{k}_{part}" if k in others["b" if part == "a" else "a"] or k in ("emotion_a", "emotion_b")
+              else k for part, keys in others.items() for k in keys}
 
     def soften(p, t):
         if t == 1.0:
@@ -114,8 +122,11 @@ def export_fusion(path_a, path_b, base_dir, weight=0.5, temperature_a=1.0, tempe
         pb = soften(tf.cast(out_b["emotion"], tf.float32), float(temperature_b))
         sa = tf.cast(out_a.get("status", tf.zeros_like(pa[:, 0], tf.int32)), tf.int32)
         sb = tf.cast(out_b.get("status", tf.zeros_like(pb[:, 0], tf.int32)), tf.int32)
-        return {"emotion": float(weight) * pa + (1.0 - float(weight)) * pb, "emotion_a": pa, "emotion_b": pb,
-                "status": tf.where(sa != 0, sa, 100 * sb)}
+        out = {"emotion": float(weight) * pa + (1.0 - float(weight)) * pb, "emotion_a": pa, "emotion_b": pb,
+               "status": tf.where(sa != 0, sa, 100 * sb)}
+        for part, part_out in (("a", out_a), ("b", out_b)):
+            out.update({passed[part, k]: v for k, v in part_out.items() if (part, k) in passed})
+        return out
 
     # The signature's inputs are named after the function's parameters: give it the inputs' names.
     serve.__signature__ = inspect.Signature(
@@ -125,7 +136,8 @@ def export_fusion(path_a, path_b, base_dir, weight=0.5, temperature_a=1.0, tempe
     codes = {"0": "ok"}
     codes.update({k: f"{path_a}: {v}" for k, v in meta_a.get("status_codes", {}).items() if k != "0"})
     codes.update({str(100 * int(k)): f"{path_b}: {v}" for k, v in meta_b.get("status_codes", {}).items() if k != "0"})
-    meta = {"label_names": list(meta_a["label_names"]), "heads": ["emotion", "emotion_a", "emotion_b"],
+    meta = {"label_names": list(meta_a["label_names"]),
+            "heads": ["emotion", "emotion_a", "emotion_b", *sorted(passed.values())],
             "status_codes": codes, "signatures": {"serving_default": names},
             "fusion": {"a": os.path.abspath(path_a), "b": os.path.abspath(path_b), "weight": float(weight),
                        "temperature_a": float(temperature_a), "temperature_b": float(temperature_b)}}
