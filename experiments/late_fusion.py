@@ -26,6 +26,10 @@ held-out training speakers of the outer fold; never its test speakers). The same
 fold's unseen corpora. A network trained to fit its labels is surer than it is right on new
 speakers, and averaging then lets it over-rule the reference too often (docs/results.md, "Why
 the hybrids gain").
+
+`--temperature-a T`: one temperature for `a` on every fold and unseen corpus, chosen elsewhere
+(for an unseen corpus, say, on another pair of corpora; never on these test folds). The row
+records it (`fusion.temperature_a`), as `keras_ser-fuse --temperature-a` builds the same model.
 """
 
 import argparse
@@ -164,8 +168,11 @@ def main(argv=None):
     ap.add_argument("--weight", type=float, default=0.5)
     ap.add_argument("--name", required=True, help="the row's name in the table")
     ap.add_argument("--table", required=True, help="a seeds_table.py JSON to add the row to")
-    ap.add_argument("--calibrate-a", default=None, metavar="INNER",
-                    help="fit a temperature for a's probabilities per outer fold on these inner-fold runs")
+    soften_a = ap.add_mutually_exclusive_group()
+    soften_a.add_argument("--calibrate-a", default=None, metavar="INNER",
+                          help="fit a temperature for a's probabilities per outer fold on these inner-fold runs")
+    soften_a.add_argument("--temperature-a", type=float, default=None, metavar="T",
+                          help="one temperature for a's probabilities, chosen elsewhere (never on these test folds)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -175,6 +182,11 @@ def main(argv=None):
 
     runs_a, runs_b = seed_runs(args.a), seed_runs(args.b)
     temperatures = None
+    if args.temperature_a is not None:
+        if not args.temperature_a > 0:
+            ap.error(f"--temperature-a {args.temperature_a}: must be > 0")
+        first = next(iter(runs_a.values()))
+        temperatures = {os.path.basename(f): args.temperature_a for f in glob.glob(os.path.join(first, "folds", "*"))}
     if args.calibrate_a:
         first = next(iter(runs_a.values()))
         temperatures = inner_temperatures(
@@ -214,7 +226,8 @@ def main(argv=None):
     table = read_json(args.table) if os.path.exists(args.table) else {"rows": {}}
     table["rows"][args.name] = {
         "fusion": {"a": args.a, "b": args.b, "weight": args.weight,
-                   **({"calibrate_a": args.calibrate_a, "temperature_a": temperatures} if temperatures else {})},
+                   **({"calibrate_a": args.calibrate_a, "temperature_a": temperatures} if args.calibrate_a
+                      else {"temperature_a": args.temperature_a} if args.temperature_a is not None else {})},
         "system": "late fusion",
         "seeds": [s["seed"] for s in per_seed], "wa": ms([s["wa"] for s in per_seed]),
         "ua": ms([s["ua"] for s in per_seed]), "pooled_wa": ms([s["pooled"]["wa"] for s in per_seed]),

@@ -106,6 +106,26 @@ def test_fusion_calibrates_a_on_its_inner_folds(tmp_path, capsys):
                           "--calibrate-a", str(tmp_path / "inner" / "recipe")])
 
 
+def test_fusion_softens_a_with_a_temperature_chosen_elsewhere(tmp_path):
+    import late_fusion
+
+    # As in the calibration test: a at T = 2 turns u4 from wrong to right, on the fold and unseen.
+    truth, ids = [0, 0, 1, 1], ["u1", "u2", "u3", "u4"]
+    pa, pb = [[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.6, 0.4]], [[0.4, 0.6], [0.45, 0.55], [0.1, 0.9], [0.42, 0.58]]
+    a = _run(tmp_path / "a", {"f1": (ids, truth, pa)}, {"other": {"f1": (["x1"], [1], [[0.6, 0.4]])}})
+    b = _run(tmp_path / "b", {"f1": (ids, truth, pb)}, {"other": {"f1": (["x1"], [1], [[0.42, 0.58]])}})
+    table = str(tmp_path / "t.json")
+    assert late_fusion.main(["--a", a, "--b", b, "--name", "t2", "--table", table, "--temperature-a", "2"]) == 0
+    row = json.load(open(table))["rows"]["t2"]
+    assert row["fusion"]["temperature_a"] == 2.0 and row["wa"]["mean"] == pytest.approx(1.0)
+    assert row["unseen"]["other"]["wa"]["mean"] == pytest.approx(1.0)
+    with pytest.raises(SystemExit):  # one or the other
+        late_fusion.main(["--a", a, "--b", b, "--name", "x", "--table", table, "--temperature-a", "2",
+                          "--calibrate-a", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        late_fusion.main(["--a", a, "--b", b, "--name", "x", "--table", table, "--temperature-a", "0"])
+
+
 def test_fusion_diagnostics_agreement_errors_confidence_and_temperature(tmp_path, capsys):
     import fusion_diagnostics
 
