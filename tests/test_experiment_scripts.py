@@ -1,6 +1,6 @@
 """experiments/late_fusion.py (two runs' probabilities averaged fold by fold, unseen corpora too),
 experiments/fusion_diagnostics.py, and the argument checks of experiments/epr_network_probe.py and
-experiments/seeds_table.py, experiments/merge_seeds.py."""
+experiments/seeds_table.py, experiments/merge_seeds.py, experiments/temperature_transfer.py."""
 
 import json
 import os
@@ -124,6 +124,22 @@ def test_fusion_softens_a_with_a_temperature_chosen_elsewhere(tmp_path):
                           "--calibrate-a", str(tmp_path)])
     with pytest.raises(SystemExit):
         late_fusion.main(["--a", a, "--b", b, "--name", "x", "--table", table, "--temperature-a", "0"])
+
+
+def test_temperature_transfer_chooses_on_the_cells_of_other_target_corpora():
+    import temperature_transfer
+
+    def cell(wa_t1, wa_t2):
+        return {"per_seed": [{"hybrid_wa": {"1.0": wa_t1 + d, "2.0": wa_t2 + d}} for d in (-0.01, 0.01)]}
+
+    # Cells towards x want T = 2; the cell towards y wants T = 1 on its own test data.
+    cells = {"a->x": cell(0.40, 0.50), "b->x": cell(0.40, 0.44), "a->y": cell(0.60, 0.50)}
+    got = temperature_transfer.choose(cells)
+    assert got["a->y"][0] == 2.0 and got["a->y"][1] == pytest.approx(0.50)  # chosen on the x cells: not its own best
+    assert got["a->x"][0] == 1.0 and got["a->x"][1] == pytest.approx(0.40)  # chosen on a->y alone
+    assert got["a->y"][2] == pytest.approx(0.01414, rel=1e-3) and got["a->y"][3] == pytest.approx(0.60)
+    with pytest.raises(ValueError, match="no cell with another target corpus"):
+        temperature_transfer.choose({"a->x": cell(0.4, 0.5)})
 
 
 def test_fusion_diagnostics_agreement_errors_confidence_and_temperature(tmp_path, capsys):
