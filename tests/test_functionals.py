@@ -225,7 +225,8 @@ def test_the_late_fusion_export_is_the_hybrid_of_the_first_fold(ref_run, mlee_on
     got = [list(json.loads(line)["probabilities"].values()) for line in res.stdout.strip().splitlines()]
     np.testing.assert_allclose(got, want.to_numpy()[:4], atol=2e-3)
     # All the weight on the network, softened with a temperature: p ** (1 / T) renormalised.
-    export_fusion(out["export"], summary["export"], str(tmp_path / "hybrid"), weight=1.0, temperature_a=2.0, version=2)
+    # (The parts named by their run folders: each one's export.)
+    export_fusion(mlee.output_dir, cfg.output_dir, str(tmp_path / "hybrid"), weight=1.0, temperature_a=2.0, version=2)
     res = _predict(str(tmp_path / "hybrid"), *paths, "--json")  # the latest version: 2
     got = [json.loads(line) for line in res.stdout.strip().splitlines()]
     a = np.sqrt(_fold_scores(mlee.output_dir, fold, labels).loc[want.index[:4]].to_numpy())
@@ -254,7 +255,10 @@ def test_keras_ser_fuse_refuses_parts_that_do_not_fit(ref_run, mlee_on_ref_folds
     cases = [((out["export"], other), "give other labels (or another order)"),
              ((summary["export"], summary["export"]), "both take openSMILE functionals"),
              ((out["export"], summary["export"], "--weight", "1.5"), "weight 1.5: must be in [0, 1]"),
-             ((out["export"], tmp_path / "none"), "no such export folder")]
+             ((out["export"], tmp_path / "none"), "no such export folder"),
+             ((out["export"], tmp_path / "run"), "a run folder without an export")]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.json").write_text("{}")
     for args, message in cases:
         assert main([*map(str, args[:2]), str(tmp_path / "out"), *map(str, args[2:])]) == 2, message
         err = capsys.readouterr().err

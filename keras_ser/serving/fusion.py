@@ -24,9 +24,10 @@ The SavedModel holds the two parts' graphs and variables (loaded with `tf.saved_
 and saved again), so it loads without keras_ser and without the parts' folders. Written to a
 temporary folder and renamed, as every export.
 
-    keras_ser-fuse runs/cnn/export/fg_cme runs/ref/export/functionals runs/hybrid/export/hybrid
+    keras_ser-fuse runs/cnn runs/ref runs/hybrid/export/hybrid    # run folders or export folders
 """
 
+import glob
 import inspect
 import os
 
@@ -37,6 +38,20 @@ from keras_ser.utils import atomic_path, write_json
 # Keys of a part's keras_ser.json that say how to make its inputs (keras_ser-predict reads them).
 _WAVEFORM_KEYS = ("frontend", "normalization", "trim_db", "sample_rate", "vocabulary")
 _FEATURE_KEYS = ("feature_set", "feature_names")
+
+
+def _export_of(path):
+    """A run folder's export (`<run>/export/<name>`), else `path` itself."""
+    if not os.path.isfile(os.path.join(path, "metrics.json")) or os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    exports = sorted(d for d in glob.glob(os.path.join(path, "export", "*")) if os.path.isdir(d))
+    if not exports:
+        raise ExportError(f"{path}: a run folder without an export (export.enabled was false, or the SVM "
+                          "reference, which is not exported)")
+    if len(exports) > 1:
+        raise ExportError(f"{path}: a run folder with several exports ({', '.join(map(os.path.basename, exports))}): "
+                          "give the one to fuse")
+    return exports[0]
 
 
 def _check_parts(meta_a, meta_b, path_a, path_b):
@@ -72,7 +87,8 @@ def export_fusion(path_a, path_b, base_dir, weight=0.5, temperature_a=1.0, tempe
     """Write the late fusion of the exports `path_a` and `path_b` to `base_dir/version`.
 
     Args:
-        path_a, path_b: export folders (a version folder, or the model folder: its latest).
+        path_a, path_b: export folders (a version folder, or the model folder: its latest), or
+            run folders (their export).
         base_dir: the fused model's folder (TF Serving's `model_base_path`).
         weight: the weight of a's probabilities (b's: 1 - weight), in [0, 1].
         temperature_a, temperature_b: each part's probabilities to the power 1 / T (> 0).
@@ -89,8 +105,8 @@ def export_fusion(path_a, path_b, base_dir, weight=0.5, temperature_a=1.0, tempe
     for name, t in (("temperature_a", temperature_a), ("temperature_b", temperature_b)):
         if not float(t) > 0:
             raise ExportError(f"{name} {t}: must be > 0")
-    path_a, meta_a = open_export(path_a)
-    path_b, meta_b = open_export(path_b)
+    path_a, meta_a = open_export(_export_of(path_a))
+    path_b, meta_b = open_export(_export_of(path_b))
     _check_parts(meta_a, meta_b, path_a, path_b)
 
     module = tf.Module()
