@@ -10,10 +10,11 @@ from keras_ser.errors import KerasSerError
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="keras_ser-fuse", description="One SavedModel averaging two exports' class probabilities "
-                                     "(late fusion; see keras_ser.serving.fusion).")
-    parser.add_argument("a", help="export folder of the first part (e.g. a network's)")
-    parser.add_argument("b", help="export folder of the second part (e.g. the functionals reference's)")
+    parser = argparse.ArgumentParser(
+        prog="keras_ser-fuse",
+        description="One SavedModel averaging two exports' class probabilities (late fusion; see keras_ser.serving.fusion).")
+    parser.add_argument("a", help="export or run folder of the first part (e.g. a network's)")
+    parser.add_argument("b", help="export or run folder of the second part (e.g. the functionals reference's)")
     parser.add_argument("out", help="the fused model's folder (its version folder is written inside)")
     parser.add_argument("--weight", type=float, default=0.5, help="weight of a (b: 1 - weight); default 0.5")
     parser.add_argument("--temperature-a", type=float, default=1.0, help="soften a: p ** (1 / T), renormalised")
