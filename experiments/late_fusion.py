@@ -176,6 +176,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     import numpy as np
+    from seeds_table import ms
 
     from keras_ser.training import metrics as M
     from keras_ser.utils import read_json, write_json
@@ -218,10 +219,6 @@ def main(argv=None):
                                    "missing_labels": missing.get(u, [])}
                                for u in folds[0]["unseen"]}
         per_seed.append(entry)
-
-    def ms(values):
-        v = np.asarray(values, float)
-        return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
 
     table = read_json(args.table) if os.path.exists(args.table) else {"rows": {}}
     table["rows"][args.name] = {

@@ -21,14 +21,11 @@ import json
 import os
 import sys
 
+from seeds_table import ms
+
+from keras_ser.utils import write_json
+
 SAME = ("preset", "overrides", "fusion", "system", "normalization", "protocol", "folds")
-
-
-def ms(values):
-    import numpy as np
-
-    v = np.asarray(values, float)
-    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
 
 
 def merge_row(old, new, name):
@@ -85,10 +82,7 @@ def main(argv=None):
               + (f" (dropped, not kept per seed: {', '.join(dropped)})" if dropped else ""))
     table["rows"].update(merged)
     table["seeds"] = sorted({s for row in table["rows"].values() for s in row.get("seeds", [])})
-    tmp = args.table + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(table, f, indent=1)
-    os.replace(tmp, args.table)
+    write_json(table, args.table)
     return 0
 
 

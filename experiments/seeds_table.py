@@ -51,15 +51,17 @@ def fold_scores(fold):
     return out
 
 
+def ms(values):
+    """`{"mean", "sd" (ddof 1; 0 for one value), "n"}` of a row's per-seed values."""
+    import numpy as np
+
+    v = np.asarray(values, float)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+
+
 def summarise(runs):
     """Mean ± sd over the seeds' run means (WA, UA, macro-F1, pooled WA/UA, and any other metric
     the runs average over their folds, e.g. StrengthNet's SRCC and intensity AUC)."""
-    import numpy as np
-
-    def ms(values):
-        v = np.asarray(values, float)
-        return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
-
     # Every metric the runs average over their folds; StrengthNet's emotion WA / UA are its WA / UA.
     out = {k: ms([r["mean"][k]["mean"] for r in runs]) for k in runs[0]["mean"] if all(k in r["mean"] for r in runs)}
     for k in ("wa", "ua"):

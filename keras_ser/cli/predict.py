@@ -149,35 +149,6 @@ def not_scored(audio, out, meta):
     return meta.get("status_codes", {}).get(str(code), code) if code else None
 
 
-def predict_functionals(path, meta, args):
-    """keras_ser-predict for an export of the functionals reference (see the module's doc)."""
-    import tensorflow as tf
-
-    try:
-        X, errors = functionals_inputs(meta, args.audio)
-        fn = load_signature(path)
-    except KerasSerError as exc:
-        print(f"keras_ser-predict: {exc}", file=sys.stderr)
-        return 2
-    if meta.get("feature_normalization", meta.get("normalization")) == "speaker":
-        print(f"keras_ser-predict: {path} normalises by speaker: statistics from the files given, "
-              "taken as one speaker's audio", file=sys.stderr)
-    status = 0
-    for i, audio in enumerate(args.audio):
-        if audio in errors:
-            print(f"keras_ser-predict: {audio}: {errors[audio]}", file=sys.stderr)
-            status = 2
-            continue
-        out = {k: v.numpy() for k, v in fn(features=tf.constant(X[i:i + 1])).items()}
-        why = not_scored(audio, out, meta)
-        if why:
-            print(f"keras_ser-predict: {audio}: not scored: {why}", file=sys.stderr)
-            status = 2
-            continue
-        report(audio, out, meta, args.json)
-    return status
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="keras_ser-predict", description=__doc__.splitlines()[0])
     parser.add_argument("export_dir")
@@ -200,9 +171,9 @@ def main(argv=None):
             print(f"keras_ser-predict: {path} takes no words (its input: {meta['feature_set']} functionals of the audio)",
                   file=sys.stderr)
             return 2
-        return predict_functionals(path, meta, args)
     needs = [n for n in takes if n not in ("waveform", "num_samples", "speaker_mean", "speaker_std", "features")]
-    per_speaker = meta.get("normalization") == "speaker"
+    from_audio = "waveform" in takes  # else the reference's export: functionals only
+    per_speaker = from_audio and meta.get("normalization") == "speaker"
     given = args.words or args.transcript
     if needs and not given:
         print(f"keras_ser-predict: {path} also needs {', '.join(needs)} (words and their timings): "
@@ -227,13 +198,13 @@ def main(argv=None):
         return 2
     status = 0
     functionals, failed = None, {}
-    if "features" in takes:  # a late fusion with the reference (keras_ser-fuse)
+    if "features" in takes:  # the reference's export, or a late fusion with it (keras_ser-fuse)
         try:
             functionals, failed = functionals_inputs(meta, args.audio)
         except KerasSerError as exc:
             print(f"keras_ser-predict: {exc}", file=sys.stderr)
             return 2
-        if meta.get("feature_normalization") == "speaker":
+        if meta.get("feature_normalization", meta.get("normalization")) == "speaker":
             print(f"keras_ser-predict: {path} normalises the functionals by speaker: statistics from the files given, "
                   "taken as one speaker's audio", file=sys.stderr)
     speaker = None
@@ -251,8 +222,10 @@ def main(argv=None):
             status = 2
             continue
         try:
-            wav = load_audio(audio)
-            inputs = {"waveform": tf.constant(wav[None]), "num_samples": tf.constant([len(wav)], tf.int32)}
+            inputs = {}
+            if from_audio:
+                wav = load_audio(audio)
+                inputs = {"waveform": tf.constant(wav[None]), "num_samples": tf.constant([len(wav)], tf.int32)}
             if functionals is not None:
                 inputs["features"] = tf.constant(functionals[i:i + 1])
             if speaker is not None:
