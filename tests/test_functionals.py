@@ -116,6 +116,9 @@ def test_keras_ser_predict_scores_audio_with_the_reference_s_export(ref_run, tin
     want = pipeline.predict_proba(X[rows])
     np.testing.assert_allclose([list(g["probabilities"].values()) for g in got], want, atol=2e-4)
     assert [g["emotion"] for g in got] == [cfg.data.emotions[k] for k in want.argmax(1)]
+    out = _predict(summary["export"], tmp_path / "notes.wav")  # the bad file alone: named all the same
+    assert out.returncode == 2 and "notes.wav: cannot decode audio" in out.stderr and not out.stdout
+    assert "Traceback" not in out.stderr
     # Words make no sense for it; functionals of another openSMILE version are refused, named.
     out = _predict(summary["export"], paths[0], "--transcript", "kids are talking")
     assert out.returncode == 2 and "takes no words" in out.stderr

@@ -146,7 +146,11 @@ def test_inspect_command(tiny_records):
 def test_opensmile_runs_in_tensorflow_free_workers(tiny_corpus, tmp_path):
     import tensorflow  # noqa: F401  (TF is loaded here; the workers must still be clean)
 
-    from tfrecords_tools.opensmile_features import extract_functionals, workers_import_tensorflow
+    from tfrecords_tools.opensmile_features import (
+        ExtractionError,
+        extract_functionals,
+        workers_import_tensorflow,
+    )
 
     assert workers_import_tensorflow() is False
     paths = list(tiny_corpus.manifest["path"].iloc[:3]) + [str(tmp_path / "missing.wav")]
@@ -156,6 +160,12 @@ def test_opensmile_runs_in_tensorflow_free_workers(tiny_corpus, tmp_path):
     assert list(errors) == [paths[3]] and "does not exist" in errors[paths[3]]
     again, _, _ = extract_functionals(paths, cache_path=str(tmp_path / "c.npz"))
     np.testing.assert_array_equal(again, feats)
+    # No file gives functionals: one error that names the first file, every file's reason kept.
+    (tmp_path / "notes.wav").write_text("not audio")
+    bad = [str(tmp_path / "notes.wav"), paths[3]]
+    with pytest.raises(ExtractionError, match=r"any of 2 files \(first: .*notes.wav: cannot decode audio") as exc:
+        extract_functionals(bad, num_workers=1)
+    assert list(exc.value.errors) == bad and "does not exist" in exc.value.errors[paths[3]]
 
 
 def test_pipelines_run_without_the_autotuner_unless_asked(tiny_records):

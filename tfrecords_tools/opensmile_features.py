@@ -25,6 +25,15 @@ _SMILE = None
 _NON_FINITE = "error"
 
 
+class ExtractionError(ValueError):
+    """openSMILE gave functionals for none of the files. `errors`: `{path: reason}` for each."""
+
+    def __init__(self, errors):
+        self.errors = errors
+        path, why = next(iter(errors.items()), ("-", "no files given"))
+        super().__init__(f"openSMILE could not process any of {len(errors)} files (first: {path}: {why})")
+
+
 def _init_worker(feature_set, non_finite="error"):
     global _SMILE, _NON_FINITE
     import sys
@@ -78,6 +87,9 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
     Returns:
         `(features, names, errors)`: float64 `(len(paths), dim)` with NaN rows for files that
         failed, the functional names, and `{path: reason}` for the failures.
+
+    Raises:
+        ExtractionError: no file gave functionals (its `errors` names each file and why).
     """
     paths = [os.fspath(p) for p in paths]
     key = hashlib.sha256(json.dumps([feature_set, non_finite, paths, file_digests(paths)]).encode()).hexdigest()
@@ -91,16 +103,13 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
         max(1, int(num_workers)), mp_context=ctx, initializer=_init_worker, initargs=(feature_set, non_finite)
     ) as pool:
         results = list(pool.map(_extract_one, paths, chunksize=max(1, len(paths) // (8 * max(1, num_workers)))))
+    errors = {paths[i]: err for i, (values, err, _) in enumerate(results) if values is None}
     names = next((r[2] for r in results if r[2] is not None), None)
     if names is None:
-        raise ValueError(f"openSMILE could not process any of {len(paths)} files: {results[0][1] if results else 'none given'}")
-    dim = len(names)
-    feats = np.full((len(paths), dim), np.nan)
-    errors = {}
-    for i, (values, err, _) in enumerate(results):
-        if values is None:
-            errors[paths[i]] = err
-        else:
+        raise ExtractionError(errors)
+    feats = np.full((len(paths), len(names)), np.nan)
+    for i, (values, _, _) in enumerate(results):
+        if values is not None:
             feats[i] = values
     if cache_path:
         os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)

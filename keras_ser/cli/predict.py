@@ -26,7 +26,7 @@ import sys
 
 from keras_ser.audio.io import SAMPLE_RATE, load_audio
 from keras_ser.corpora.alignments import approximate_alignment, read_word_json
-from keras_ser.errors import AlignmentError, AudioError, ExportError, KerasSerError
+from keras_ser.errors import AlignmentError, ExportError, KerasSerError
 from keras_ser.serving.export import load_signature, open_export
 from keras_ser.text import Vocabulary
 
@@ -84,25 +84,13 @@ def functionals_inputs(meta, files):
     import numpy as np
 
     from keras_ser.training.utterance_features import speaker_standardised
-    from tfrecords_tools.opensmile_features import extract_functionals
+    from tfrecords_tools.opensmile_features import ExtractionError, extract_functionals
 
-    errors = {}
-    for f in files:  # the waveform path's checks and messages, before the workers start
-        try:
-            load_audio(f)
-        except AudioError as exc:
-            errors[f] = exc.problem
-    rows = [i for i, f in enumerate(files) if f not in errors]
-    good = [files[i] for i in rows]
-    X = np.full((len(files), len(meta.get("feature_names") or [])), np.nan)
-    if not good:
-        return X.astype(np.float32), errors
-    try:
-        Xg, names, failed = extract_functionals(good, meta["feature_set"], num_workers=min(2, len(good)),
-                                                non_finite="zero")
-    except ValueError as exc:  # openSMILE failed on every file
-        raise KerasSerError(f"{exc}") from None
-    errors.update(failed)
+    try:  # a bad file's reason comes back from the workers (the same checks as for the waveform)
+        X, names, errors = extract_functionals(files, meta["feature_set"], num_workers=min(2, len(files)),
+                                               non_finite="zero")
+    except ExtractionError as exc:  # no file gave functionals: each is named in the loop
+        return np.full((len(files), len(meta.get("feature_names") or [])), np.nan, np.float32), exc.errors
     want = meta.get("feature_names")
     if want is not None and list(names) != list(want):
         diff = next((i for i, (a, b) in enumerate(zip(names, want)) if a != b), min(len(names), len(want)))
@@ -110,8 +98,6 @@ def functionals_inputs(meta, files):
                           f"{len(names)}; they first differ at #{diff} "
                           f"({want[diff] if diff < len(want) else '-'} / {names[diff] if diff < len(names) else '-'}): "
                           "extract with the openSMILE version the export was trained with")
-    X = np.full((len(files), Xg.shape[1]), np.nan)
-    X[rows] = Xg
     ok = np.isfinite(X).all(1)
     if meta.get("feature_normalization", meta.get("normalization")) == "speaker":
         if ok.sum() < 2:
