@@ -168,6 +168,8 @@ def main(argv=None):
     ap.add_argument("--weight", type=float, default=0.5)
     ap.add_argument("--name", required=True, help="the row's name in the table")
     ap.add_argument("--table", required=True, help="a seeds_table.py JSON to add the row to")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="only these seeds of a (default: every seed<k> folder of a row folder)")
     soften_a = ap.add_mutually_exclusive_group()
     soften_a.add_argument("--calibrate-a", default=None, metavar="INNER",
                           help="fit a temperature for a's probabilities per outer fold on these inner-fold runs")
@@ -182,6 +184,14 @@ def main(argv=None):
     from keras_ser.utils import read_json, write_json
 
     runs_a, runs_b = seed_runs(args.a), seed_runs(args.b)
+    if args.seeds is not None:
+        missing = sorted(set(args.seeds) - set(runs_a))
+        if missing:
+            ap.error(f"--seeds: {args.a} has no run of seed(s) {missing}")
+        runs_a = {k: v for k, v in runs_a.items() if k in args.seeds}
+    for run in list(runs_a.values()) + list(runs_b.values()):
+        if not os.path.exists(os.path.join(run, "metrics.json")):
+            ap.error(f"{run}: no metrics.json (an unfinished run): finish it, or fuse the finished seeds (--seeds)")
     temperatures = None
     if args.temperature_a is not None:
         if not args.temperature_a > 0:

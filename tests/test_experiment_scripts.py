@@ -126,6 +126,26 @@ def test_fusion_softens_a_with_a_temperature_chosen_elsewhere(tmp_path):
         late_fusion.main(["--a", a, "--b", b, "--name", "x", "--table", table, "--temperature-a", "0"])
 
 
+def test_fusion_refuses_an_unfinished_seed_unless_the_finished_ones_are_named(tmp_path, capsys):
+    import late_fusion
+
+    p, ids, truth = [[0.9, 0.1], [0.2, 0.8]], ["u1", "u2"], [0, 1]
+    for seed in (0, 1):
+        _run(tmp_path / "a" / f"seed{seed}", {"f1": (ids, truth, p)}, {})
+    b = _run(tmp_path / "b", {"f1": (ids, truth, p)}, {})
+    (tmp_path / "a" / "seed2" / "folds" / "f1").mkdir(parents=True)  # killed in its first fold
+    table, a = str(tmp_path / "t.json"), str(tmp_path / "a")
+    with pytest.raises(SystemExit):
+        late_fusion.main(["--a", a, "--b", b, "--name", "x", "--table", table])
+    assert "seed2: no metrics.json (an unfinished run)" in capsys.readouterr().err
+    assert not os.path.exists(table)
+    assert late_fusion.main(["--a", a, "--b", b, "--name", "x", "--table", table, "--seeds", "0", "1"]) == 0
+    assert json.load(open(table))["rows"]["x"]["seeds"] == [0, 1]
+    with pytest.raises(SystemExit):
+        late_fusion.main(["--a", a, "--b", b, "--name", "x", "--table", table, "--seeds", "0", "7"])
+    assert "no run of seed(s) [7]" in capsys.readouterr().err
+
+
 def test_temperature_transfer_chooses_on_the_cells_of_other_target_corpora():
     import temperature_transfer
 
