@@ -113,6 +113,10 @@ def test_read_manifest_fills_durations_and_names_unreadable_files(tmp_path):
     (tmp_path / "m.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
     with pytest.raises(CorpusError, match=r"m.jsonl:2: .*bad.wav: unreadable audio header"):
         read_manifest(tmp_path / "m.jsonl")
+    gone = dict(row, utterance_id="u3", path="gone.wav")  # said as it is, not as libsndfile's "System error"
+    (tmp_path / "m.jsonl").write_text(json.dumps(row) + "\n" + json.dumps(gone) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"m.jsonl:2: .*gone.wav: file does not exist"):
+        read_manifest(tmp_path / "m.jsonl")
 
 
 def test_read_manifest_fills_optional_columns_of_a_hand_written_manifest(tmp_path):

@@ -90,6 +90,9 @@ def _fill_durations(rows, skip):
     for row in rows:
         duration = row.get("duration")
         if duration is None or not np.isfinite(duration):
+            if not os.path.isfile(row["path"]):
+                skip(row["path"], "file does not exist" if not os.path.exists(row["path"]) else "not a file")
+                continue
             try:
                 row = dict(row, duration=float(soundfile.info(row["path"]).duration))
             except (RuntimeError, OSError, ValueError) as exc:  # soundfile.LibsndfileError is a RuntimeError
