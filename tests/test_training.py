@@ -320,7 +320,7 @@ def test_a_users_manifest_trains_through_the_config(tiny_corpus, tmp_path):
         load_config("mlee/synthetic", ["data.corpus=manifest", f"data.root={tmp_path}/absent.jsonl"])
 
 
-def test_unknown_model_params_are_a_config_error_before_any_data_is_read(tmp_path):
+def test_unknown_model_params_are_a_config_error_before_any_data_is_read(tmp_path, capsys):
     """A `model.params` key the model does not take (a typo) names itself and the model's
     arguments before feature extraction; every preset's params are accepted."""
     from keras_ser.config import list_presets
@@ -345,6 +345,13 @@ def test_unknown_model_params_are_a_config_error_before_any_data_is_read(tmp_pat
         check_model_params(load_config("mlee/ravdess_recipe", ["model.params.channel_augment={tilt: 1}"]))
     with pytest.raises(ConfigError, match="model.params.channel_augment: ChannelAugment: gain, shape and order must be >= 0"):
         check_model_params(load_config("mlee/ravdess_recipe", ["model.params.channel_augment={gain: -1}"]))
+    capsys.readouterr()
+    # Its defaults are 4.3 dB in log units, but a standard deviation of each band on standardised features.
+    for norm, params, warned in (("train", "{}", False), ("speaker", "{}", True), ("utterance", "{shape: 1}", True),
+                                 ("speaker", "{gain: 0.3, shape: 0.15}", False)):
+        check_model_params(load_config("fg_cme/ravdess_recipe", [f"model.params.channel_augment={params}",
+                                                                 f"data.normalization={norm}"]))
+        assert ("in standard deviations of each band" in capsys.readouterr().out) is warned, (norm, params)
     check_model_params(load_config("fg_cme/synthetic", ["model.params.utterance_norm=meanvar"]))
     with pytest.raises(ConfigError, match="model.params.utterance_norm: 'cmvn' is not one of"):
         check_model_params(load_config("fg_cme/synthetic", ["model.params.utterance_norm=cmvn"]))

@@ -60,9 +60,15 @@ def check_model_params(cfg):
             if not isinstance(spec, dict) or set(spec) - set(takes):
                 raise ConfigError(f"model.params.{key}: {spec!r} is not a mapping of {', '.join(takes)}")
             try:  # values out of range, before any data is read
-                layer(**spec)
+                built = layer(**spec)
             except (ValueError, TypeError) as e:
                 raise ConfigError(f"model.params.{key}: {e}") from None
+            if key == "channel_augment" and cfg.data.normalization != "train" and max(built.gain, built.shape) > 0.5:
+                print(f"warning: model.params.channel_augment (gain {built.gain}, shape {built.shape}) with "
+                      f"data.normalization={cfg.data.normalization}: the features arrive standardised, so its curve is "
+                      "in standard deviations of each band, not in log units (1.0 = 4.3 dB); at these sizes it buries "
+                      "the signal (FG_CME on RAVDESS, per speaker: -15 WA). About a third, {gain: 0.3, shape: 0.15}, "
+                      "was chosen for standardised features (docs/results/fg_cme.md)")
     norm = cfg.model.params.get("utterance_norm")
     if norm not in (None, "mean", "meanvar"):
         raise ConfigError(f"model.params.utterance_norm: {norm!r} is not one of null, 'mean', 'meanvar'")
