@@ -152,6 +152,20 @@ CROSS = [
      "and the reference)", "results/cross_functionals.json"),
     ("MLEE conventional classifier", "MLEE", "results/cross_mlee.json", "train; unseen: own corpus",
      "recipe (mlee/ravdess_recipe, with its SpecAugment)", "results/cross_functionals.json"),
+    ("MLEE conventional classifier + channel augmentation", "MLEE + channel", "results/cross_mlee_channel.json",
+     "train; unseen: own corpus", "recipe + model.params.channel_augment={} (chosen on inner folds of RAVDESS)",
+     "results/cross_functionals.json"),
+    ("MLEE + channel augmentation + reference (late fusion)", "hybrid", "results/cross_mlee_channel_reference.json",
+     "train; unseen: own corpus", "hybrid (MLEE + channel augmentation, and the reference)",
+     "results/cross_functionals.json"),
+    ("cnn_pool + channel augmentation for standardised features", "cnn_pool + channel",
+     "results/cross_cnn_pool_channel03_speaker.json", "speaker",
+     "recipe + model.params.channel_augment={gain: 0.3, shape: 0.15} (FG_CME's per-speaker channel, chosen on inner "
+     "folds of RAVDESS)", "results/cross_functionals_speaker.json"),
+    ("cnn_pool + channel augmentation + reference, per speaker (late fusion)", "hybrid",
+     "results/cross_cnn_pool_channel03_speaker_reference.json", "speaker",
+     "hybrid (cnn_pool + channel augmentation, and the reference, both per speaker)",
+     "results/cross_functionals_speaker.json"),
 ]
 
 PAPER = {  # the papers' own numbers for the comparable task (WA, UA %), where there is one
