@@ -76,6 +76,12 @@ def speaker_statistics(meta, files):
     return stats.mean.astype("float32"), stats.std(1e-3).astype("float32")
 
 
+def functionals_by_speaker(meta):
+    """Whether the export z-scores its functionals per speaker (a fused export says so in
+    `feature_normalization`, the reference's own export in `normalization`)."""
+    return meta.get("feature_normalization", meta.get("normalization")) == "speaker"
+
+
 def functionals_inputs(meta, files):
     """`(features (N, D) float32, errors {file: why})` for an export that takes openSMILE
     functionals: extracted as in training (TensorFlow-free workers, NaN as 0), checked against
@@ -99,7 +105,7 @@ def functionals_inputs(meta, files):
                           f"({want[diff] if diff < len(want) else '-'} / {names[diff] if diff < len(names) else '-'}): "
                           "extract with the openSMILE version the export was trained with")
     ok = np.isfinite(X).all(1)
-    if meta.get("feature_normalization", meta.get("normalization")) == "speaker":
+    if functionals_by_speaker(meta):
         if ok.sum() < 2:
             raise KerasSerError("the export normalises each functional by its speaker's statistics: give several "
                                 f"files of one speaker ({int(ok.sum())} gave functionals)")
@@ -190,7 +196,7 @@ def main(argv=None):
         except KerasSerError as exc:
             print(f"keras_ser-predict: {exc}", file=sys.stderr)
             return 2
-        if meta.get("feature_normalization", meta.get("normalization")) == "speaker":
+        if functionals_by_speaker(meta):
             print(f"keras_ser-predict: {path} normalises the functionals by speaker: statistics from the files given, "
                   "taken as one speaker's audio", file=sys.stderr)
     speaker = None
