@@ -43,7 +43,11 @@ class DataConfig:
     speakers' own); with speaker or utterance normalisation the unseen corpus gets the same.
     eval_adapt: null, or "batchnorm": before an unseen corpus is scored, the model's batch-
     normalisation statistics are re-estimated on that corpus's own audio (AdaBN; no labels used;
-    `keras_ser.training.adapt`; MLEE and FG_CME's cnn_pool, the models with batch normalisation).
+    `keras_ser.training.adapt`; MLEE and FG_CME's cnn_pool, the models with batch normalisation),
+    or "self_training" (the reference, `system: functionals`): the classifier is refitted with
+    its own most confident predictions on every utterance of the unseen corpus, whatever its
+    emotion, labels unused (`functionals.self_training`; transductive: it uses the test corpus's
+    unlabelled audio).
     normalization: how features are standardised: "train" (the training
     split's statistics, the papers), "speaker" (each speaker's own mean and variance over all
     of that speaker's audio, labels unused, test speakers included: it uses the test speaker's
@@ -266,7 +270,9 @@ class FunctionalsConfig:
     (eGeMAPSv02: 88, ComParE_2016: 6373, IS09: 384 functionals). classifier: "logreg"
     (scikit-learn LogisticRegression), "linear_svm" (LinearSVC) or "rbf_svm" (SVC). C: the
     inverse regularisation strength. class_weight: "balanced" (inverse class frequency on the
-    training part) or null. gamma: the RBF kernel's (scikit-learn's "scale" by default)."""
+    training part) or null. gamma: the RBF kernel's (scikit-learn's "scale" by default).
+    self_training: with `data.eval_adapt: self_training`, the share of each class's confident
+    pseudo-labels added per round (one round per entry; `functionals.self_trained`)."""
 
     feature_set: str = "ComParE_2016"
     classifier: str = "logreg"
@@ -274,6 +280,7 @@ class FunctionalsConfig:
     class_weight: typing.Optional[str] = "balanced"
     gamma: typing.Any = "scale"
     max_iter: int = 3000
+    self_training: typing.List[float] = dataclasses.field(default_factory=lambda: [0.2, 0.4, 0.6])
 
 
 @dataclasses.dataclass
@@ -465,11 +472,18 @@ def validate(cfg):
         raise ConfigError(f"data.eval_normalization: {ev!r}, but the model is trained with data.normalization="
                           f"{cfg.data.normalization}: unseen corpora get the same (leave eval_normalization out)")
     _one_of("data.normalization", cfg.data.normalization, ("train", "speaker", "utterance"))
-    _one_of("data.eval_adapt", cfg.data.eval_adapt, (None, "batchnorm"))
+    _one_of("data.eval_adapt", cfg.data.eval_adapt, (None, "batchnorm", "self_training"))
     if cfg.data.eval_adapt is not None:
         if not cfg.data.eval_corpora:
             raise ConfigError("data.eval_adapt: set, but there is no unseen corpus to adapt to (data.eval_corpora)")
-        if not (cfg.system == "mlee" or (cfg.system == "fg_cme" and cfg.model.name == "cnn_pool")):
+        if cfg.data.eval_adapt == "self_training":
+            if cfg.system != "functionals":
+                raise ConfigError(f"data.eval_adapt=self_training: for the reference (system functionals), not "
+                                  f"{cfg.system}")
+            shares = cfg.functionals.self_training
+            if not shares or not all(isinstance(q, (int, float)) and not isinstance(q, bool) and 0 < q <= 1 for q in shares):
+                raise ConfigError(f"functionals.self_training: {shares!r} must list shares in (0, 1], one per round")
+        elif not (cfg.system == "mlee" or (cfg.system == "fg_cme" and cfg.model.name == "cnn_pool")):
             raise ConfigError(f"data.eval_adapt=batchnorm: for MLEE and FG_CME's cnn_pool (the models with batch "
                               f"normalisation), not {cfg.system} {cfg.model.name}")
     if cfg.protocol.folds_file and not os.path.isfile(cfg.protocol.folds_file):

@@ -45,6 +45,7 @@ def _cfg(preset, tmp, tiny_corpus, unseen, *extra):
     ("fg_cme/synthetic", ["model.name=cnn_pool", "protocol.k=4", "model.params={conv_filters: [8, 8, 8], hidden_units: 8}",
                           "data.eval_adapt=batchnorm"]),  # batch-norm statistics of the unseen corpus
     ("functionals/synthetic", ["data.eval_normalization=speaker"]),
+    ("functionals/synthetic", ["data.eval_normalization=corpus", "data.eval_adapt=self_training"]),
     ("epr/synthetic", ["epr.stages=1", "epr.inner_folds=2", "protocol.k=4"]),
 ])
 def test_every_fold_s_model_is_scored_on_the_unseen_corpus(preset, extra, tiny_corpus, tmp_path):
@@ -58,7 +59,7 @@ def test_every_fold_s_model_is_scored_on_the_unseen_corpus(preset, extra, tiny_c
     assert u["missing_labels"] == ["sad"] and u["left_out"] == {"surprise": int((man["emotion"] == "surprise").sum())}
     assert set(u["mean"]) == {"wa", "ua", "macro_f1"} and 0 <= u["pooled"]["wa"] <= 1
     assert u["normalization"] == (extra[0].split("=")[1] if "eval_normalization" in extra[0] else "train")
-    assert u["adapt"] == ("batchnorm" if "data.eval_adapt=batchnorm" in extra else None)
+    assert u["adapt"] == next((e.split("=")[1] for e in extra if e.startswith("data.eval_adapt=")), None)
     fold = summary["folds"][0]
     assert np.asarray(fold["unseen"]["other"]["confusion"])[2].sum() == 0  # no 'sad' to recall
     pred = pd.read_csv(tmp_path / "run" / "folds" / fold["fold"] / "unseen" / "other" / "predictions.csv")
@@ -140,3 +141,54 @@ def test_cnn_pool_with_the_functionals_as_a_second_input(tiny_corpus, tmp_path):
 def test_functionals_input_config_errors(extra, message):
     with pytest.raises(ConfigError, match=message):
         load_config("mlee/synthetic", extra)
+
+
+def test_self_training_learns_the_unseen_corpus_s_own_cue_class_by_class():
+    """functionals.self_trained: two classes; on the unseen corpus the training corpus's cue
+    (feature 0) is shifted and weaker, and a cue of its own (feature 1, noise in training)
+    separates them. Refitted on its own surest predictions, each class's share in turn (labels
+    never given), the classifier learns that cue and does better there, and still knows the
+    training corpus."""
+    from unittest import mock
+
+    from keras_ser.training import functionals as FN
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 200)
+    X = np.c_[np.where(y == 1, 1.0, -1.0) + rng.standard_normal(400), rng.standard_normal((400, 3))]
+    y_new = np.repeat([0, 1], 150)
+    X_new = np.c_[np.where(y_new == 1, 1.0, -1.0) + 0.8 + rng.standard_normal(300),
+                  np.where(y_new == 1, 1.5, -1.5) + rng.standard_normal(300), rng.standard_normal((300, 2))]
+    cfg = load_config("functionals/synthetic")  # C = 0.1, shares 0.2, 0.4, 0.6
+    before = FN.make_classifier(cfg).fit(X, y)
+    after = FN.self_trained(cfg, X, y, X_new, 2, before)
+    acc = [(FN.scores(p, X_new, 2).argmax(1) == y_new).mean() for p in (before, after)]
+    assert acc[0] < 0.83 and acc[1] > acc[0] + 0.04, acc
+    w_before, w_after = before[-1].coef_[0, 1], after[-1].coef_[0, 1]  # feature 1's weight: 0.11, then 0.44
+    assert w_after > 0.3 and w_after > 3 * abs(w_before), (w_before, w_after)
+    assert (FN.scores(after, X, 2).argmax(1) == y).mean() > 0.8
+
+    # one round of share 0.5 refits on the training rows and ceil(half) of each predicted class
+    pred, sizes, make = FN.scores(before, X_new, 2).argmax(1), [], FN.make_classifier
+
+    def recording(c):
+        p = make(c)
+        fit = p.fit
+        p.fit = lambda A, b: (sizes.append(len(b)), fit(A, b))[1]
+        return p
+    with mock.patch.object(FN, "make_classifier", recording):
+        FN.self_trained(load_config("functionals/synthetic", ["functionals.self_training=[0.5]"]), X, y, X_new, 2, before)
+    assert sizes == [400 + sum(int(np.ceil(0.5 * (pred == k).sum())) for k in (0, 1))]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["system=mlee"], "for the reference \\(system functionals\\), not mlee"),
+    (["functionals.self_training=[0.5, 1.5]"], "must list shares in \\(0, 1\\]"),
+    (["functionals.self_training=[]"], "must list shares"),
+])
+def test_self_training_config_errors(extra, message):
+    from keras_ser.config import validate
+
+    with pytest.raises(ConfigError, match=message):
+        validate(load_config("functionals/synthetic", ["data.eval_adapt=self_training",
+                                                       "data.eval_corpora=[{corpus: synthetic}]", *extra]))

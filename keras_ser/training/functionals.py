@@ -13,6 +13,10 @@ deep systems with it on identical folds (`protocol.folds_file`) and like normali
                   same scaler
     classifier    `functionals.classifier`: logistic regression (C = 0.1, balanced class weights
                   by default), a linear SVM, or an RBF SVM
+    unseen        each fold's classifier scores every corpus of `data.eval_corpora`; with
+                  `data.eval_adapt: self_training` it is first refitted on that corpus's own
+                  unlabelled audio with its own confident predictions (`self_trained`; not in any
+                  paper: transductive, as per-speaker statistics are)
 
 The classifier has nothing to select, so it is fitted on the fold's training and development
 utterances together. Per fold: `folds/<fold>/metrics.json` and `predictions.csv`; the first
@@ -71,6 +75,38 @@ def scores(pipeline, X, num_classes):
     return out
 
 
+def self_trained(cfg, X, y, X_new, num_classes, pipeline=None):
+    """Class-balanced self-training on unlabelled utterances `X_new` (Zou et al., "Unsupervised
+    domain adaptation for semantic segmentation via class-balanced self-training", ECCV 2018,
+    without their regulariser): for each share q of `functionals.self_training` in turn, the
+    current classifier labels `X_new`; of the utterances it gives to each class, the share q it
+    is surest of (highest score) join the labelled `(X, y)` with that class; the pipeline (scaler
+    and classifier) is refitted on the union. Choosing per class keeps one dominant class from
+    taking over the pseudo-labels. `pipeline`: the classifier already fitted on `(X, y)`.
+    Returns the last pipeline."""
+    pipeline = pipeline if pipeline is not None else make_classifier(cfg).fit(X, y)
+    for share in cfg.functionals.self_training:
+        s = scores(pipeline, X_new, num_classes)
+        pred, sure = s.argmax(1), s.max(1)
+        chosen = np.concatenate([
+            rows[np.argsort(-sure[rows], kind="stable")][:int(np.ceil(share * len(rows)))]
+            for rows in (np.flatnonzero(pred == k) for k in range(num_classes))]).astype(int)
+        pipeline = make_classifier(cfg).fit(np.concatenate([X, X_new[chosen]]), np.concatenate([y, pred[chosen]]))
+    return pipeline
+
+
+def unseen_scores(cfg, pipeline, X, y, unseen, num_classes):
+    """A fold's class scores on an unseen corpus's labelled utterances (`unseen.manifest`): by
+    `pipeline` (fitted on the fold's `(X, y)`), or with `data.eval_adapt: self_training` by the
+    pipeline refitted on every utterance of the corpus that openSMILE read, labels unused
+    (`self_trained`)."""
+    feature_set = cfg.functionals.feature_set
+    if cfg.data.eval_adapt != "self_training":
+        return scores(pipeline, F.unseen_features(cfg, unseen, pipeline[0], feature_set), num_classes)
+    X_new, rows = F.unseen_features(cfg, unseen, pipeline[0], feature_set, every=True)
+    return scores(self_trained(cfg, X, y, X_new, num_classes, pipeline), X_new[rows], num_classes)
+
+
 def keras_model(pipeline, num_classes, name="functionals"):
     """The fitted StandardScaler + LogisticRegression as a Keras model `{"features": (batch, D)}`
     → `{"emotion": (batch, K)}` of built-in layers only (Normalization, Dense softmax), so the
@@ -127,8 +163,8 @@ def run(cfg, out, d, callbacks=()):
         pred = s.argmax(1)
         res = {**M.classification_metrics(y[test_rows], pred, label_names), "fold": fold.name, **fold.to_dict()}
         if unseens:
-            res["unseen"] = loop.score_unseen(cfg, fold_dir, unseens, lambda u: scores(
-                pipeline, F.unseen_features(cfg, u, pipeline[0], cfg.functionals.feature_set), len(label_names)), label_names)
+            res["unseen"] = loop.score_unseen(cfg, fold_dir, unseens, lambda u: unseen_scores(
+                cfg, pipeline, X[fit_rows], y[fit_rows], u, len(label_names)), label_names)
         table = manifest.iloc[test_rows][["utterance_id", "speaker", "emotion"]].assign(
             predicted=np.asarray(label_names, object)[pred], **{f"score_{n}": s[:, k] for k, n in enumerate(label_names)})
         write_csv(table, os.path.join(fold_dir, "predictions.csv"), index=False, float_format="%.6g")
