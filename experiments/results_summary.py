@@ -166,6 +166,22 @@ CROSS = [
      "results/cross_cnn_pool_channel03_speaker_reference.json", "speaker",
      "hybrid (cnn_pool + channel augmentation, and the reference, both per speaker)",
      "results/cross_functionals_speaker.json"),
+    ("functionals (ComParE, logistic regression), self-trained on the unseen corpus", "reference + self-training",
+     "results/cross_functionals_st.json", "train; unseen: own corpus",
+     "reference + data.eval_adapt=self_training (its own surest guesses on the unseen corpus's unlabelled audio)",
+     "results/cross_functionals.json"),
+    ("functionals (ComParE, logistic regression), self-trained on the unseen corpus", "reference + self-training",
+     "results/cross_functionals_speaker_st.json", "speaker",
+     "reference + data.eval_adapt=self_training (its own surest guesses on the unseen corpus's unlabelled audio)",
+     "results/cross_functionals_speaker.json"),
+    ("MLEE + channel augmentation + the self-trained reference (late fusion)", "hybrid",
+     "results/cross_mlee_channel_st_reference.json", "train; unseen: own corpus",
+     "hybrid (MLEE + channel augmentation, and the reference self-trained on the unseen corpus)",
+     "results/cross_functionals.json"),
+    ("cnn_pool + channel augmentation + the self-trained reference, per speaker (late fusion)", "hybrid",
+     "results/cross_cnn_pool_channel03_speaker_st_reference.json", "speaker",
+     "hybrid (cnn_pool + channel augmentation, and the reference self-trained on the unseen corpus, both per speaker)",
+     "results/cross_functionals_speaker.json"),
 ]
 
 PAPER = {  # the papers' own numbers for the comparable task (WA, UA %), where there is one
