@@ -103,7 +103,7 @@ def unseen_scores(cfg, pipeline, X, y, unseen, num_classes):
     feature_set = cfg.functionals.feature_set
     if cfg.data.eval_adapt != "self_training":
         return scores(pipeline, F.unseen_features(cfg, unseen, pipeline[0], feature_set), num_classes)
-    X_new, rows = F.unseen_features(cfg, unseen, pipeline[0], feature_set, every=True)
+    X_new, rows = F.unseen_corpus_features(cfg, unseen, pipeline[0], feature_set)
     return scores(self_trained(cfg, X, y, X_new, num_classes, pipeline), X_new[rows], num_classes)
 
 

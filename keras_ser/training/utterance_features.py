@@ -39,17 +39,21 @@ def speaker_standardised(X, speakers):
     return out
 
 
-def unseen_features(cfg, unseen, scaler, feature_set, every=False):
+def unseen_features(cfg, unseen, scaler, feature_set):
     """The functionals of an unseen corpus's labelled utterances (`unseen.manifest`, in its
     order), standardised as `data.normalization` / `data.eval_normalization` say: per speaker as
     in training; with training-split normalisation "train" as they are (the fold's scaler
     follows), "corpus" or "speaker" z-scored with the unseen corpus's (speaker's) own statistics,
     over all its utterances (`unseen.corpus`), labels unused, then put in the scaler's space
-    (`scaler`: a fitted StandardScaler).
+    (`scaler`: a fitted StandardScaler)."""
+    X, rows = unseen_corpus_features(cfg, unseen, scaler, feature_set)
+    return X[rows]
 
-    every: `(X, rows)` instead: the functionals of every utterance of `unseen.corpus` that openSMILE
-    could read, whatever its label (the unlabelled audio of self-training), and the rows of
-    `unseen.manifest`'s utterances among them."""
+
+def unseen_corpus_features(cfg, unseen, scaler, feature_set):
+    """`(X, rows)`: the functionals of every utterance of `unseen.corpus` that openSMILE could
+    read, whatever its label (the unlabelled audio of self-training), standardised as
+    `unseen_features` says, and the rows of `unseen.manifest`'s utterances among them."""
     X, _, _ = functionals(cfg, unseen.corpus, feature_set)
     keep = np.isfinite(X).all(1)
     corpus, X = unseen.corpus[keep], X[keep]
@@ -64,5 +68,4 @@ def unseen_features(cfg, unseen, scaler, feature_set, every=False):
     missing = [u for u in unseen.manifest["utterance_id"] if u not in row]
     if missing:
         raise CorpusError(f"{unseen.name}: openSMILE failed on {len(missing)} utterances (e.g. {missing[0]})")
-    rows = [row[u] for u in unseen.manifest["utterance_id"]]
-    return (X, rows) if every else X[rows]
+    return X, [row[u] for u in unseen.manifest["utterance_id"]]
