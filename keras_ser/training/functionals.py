@@ -75,7 +75,7 @@ def scores(pipeline, X, num_classes):
     return out
 
 
-def self_trained(cfg, X, y, X_new, num_classes, pipeline=None):
+def self_trained(cfg, X, y, X_new, num_classes, pipeline):
     """Class-balanced self-training on unlabelled utterances `X_new` (Zou et al., "Unsupervised
     domain adaptation for semantic segmentation via class-balanced self-training", ECCV 2018,
     without their regulariser): for each share q of `functionals.self_training` in turn, the
@@ -84,7 +84,6 @@ def self_trained(cfg, X, y, X_new, num_classes, pipeline=None):
     and classifier) is refitted on the union. Choosing per class keeps one dominant class from
     taking over the pseudo-labels. `pipeline`: the classifier already fitted on `(X, y)`.
     Returns the last pipeline."""
-    pipeline = pipeline if pipeline is not None else make_classifier(cfg).fit(X, y)
     for share in cfg.functionals.self_training:
         s = scores(pipeline, X_new, num_classes)
         pred, sure = s.argmax(1), s.max(1)
