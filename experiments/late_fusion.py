@@ -92,15 +92,24 @@ def inner_temperatures(inner, fold_names, label_names):
     return out
 
 
-def read_pair(path_a, path_b, what, prog="late_fusion"):
-    """Two `predictions.csv` of the same utterances, indexed by utterance, `b` in `a`'s order;
-    SystemExit (prefixed `prog`) when `b` is missing or the utterances differ."""
+def read_labelled(path):
+    """A `predictions.csv`, indexed by utterance, with the rows whose `emotion` is one of its
+    `score_<label>` classes: an unseen corpus's predictions also hold its unlabelled utterances
+    and those of other labels (`loop.score_unseen`), which no metric counts."""
     import pandas as pd
 
+    table = pd.read_csv(path).set_index("utterance_id")
+    classes = [c[len("score_"):] for c in table.columns if c.startswith("score_")]
+    return table[table["emotion"].isin(classes)] if classes else table  # none: the callers say so
+
+
+def read_pair(path_a, path_b, what, prog="late_fusion"):
+    """Two `predictions.csv` of the same labelled utterances (`read_labelled`), indexed by
+    utterance, `b` in `a`'s order; SystemExit (prefixed `prog`) when `b` is missing or the
+    utterances differ."""
     if not os.path.exists(path_b):
         raise SystemExit(f"{prog}: {path_b} is missing: the two runs' folds (or unseen corpora) differ")
-    a = pd.read_csv(path_a).set_index("utterance_id")
-    b = pd.read_csv(path_b).set_index("utterance_id")
+    a, b = read_labelled(path_a), read_labelled(path_b)
     if set(a.index) != set(b.index):
         raise SystemExit(f"{prog}: {what}: the runs tested different utterances (not identical folds): "
                          f"different test utterances in {path_a} and {path_b}")

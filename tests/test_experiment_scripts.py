@@ -50,6 +50,12 @@ def test_fusion_averages_probabilities_in_and_across_corpora(tmp_path):
     unseen_b = {"other": {"f1": (["x1", "x2"], [0, 1], [[0.9, 0.1], [0.6, 0.4]])}}
     a = _run(tmp_path / "a", {"f1": (ids, truth, pa)}, unseen_a)
     b = _run(tmp_path / "b", {"f1": (ids, truth, pb)}, unseen_b)
+    # a's unseen predictions also hold an unlabelled utterance and one of a label the model lacks
+    # (`loop.score_unseen` predicts every utterance); b's (an older run) only the labelled ones
+    path = os.path.join(a, "folds", "f1", "unseen", "other", "predictions.csv")
+    extra = pd.DataFrame({"utterance_id": ["x3", "x4"], "speaker": "s", "emotion": [None, "surprise"],
+                          "predicted": "sad", "score_angry": 0.1, "score_sad": 0.9})
+    pd.concat([pd.read_csv(path), extra]).to_csv(path, index=False)
     table = str(tmp_path / "table.json")
     assert late_fusion.main(["--a", a, "--b", b, "--name", "emodb", "--table", table]) == 0
     row = json.load(open(table))["rows"]["emodb"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from keras_ser.config import load_config
-from keras_ser.errors import ConfigError, CorpusError
+from keras_ser.errors import ConfigError
 
 SMALL = {
     "mlee": "{conv_blocks: [[4, [12, 16], [2, 2]], [4, [8, 12], [1, 1]], [4, [5, 7], [1, 1]]], lstm_units: 8}",
@@ -55,7 +55,7 @@ def test_every_fold_s_model_is_scored_on_the_unseen_corpus(preset, extra, tiny_c
     summary = run(_cfg(preset, tmp_path, tiny_corpus, path, *extra))
     u = summary["unseen"]["other"]
     known = man[man["emotion"].isin(["neutral", "happy", "angry"])]
-    assert u["models"] == 2 and u["n"] == len(known)
+    assert u["models"] == 2 and u["n"] == len(known) and u["scored"] == len(man)
     assert u["missing_labels"] == ["sad"] and u["left_out"] == {"surprise": int((man["emotion"] == "surprise").sum())}
     assert set(u["mean"]) == {"wa", "ua", "macro_f1"} and 0 <= u["pooled"]["wa"] <= 1
     assert u["normalization"] == (extra[0].split("=")[1] if "eval_normalization" in extra[0] else "train")
@@ -63,20 +63,45 @@ def test_every_fold_s_model_is_scored_on_the_unseen_corpus(preset, extra, tiny_c
     fold = summary["folds"][0]
     assert np.asarray(fold["unseen"]["other"]["confusion"])[2].sum() == 0  # no 'sad' to recall
     pred = pd.read_csv(tmp_path / "run" / "folds" / fold["fold"] / "unseen" / "other" / "predictions.csv")
-    assert len(pred) == len(known) and set(pred["emotion"]) == {"neutral", "happy", "angry"}
+    # every utterance predicted, 'surprise' too (left out of the metrics, not of the predictions)
+    assert len(pred) == len(man) and set(pred["emotion"]) == {"neutral", "happy", "angry", "surprise"}
+    assert set(pred["utterance_id"]) == set(man["utterance_id"])
+    kept = pred["emotion"] != "surprise"
+    wa = float((pred["predicted"][kept] == pred["emotion"][kept]).mean())
+    assert wa == pytest.approx(fold["unseen"]["other"]["wa"])  # the metrics are those of the labelled rows
     assert json.load(open(tmp_path / "run" / "metrics.json"))["unseen"]["other"]["n"] == len(known)
 
 
-def test_unseen_corpus_normalisation_is_checked_and_a_corpus_without_our_labels_refused(tiny_corpus, tmp_path):
+def test_unseen_corpus_normalisation_is_checked(tiny_corpus):
+    with pytest.raises(ConfigError, match="data.eval_normalization: 'corpus', but the model is trained with"):
+        load_config("mlee/synthetic", ["data.normalization=speaker", "data.eval_normalization=corpus"])
+
+
+@pytest.mark.parametrize("preset, extra", [
+    ("mlee/synthetic", []),
+    ("functionals/synthetic", ["data.eval_normalization=speaker", "data.eval_adapt=self_training"]),
+])
+def test_an_unlabelled_corpus_is_predicted_not_scored(preset, extra, tiny_corpus, tmp_path, capsys):
+    """A user's own audio without labels (or with none of the model's) as an unseen corpus: every
+    utterance predicted, no metrics, said so."""
     from keras_ser.corpora.manifest import save_manifest
     from keras_ser.training.runner import run
 
-    with pytest.raises(ConfigError, match="data.eval_normalization: 'corpus', but the model is trained with"):
-        load_config("mlee/synthetic", ["data.normalization=speaker", "data.eval_normalization=corpus"])
-    man = tiny_corpus.manifest
-    save_manifest(man[man["emotion"] == "surprise"], str(tmp_path / "surprise.jsonl"))
-    with pytest.raises(CorpusError, match="has none of the model's labels"):
-        run(_cfg("mlee/synthetic", tmp_path, tiny_corpus, str(tmp_path / "surprise.jsonl")))
+    path, man = _unseen_manifest(tmp_path)
+    man = man.assign(emotion=None, corpus="mine")
+    save_manifest(man, str(tmp_path / "mine.jsonl"))
+    summary = run(_cfg(preset, tmp_path, tiny_corpus, str(tmp_path / "mine.jsonl"), *extra))
+    u = summary["unseen"]["mine"]
+    assert u["n"] == 0 and u["scored"] == len(man) and "mean" not in u
+    assert u["left_out"] == {"none": len(man)} and len(u["missing_labels"]) == 4
+    out = capsys.readouterr().out
+    assert "mine has none of the model's labels" in out and f"{len(man)} utterances predicted" in out
+    fold = summary["folds"][0]["fold"]
+    pred = pd.read_csv(tmp_path / "run" / "folds" / fold / "unseen" / "mine" / "predictions.csv")
+    assert set(pred["utterance_id"]) == set(man["utterance_id"]) and pred["emotion"].isna().all()
+    scores = pred[[f"score_{e}" for e in summary["labels"]]].to_numpy()
+    np.testing.assert_allclose(scores.sum(1), 1.0, atol=1e-4)
+    assert set(pred["predicted"]) <= set(summary["labels"])
 
 
 def test_corpus_normalisation_maps_the_unseen_corpus_into_the_training_space(tiny_corpus, tmp_path):
@@ -129,7 +154,7 @@ def test_cnn_pool_with_the_functionals_as_a_second_input(tiny_corpus, tmp_path):
     assert np.allclose(z.mean(0), 0, atol=1e-4) and np.allclose(z.std(0)[scaler.scale_ > 1e-6], 1, atol=1e-3)
     other = Functionals(cfg, corpus).unseen(data.Unseen(cfg, cfg.data.eval_corpora[0]), scaler)
     zo = np.stack(list(other.values()))  # eval_normalization=corpus: its own statistics, over all its utterances
-    assert len(other) == summary["unseen"]["other"]["n"] and abs(zo.mean()) < 0.3
+    assert len(other) == summary["unseen"]["other"]["scored"] and abs(zo.mean()) < 0.3
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -404,10 +404,13 @@ class Unseen:
         name: its name in metrics.json (`unseen/<name>`).
         corpus: every utterance its loader gave (records are written for all of them, so its
             speakers' statistics use all of their audio).
-        manifest: the utterances whose emotion the model knows (`data.emotions`) and that have
-            records.
+        scored: the utterances the model is run on, whatever their label (none, or one the model
+            does not know): every one with records (all of `corpus` without records).
+        manifest: those of `scored` whose emotion the model knows (`data.emotions`): the ones
+            its metrics count.
         missing: the labels of `data.emotions` it lacks (reported, never guessed).
-        other: `{emotion: count}` of its utterances in no class of the model (left out).
+        other: `{emotion: count}` of its utterances in no class of the model ("none": unlabelled;
+            predicted, left out of the metrics).
         records: its `RecordSet` (the run's frontend, no speed perturbation), written on first use
             (`with_records=False`: none, for a system that reads the audio itself).
     """
@@ -418,8 +421,9 @@ class Unseen:
         self.missing = [e for e in cfg.data.emotions if e not in set(emotions)]
         self.other = {str(k): int(v) for k, v in emotions[~emotions.isin(cfg.data.emotions)].value_counts().items()}
         if len(self.missing) == len(cfg.data.emotions):
-            raise CorpusError(f"data.eval_corpora: {self.name} has none of the model's labels "
-                              f"({', '.join(cfg.data.emotions)}); its emotions: {', '.join(sorted(self.other))}")
+            print(f"warning: data.eval_corpora: {self.name} has none of the model's labels "
+                  f"({', '.join(cfg.data.emotions)}; its own: {', '.join(sorted(self.other))}): its utterances are "
+                  f"predicted (unseen/{self.name}/predictions.csv), not scored")
         self.with_records = with_records
         self._records = None
 
@@ -430,11 +434,15 @@ class Unseen:
         return self._records
 
     @property
-    def manifest(self):
-        m = self.corpus[self.corpus["emotion"].isin(self.config.data.emotions)]
+    def scored(self):
         if not self.with_records:  # a system that reads the audio itself (the functionals)
-            return m
-        return m[m["utterance_id"].isin(set(self.records.manifest["utterance_id"]))]
+            return self.corpus
+        return self.corpus[self.corpus["utterance_id"].isin(set(self.records.manifest["utterance_id"]))]
+
+    @property
+    def manifest(self):
+        m = self.scored
+        return m[m["emotion"].isin(self.config.data.emotions)]
 
     def about(self):
         """What metrics.json says of the corpus beside its scores."""

@@ -364,7 +364,7 @@ def run(cfg, out, d, callbacks=()):
             stats = utterance_stats(rs, cfg, fold.train)
 
             def predict(u):
-                ids = u.manifest["utterance_id"].tolist()
+                ids = u.scored["utterance_id"].tolist()
                 profiles = predict_profiles(net, u.records, cfg, ids, normalize=data.eval_normalizer(cfg, u.records, stats))
                 return forest_probabilities(forest, statistics_matrix(profiles, cfg.epr.percentiles), len(label_names))
 

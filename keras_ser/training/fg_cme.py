@@ -179,9 +179,9 @@ class Functionals:
         return scaler, {u: Z[i] for u, i in self.row.items()}
 
     def unseen(self, unseen, scaler):
-        """`{utterance_id: vector}` of an unseen corpus's labelled utterances, in `scaler`'s space."""
+        """`{utterance_id: vector}` of an unseen corpus's utterances (`unseen.scored`), in `scaler`'s space."""
         Z = scaler.transform(F.unseen_features(self.cfg, unseen, scaler, self.cfg.data.functionals)).astype(np.float32)
-        return dict(zip(unseen.manifest["utterance_id"], Z))
+        return dict(zip(unseen.scored["utterance_id"], Z))
 
 
 def test_curve_callback(test_ds, label_names, path):
@@ -210,15 +210,16 @@ def best_on_test(curve):
 
 
 def predict_unseen(cfg, model, unseen, train_stats, vocab, functionals=None):
-    """The model's probabilities on an unseen corpus: its words from its own timings where it
+    """The model's probabilities on an unseen corpus's utterances (`unseen.scored`, labelled or
+    not): its words from its own timings where it
     has them, approximate ones otherwise (`fg_cme.alignment`), looked up in the fold's
     vocabulary; its features normalised by `data.eval_normalizer`; `functionals` its
     standardised functionals (`Functionals.unseen`) for a model that takes them; with
     `data.eval_adapt`, adapted to it first (`loop.predict_adapted`)."""
     names = list(model.input.keys())
-    man = unseen.manifest
+    man = unseen.scored
     ids = man["utterance_id"].tolist()
-    labels_of = dict(zip(ids, man["emotion"].map(unseen.config.data.emotions.index)))
+    labels_of = dict.fromkeys(ids, 0)  # unused: predicting needs no labels
     alignments = word_alignments(cfg, man)[0] if "word_ids" in names else {u: [] for u in ids}
     ds = dataset(unseen.records, cfg, ids, labels_of, alignments, vocab, names, positions=True,
                  normalize=data.eval_normalizer(cfg, unseen.records, train_stats), functionals=functionals)

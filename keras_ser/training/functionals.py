@@ -95,7 +95,7 @@ def self_trained(cfg, X, y, X_new, num_classes, pipeline):
 
 
 def unseen_scores(cfg, pipeline, X, y, unseen, num_classes):
-    """A fold's class scores on an unseen corpus's labelled utterances (`unseen.manifest`): by
+    """A fold's class scores on an unseen corpus's utterances (`unseen.scored`): by
     `pipeline` (fitted on the fold's `(X, y)`), or with `data.eval_adapt: self_training` by the
     pipeline refitted on every utterance of the corpus that openSMILE read, labels unused
     (`self_trained`)."""

@@ -400,30 +400,38 @@ def run_folds(cfg, out, folds, train_one, load_first):
 
 def score_unseen(cfg, fold_dir, unseens, predict, label_names):
     """One fold's model on each unseen corpus (`data.eval_corpora`, `data.Unseen`):
-    `predict(unseen)` → class probabilities `(len(unseen.manifest), K)` in its manifest's order.
-    Writes `fold_dir/unseen/<name>/predictions.csv`; returns `{name: metrics}` (WA, UA,
-    macro-F1, confusion, the labels it lacks and the utterances of other labels left out, its
-    normalisation and adaptation)."""
+    `predict(unseen)` → class probabilities `(len(unseen.scored), K)` in that order: every
+    utterance, labelled or not. Writes them all to `fold_dir/unseen/<name>/predictions.csv`
+    (`emotion`: the corpus's own label, empty when it has none); returns `{name: metrics}` over
+    the utterances of the model's labels (WA, UA, macro-F1, confusion; none of these when it has
+    no such utterance), with `n` of those, `scored`, the labels it lacks, the utterances of other
+    labels left out, its normalisation and adaptation."""
     out = {}
     for u in unseens:
-        man = u.manifest
+        scored = u.scored
         probs = np.asarray(predict(u))
-        y = man["emotion"].map(list(label_names).index).to_numpy()
-        res = M.classification_metrics(y, probs.argmax(1), label_names)
-        res.update(u.about(), normalization=cfg.data.eval_normalization or cfg.data.normalization,
+        if len(probs) != len(scored):
+            raise ValueError(f"unseen {u.name}: {len(probs)} predictions for {len(scored)} utterances")
+        known = scored["emotion"].isin(label_names).to_numpy()
+        res = {"n": int(known.sum())}
+        if known.any():
+            y = scored["emotion"][known].map(list(label_names).index).to_numpy()
+            res = M.classification_metrics(y, probs[known].argmax(1), label_names)
+        res.update(u.about(), scored=len(scored), normalization=cfg.data.eval_normalization or cfg.data.normalization,
                    adapt=cfg.data.eval_adapt)
         os.makedirs(os.path.join(fold_dir, "unseen", u.name), exist_ok=True)
-        write_predictions(os.path.join(fold_dir, "unseen", u.name), man, man["utterance_id"], probs, label_names)
+        write_predictions(os.path.join(fold_dir, "unseen", u.name), scored, scored["utterance_id"], probs, label_names)
         out[u.name] = res
     return out
 
 
 def predict_unseen(cfg, model, unseen, train_stats, label_names):
-    """A features → emotion model's probabilities on an unseen corpus (`score_unseen`'s
-    `predict`), its features normalised by `data.eval_normalizer` against `train_stats`."""
-    man = unseen.manifest
-    onehot = np.eye(len(label_names), dtype=np.float32)[man["emotion"].map(list(label_names).index).to_numpy()]
-    ds = classification_dataset(unseen.records, cfg, man["utterance_id"].tolist(), onehot, positions=True,
+    """A features → emotion model's probabilities on an unseen corpus's utterances
+    (`unseen.scored`; `score_unseen`'s `predict`), its features normalised by
+    `data.eval_normalizer` against `train_stats`."""
+    ids = unseen.scored["utterance_id"].tolist()
+    targets = np.zeros((len(ids), len(label_names)), np.float32)  # unused: predicting needs no labels
+    ds = classification_dataset(unseen.records, cfg, ids, targets, positions=True,
                                 normalize=eval_normalizer(cfg, unseen.records, train_stats))
     return predict_adapted(cfg, model, ds)
 
@@ -484,17 +492,18 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
     if data is not None:
         summary["skipped"] = data.summary()
     unseen = [r["unseen"] for r in results if "unseen" in r]
-    classified = all("confusion" in v for u in unseen for v in u.values())  # StrengthNet reports its own
+    classified = all("missing_labels" in v for u in unseen for v in u.values())  # StrengthNet reports its own
     if unseen and len(unseen) == len(results) and classified:  # every fold's model on every unseen corpus
         summary["unseen"] = {}
         for name in unseen[0]:
             per = [u[name] for u in unseen]
-            summary["unseen"][name] = {
-                "mean": {m: M.mean_sd([p[m] for p in per]) for m in ("wa", "ua", "macro_f1")},
-                "pooled": M.pooled_metrics(np.sum([np.asarray(p["confusion"]) for p in per], axis=0)),
-                "models": len(per), "n": per[0]["n"], "missing_labels": per[0]["missing_labels"],
-                "left_out": per[0]["left_out"], "normalization": per[0]["normalization"],
-                "adapt": per[0].get("adapt")}
+            entry = summary["unseen"][name] = {
+                "models": len(per), "n": per[0]["n"], "scored": per[0].get("scored"),
+                "missing_labels": per[0]["missing_labels"], "left_out": per[0]["left_out"],
+                "normalization": per[0]["normalization"], "adapt": per[0].get("adapt")}
+            if per[0]["n"]:
+                entry["mean"] = {m: M.mean_sd([p[m] for p in per]) for m in ("wa", "ua", "macro_f1")}
+                entry["pooled"] = M.pooled_metrics(np.sum([np.asarray(p["confusion"]) for p in per], axis=0))
     if results and all("confusion" in r for r in results):
         total = np.sum([np.asarray(r["confusion"]) for r in results], axis=0)
         summary["pooled"] = M.pooled_metrics(total)
@@ -513,10 +522,11 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
     shown = ", ".join(f"{m} {summary['mean'][m]['mean']:.3f} ± {summary['mean'][m]['sd']:.3f}" for m, _ in pick[:3])
     print(f"{name or cfg.system} on {summary['corpus']} ({cfg.protocol.name}, {len(results)} folds): {shown}")
     for name, u in summary.get("unseen", {}).items():
-        print(f"  unseen {name} ({u['models']} fold models, {u['normalization']} normalisation): "
-              f"WA {u['mean']['wa']['mean']:.3f} ± {u['mean']['wa']['sd']:.3f}, "
-              f"UA {u['mean']['ua']['mean']:.3f} ± {u['mean']['ua']['sd']:.3f}"
-              + (f"; lacks {', '.join(u['missing_labels'])}" if u["missing_labels"] else ""))
+        scores = (f"WA {u['mean']['wa']['mean']:.3f} ± {u['mean']['wa']['sd']:.3f}, "
+                  f"UA {u['mean']['ua']['mean']:.3f} ± {u['mean']['ua']['sd']:.3f}" if "mean" in u
+                  else f"{u['scored']} utterances predicted, none of the model's labels to score")
+        print(f"  unseen {name} ({u['models']} fold models, {u['normalization']} normalisation): {scores}"
+              + (f"; lacks {', '.join(u['missing_labels'])}" if u["missing_labels"] and "mean" in u else ""))
     for s in summary.get("skipped", []):
         print(f"  left out ({s['stage']}): {s['count']} x {s['reason']} (e.g. {s['example']})")
     return summary

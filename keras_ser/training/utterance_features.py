@@ -40,8 +40,8 @@ def speaker_standardised(X, speakers):
 
 
 def unseen_features(cfg, unseen, scaler, feature_set):
-    """The functionals of an unseen corpus's labelled utterances (`unseen.manifest`, in its
-    order), standardised as `data.normalization` / `data.eval_normalization` say: per speaker as
+    """The functionals of the utterances an unseen corpus's model is run on (`unseen.scored`,
+    in its order), standardised as `data.normalization` / `data.eval_normalization` say: per speaker as
     in training; with training-split normalisation "train" as they are (the fold's scaler
     follows), "corpus" or "speaker" z-scored with the unseen corpus's (speaker's) own statistics,
     over all its utterances (`unseen.corpus`), labels unused, then put in the scaler's space
@@ -53,7 +53,7 @@ def unseen_features(cfg, unseen, scaler, feature_set):
 def unseen_corpus_features(cfg, unseen, scaler, feature_set):
     """`(X, rows)`: the functionals of every utterance of `unseen.corpus` that openSMILE could
     read, whatever its label (the unlabelled audio of self-training), standardised as
-    `unseen_features` says, and the rows of `unseen.manifest`'s utterances among them."""
+    `unseen_features` says, and the rows of `unseen.scored`'s utterances among them."""
     X, _, _ = functionals(cfg, unseen.corpus, feature_set)
     keep = np.isfinite(X).all(1)
     corpus, X = unseen.corpus[keep], X[keep]
@@ -65,7 +65,9 @@ def unseen_corpus_features(cfg, unseen, scaler, feature_set):
     if cfg.data.normalization == "train" and mode != "train":
         X = X * scaler.scale_ + scaler.mean_
     row = dict(zip(corpus["utterance_id"], range(len(corpus))))
-    missing = [u for u in unseen.manifest["utterance_id"] if u not in row]
+    scored = unseen.scored
+    missing = [p for u, p in zip(scored["utterance_id"], scored["path"]) if u not in row]
     if missing:
-        raise CorpusError(f"{unseen.name}: openSMILE failed on {len(missing)} utterances (e.g. {missing[0]})")
-    return X, [row[u] for u in unseen.manifest["utterance_id"]]
+        raise CorpusError(f"data.eval_corpora: {unseen.name}: openSMILE failed on {len(missing)} files (e.g. "
+                          f"{missing[0]}): leave them out of its manifest")
+    return X, [row[u] for u in scored["utterance_id"]]
