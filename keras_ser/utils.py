@@ -116,6 +116,30 @@ def die_with_parent():
 _WATCHED = set()
 
 
+@contextlib.contextmanager
+def spawn_pool(num_workers, initializer=None, initargs=()):
+    """A spawn-context `ProcessPoolExecutor` whose workers do not re-run the parent's main module.
+
+    Spawn imports the parent's `__main__` file in every worker (as `__mp_main__`), for functions
+    defined there. The pools here run functions of importable modules only, and a user's script
+    whose imports load TensorFlow would load it into every worker: slow, and fatal for the
+    openSMILE workers (`tfrecords_tools.opensmile_features`). So `__main__` is an empty module
+    while the pool lives (its workers are started by its first tasks, inside the block)."""
+    import concurrent.futures
+    import multiprocessing
+    import sys
+    import types
+
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max(1, int(num_workers)), mp_context=multiprocessing.get_context(
+                "spawn"), initializer=initializer, initargs=initargs) as pool:
+            yield pool
+    finally:
+        sys.modules["__main__"] = main
+
+
 def die_with(pid, interval=0.5):
     """End this process (a worker started by another runner's machinery, whose parent is not the
     process it works for) as soon as process `pid` is gone; a daemon thread checks every

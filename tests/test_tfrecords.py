@@ -168,6 +168,25 @@ def test_opensmile_runs_in_tensorflow_free_workers(tiny_corpus, tmp_path):
     assert list(exc.value.errors) == bad and "does not exist" in exc.value.errors[paths[3]]
 
 
+def test_a_user_script_that_imports_tensorflow_can_extract_functionals(tiny_corpus, tmp_path):
+    """Spawn re-runs the parent's main file in each worker: a script whose imports load
+    TensorFlow (any `from keras_ser.training ...`) loaded it into the openSMILE workers, which
+    refused. `spawn_pool` keeps the main module out of them."""
+    script = tmp_path / "user.py"
+    script.write_text(
+        "import sys\n"
+        "import tensorflow  # noqa: F401\n"
+        "from tfrecords_tools.opensmile_features import extract_functionals\n"
+        "if __name__ == '__main__':\n"
+        "    X, names, errors = extract_functionals(sys.argv[1:], 'eGeMAPSv02', num_workers=2)\n"
+        "    print('shape', X.shape, 'errors', len(errors))\n")
+    paths = list(tiny_corpus.manifest["path"].iloc[:2])
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run([sys.executable, str(script), *paths], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "shape (2, 88) errors 0" in out.stdout
+
+
 def test_pipelines_run_without_the_autotuner_unless_asked(tiny_records):
     """tf.data's autotuner is off by default (`data.autotune`): with it, Keras's destruction of
     each epoch's finished iterator waited for the autotuner's thread (docs/benchmarks.md). The

@@ -7,17 +7,15 @@ at import time. The workers also parallelise the extraction. Results are cached 
 keyed by the file paths and the feature set.
 """
 
-import concurrent.futures
 import hashlib
 import json
-import multiprocessing
 import os
 
 import numpy as np
 
 from keras_ser.audio.io import load_audio
 from keras_ser.errors import AudioError
-from keras_ser.utils import atomic_path, die_with_parent, file_digests
+from keras_ser.utils import atomic_path, die_with_parent, file_digests, spawn_pool
 
 _SMILE = None
 
@@ -40,7 +38,7 @@ def _init_worker(feature_set, non_finite="error"):
 
     die_with_parent()
     _NON_FINITE = non_finite
-    if "tensorflow" in sys.modules:  # pragma: no cover - a guard, never expected
+    if "tensorflow" in sys.modules:  # pragma: no cover - a guard (`spawn_pool` keeps the user's main module out)
         raise RuntimeError("openSMILE worker has TensorFlow loaded; refusing to run")
     import opensmile
 
@@ -97,11 +95,7 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
         with np.load(cache_path, allow_pickle=False) as z:
             if str(z["key"]) == key:
                 return z["features"], list(z["names"]), json.loads(str(z["errors"]))
-    ctx = multiprocessing.get_context("spawn")
-    results = []
-    with concurrent.futures.ProcessPoolExecutor(
-        max(1, int(num_workers)), mp_context=ctx, initializer=_init_worker, initargs=(feature_set, non_finite)
-    ) as pool:
+    with spawn_pool(num_workers, _init_worker, (feature_set, non_finite)) as pool:
         results = list(pool.map(_extract_one, paths, chunksize=max(1, len(paths) // (8 * max(1, num_workers)))))
     errors = {paths[i]: err for i, (values, err, _) in enumerate(results) if values is None}
     names = next((r[2] for r in results if r[2] is not None), None)
@@ -120,7 +114,5 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
 
 def workers_import_tensorflow(num_workers=1):
     """True when a worker of this module would have TensorFlow loaded (for tests)."""
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=_init_worker,
-                                                initargs=("IS09",)) as pool:
+    with spawn_pool(num_workers, _init_worker, ("IS09",)) as pool:
         return pool.submit(_worker_has_tensorflow).result()

@@ -21,11 +21,9 @@ is reused only when its fingerprint matches and every shard is intact; a damaged
 and the dataset rewritten.
 """
 
-import concurrent.futures
 import dataclasses
 import hashlib
 import json
-import multiprocessing
 import os
 import re
 import time
@@ -45,6 +43,7 @@ from keras_ser.utils import (
     die_with_parent,
     file_checksum,
     remove_stale_tmp,
+    spawn_pool,
     write_csv,
     write_json,
 )
@@ -163,8 +162,7 @@ def write_records(manifest, out_dir, frontend="mlee", label_names=None, shard_by
 
         bar = tqdm(total=len(plan.tasks), desc=f"writing {out_dir}", unit="shard")
     if num_workers and num_workers > 1:
-        ctx = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(num_workers, mp_context=ctx, initializer=die_with_parent) as pool:
+        with spawn_pool(num_workers, die_with_parent) as pool:
             for res in pool.map(write_shard, plan.tasks):
                 results.append(res)
                 bar and bar.update()
