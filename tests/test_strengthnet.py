@@ -589,3 +589,20 @@ def test_unseen_corpus_is_scored_when_the_last_epoch_is_kept(tiny_corpus, tmp_pa
                f"data.eval_corpora=[{{corpus: ravdess, root: {rav_root}}}]")
     fold = run(cfg)["folds"][0]
     assert fold["unseen"]["ravdess"]["overall"]["n"] == 24 and "auc" in fold["unseen"]["ravdess"]["intensity"]
+
+
+@pytest.mark.parametrize("labels", ["ranking", "manifest"])
+def test_an_unseen_corpus_without_strength_labels_is_refused_before_training(labels, tiny_corpus, tmp_path):
+    """StrengthNet scores an unseen corpus against its own strength labels: unlabelled audio is
+    refused, naming the corpus, before any fold is trained (the classifiers predict it instead)."""
+    from keras_ser.corpora.manifest import save_manifest
+    from keras_ser.errors import CorpusError
+    from keras_ser.training.runner import run
+
+    man = tiny_corpus.manifest.assign(emotion=None, strength=np.nan, corpus="mine")
+    save_manifest(man, str(tmp_path / "mine.jsonl"))
+    cfg = _cfg(tmp_path, tiny_corpus, f"strength.labels={labels}",
+               f"data.eval_corpora=[{{corpus: manifest, root: {tmp_path}/mine.jsonl}}]")
+    with pytest.raises(CorpusError, match="data.eval_corpora: mine: StrengthNet scores an unseen corpus .* keras_ser-predict"):
+        run(cfg)
+    assert not os.path.exists(tmp_path / "run" / "folds" / "split-seed0" / "strengthnet")

@@ -330,6 +330,7 @@ def run(cfg, out, d, callbacks=()):
         d.skip("strength labels", unlabelled, "no strength label (openSMILE failed on it, or no ranking "
                                               "function for its speaker and emotion)")
     folds = fold_list(cfg, table)
+    unseens = unseen_corpora(cfg)
     monitor = monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights)
 
     def train_one(fold, fold_dir):
@@ -356,7 +357,7 @@ def run(cfg, out, d, callbacks=()):
         res.update(fold=fold.name, monitor=monitor, **fold.to_dict())
         # By name: with train.select last/average the loop trains on copies of the folds.
         if cfg.data.eval_corpora and fold.name == folds[0].name:
-            res["unseen"] = unseen(cfg, model, manifest, label_names, out, cache,
+            res["unseen"] = unseen(cfg, unseens, model, manifest, label_names, out, cache,
                                    data.training_stats(rs, cfg, fold.train))
         print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
               f"SRCC {res['overall']['srcc']:.3f}; emotion WA {res['emotion']['wa']:.3f}"
@@ -389,14 +390,40 @@ def fold_means(results):
     return means
 
 
-def unseen(cfg, model, train_manifest, label_names, out, train_cache, train_stats=None):
-    """Test on corpora never trained on: each labelled by its own ranking functions; also the
-    training corpora's ranking functions (per emotion) applied to them (the paper's R_corpus rows).
-    Their features are normalised as `data.eval_normalization` says, against `train_stats`."""
-    res = {}
-    X_train = None
+def unseen_corpora(cfg):
+    """`[(name, manifest, records config)]` of `data.eval_corpora` (`data.eval_corpus`), checked
+    before anything is trained: StrengthNet scores an unseen corpus against strength labels of its
+    own (ranking functions fitted on a speaker's neutral and emotional utterances, or with
+    `strength.labels: manifest` the manifest's `strength`), which unlabelled audio lacks.
+    Raises CorpusError naming the corpus."""
+    out = []
+    st = cfg.strength
     for entry in cfg.data.eval_corpora:
         name, man, sub_cfg = data.eval_corpus(cfg, entry)
+        emotional = man["emotion"].isin([e for e in cfg.data.emotions if e != st.neutral])
+        if st.labels == "manifest":
+            ok = bool((emotional & man["strength"].notna()).any())
+            lacks = f"no utterance of {', '.join(e for e in cfg.data.emotions if e != st.neutral)} with a strength"
+        else:
+            neutral = set(man.loc[man["emotion"] == st.neutral, "speaker"].astype(str))
+            ok = bool(neutral & set(man.loc[emotional, "speaker"].astype(str)))
+            lacks = f"no speaker with both {st.neutral!r} and emotional utterances (its ranking functions need them)"
+        if not ok:
+            raise CorpusError(f"data.eval_corpora: {name}: StrengthNet scores an unseen corpus against strength "
+                              f"labels of its own, and it has {lacks}; to predict unlabelled audio, run "
+                              "keras_ser-predict on the run's export")
+        out.append((name, man, sub_cfg))
+    return out
+
+
+def unseen(cfg, corpora, model, train_manifest, label_names, out, train_cache, train_stats=None):
+    """Test on corpora never trained on (`unseen_corpora`): each labelled by its own ranking
+    functions; also the training corpora's ranking functions (per emotion) applied to them (the
+    paper's R_corpus rows). Their features are normalised as `data.eval_normalization` says,
+    against `train_stats`."""
+    res = {}
+    X_train = None
+    for name, man, sub_cfg in corpora:
         rs = data.prepare_records(sub_cfg, man)
         cache = os.path.join(rs.root, "functionals")
         strengths, _, info = strength_labels(cfg, man, os.path.join(out, "unseen", name), cache)
