@@ -96,6 +96,7 @@ def test_an_unlabelled_corpus_is_predicted_not_scored(preset, extra, tiny_corpus
     assert u["left_out"] == {"none": len(man)} and len(u["missing_labels"]) == 4
     out = capsys.readouterr().out
     assert "mine has none of the model's labels" in out and f"{len(man)} utterances predicted" in out
+    assert f"\n{preset.split('/')[0]} on synthetic (" in out  # the headline names the system, not the corpus
     fold = summary["folds"][0]["fold"]
     pred = pd.read_csv(tmp_path / "run" / "folds" / fold / "unseen" / "mine" / "predictions.csv")
     assert set(pred["utterance_id"]) == set(man["utterance_id"]) and pred["emotion"].isna().all()

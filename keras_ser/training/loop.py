@@ -495,9 +495,9 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
     classified = all("missing_labels" in v for u in unseen for v in u.values())  # StrengthNet reports its own
     if unseen and len(unseen) == len(results) and classified:  # every fold's model on every unseen corpus
         summary["unseen"] = {}
-        for name in unseen[0]:
-            per = [u[name] for u in unseen]
-            entry = summary["unseen"][name] = {
+        for corpus_name in unseen[0]:
+            per = [u[corpus_name] for u in unseen]
+            entry = summary["unseen"][corpus_name] = {
                 "models": len(per), "n": per[0]["n"], "scored": per[0].get("scored"),
                 "missing_labels": per[0]["missing_labels"], "left_out": per[0]["left_out"],
                 "normalization": per[0]["normalization"], "adapt": per[0].get("adapt")}
@@ -521,11 +521,11 @@ def finish(cfg, out, results, label_names, means=("wa", "ua", "macro_f1"), extra
                                              normalization=cfg.data.normalization, trim_db=cfg.data.trim_silence)
     shown = ", ".join(f"{m} {summary['mean'][m]['mean']:.3f} ± {summary['mean'][m]['sd']:.3f}" for m, _ in pick[:3])
     print(f"{name or cfg.system} on {summary['corpus']} ({cfg.protocol.name}, {len(results)} folds): {shown}")
-    for name, u in summary.get("unseen", {}).items():
+    for corpus_name, u in summary.get("unseen", {}).items():
         scores = (f"WA {u['mean']['wa']['mean']:.3f} ± {u['mean']['wa']['sd']:.3f}, "
                   f"UA {u['mean']['ua']['mean']:.3f} ± {u['mean']['ua']['sd']:.3f}" if "mean" in u
                   else f"{u['scored']} utterances predicted, none of the model's labels to score")
-        print(f"  unseen {name} ({u['models']} fold models, {u['normalization']} normalisation): {scores}"
+        print(f"  unseen {corpus_name} ({u['models']} fold models, {u['normalization']} normalisation): {scores}"
               + (f"; lacks {', '.join(u['missing_labels'])}" if u["missing_labels"] and "mean" in u else ""))
     for s in summary.get("skipped", []):
         print(f"  left out ({s['stage']}): {s['count']} x {s['reason']} (e.g. {s['example']})")
