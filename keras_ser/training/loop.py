@@ -413,10 +413,8 @@ def score_unseen(cfg, fold_dir, unseens, predict, label_names):
         if len(probs) != len(scored):
             raise ValueError(f"unseen {u.name}: {len(probs)} predictions for {len(scored)} utterances")
         known = scored["emotion"].isin(label_names).to_numpy()
-        res = {"n": int(known.sum())}
-        if known.any():
-            y = scored["emotion"][known].map(list(label_names).index).to_numpy()
-            res = M.classification_metrics(y, probs[known].argmax(1), label_names)
+        y = scored["emotion"][known].map(list(label_names).index).to_numpy()
+        res = M.classification_metrics(y, probs[known].argmax(1), label_names) if known.any() else {"n": 0}
         res.update(u.about(), scored=len(scored), normalization=cfg.data.eval_normalization or cfg.data.normalization,
                    adapt=cfg.data.eval_adapt)
         os.makedirs(os.path.join(fold_dir, "unseen", u.name), exist_ok=True)
