@@ -56,7 +56,7 @@ class DataConfig:
     speakers' labels look so) or "utterance" (each utterance by its own frames; not for
     functionals). functionals: an openSMILE set (e.g. ComParE_2016) given to the network as a
     second input, one vector per utterance (an early-fusion hybrid with the reference; FG_CME's
-    cnn_pool baseline only; not the paper's): extracted and cached as the reference system does,
+    cnn_pool baseline and StrengthNet; not the papers'): extracted and cached as the reference system does,
     standardised per fold like the frames (the training split's scaler; with "speaker", each
     speaker's own statistics first; with "utterance", the training split's scaler, one vector
     having no statistics of its own). Such a model is not exported: its serving graph could not
@@ -494,9 +494,9 @@ def validate(cfg):
     _one_of("functionals.class_weight", fn.class_weight, (None, "balanced"))
     if cfg.data.functionals is not None:
         _one_of("data.functionals", cfg.data.functionals, FUNCTIONAL_SETS)
-        if cfg.system != "fg_cme" or cfg.model.name != "cnn_pool":
-            raise ConfigError(f"data.functionals: a second input of FG_CME's cnn_pool baseline only, not {cfg.system} "
-                              f"{cfg.model.name} (system functionals: functionals.feature_set)")
+        if not ((cfg.system == "fg_cme" and cfg.model.name == "cnn_pool") or cfg.system == "strengthnet"):
+            raise ConfigError(f"data.functionals: a second input of FG_CME's cnn_pool baseline and of StrengthNet "
+                              f"only, not {cfg.system} {cfg.model.name} (system functionals: functionals.feature_set)")
         if cfg.export.enabled:
             raise ConfigError("data.functionals: a model with a functionals input cannot be exported (its serving graph "
                               "cannot compute openSMILE functionals); set export.enabled=false")

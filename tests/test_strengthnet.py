@@ -36,6 +36,12 @@ CASES = [
     model_case("statistics_pooling_batch_norm", build_strengthnet,
                dict(feature_dim=80, emotion_pooling="statistics", batch_norm=True, **KW),
                audio_examples([150, 61], 80), export=False, **FRAMES),
+    # data.functionals: one vector per utterance joined to both heads (padding the frames changes nothing)
+    model_case("functionals_batch_norm", build_strengthnet,
+               dict(feature_dim=80, emotion_pooling="mean", batch_norm=True, functionals_dim=6, functionals_dropout=0.2,
+                    **KW),
+               [{**ex, "functionals": np.linspace(-1, 1, 6, dtype="float32") * (i + 1)}
+                for i, ex in enumerate(audio_examples([150, 61], 80))], export=False, **FRAMES),
 ]
 
 
@@ -46,6 +52,21 @@ def test_model(case, tmp_path):
 
 def test_models_export_and_reload_without_keras_ser(tmp_path):
     check_exports(CASES, tmp_path)
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean", "statistics"])
+def test_the_functionals_input_reaches_both_heads(pooling):
+    """StrengthNet's hybrid: the strength (every frame) and the emotion both move with the
+    functionals; without `functionals_dim` the model has no such input."""
+    m = build_strengthnet(4, 80, lstm_units=8, dense_units=8, filters=(4, 4, 8, 8), emotion_pooling=pooling,
+                          functionals_dim=6)
+    ex = audio_examples([90], 80)[0]
+    x = {"features": ex["features"][None], "num_frames": np.array([90], "int32"), "functionals": np.zeros((1, 6), "float32")}
+    a = m.predict_on_batch(x)
+    b = m.predict_on_batch({**x, "functionals": np.full((1, 6), 3.0, "float32")})
+    assert np.abs(a["emotion"] - b["emotion"]).max() > 1e-3
+    assert np.abs(a["frame_strength"] - b["frame_strength"]).min() > 0  # every frame, not only some
+    assert "functionals" not in build_strengthnet(4, 80, lstm_units=8, dense_units=8, filters=(4, 4, 8, 8)).input
 
 
 @pytest.mark.parametrize("original, pooling", [(False, "last"), (True, "last"), (False, "mean"),
@@ -606,3 +627,39 @@ def test_an_unseen_corpus_without_strength_labels_is_refused_before_training(lab
     with pytest.raises(CorpusError, match="data.eval_corpora: mine: StrengthNet scores an unseen corpus .* keras_ser-predict"):
         run(cfg)
     assert not os.path.exists(tmp_path / "run" / "folds" / "split-seed0" / "strengthnet")
+
+
+def test_functionals_as_a_second_input_in_the_folds_and_on_an_unseen_corpus(tiny_corpus, tmp_path):
+    """data.functionals: StrengthNet's hybrid takes each utterance's openSMILE functionals,
+    standardised on the fold's training utterances (development ones too with select last);
+    the unseen corpus gets its own in that scaler's space; nothing is exported."""
+    import keras
+    import pandas as pd
+
+    from keras_ser.training import strengthnet as strength
+    from keras_ser.training.runner import run
+
+    rav_root = _ravdess_like(tiny_corpus, str(tmp_path / "ravdess"))
+    cfg = _cfg(tmp_path, tiny_corpus, "data.emotions=[happy, sad, angry]", "train.select=last", "export.enabled=false",
+               "data.functionals=eGeMAPSv02", "data.num_workers=1",
+               f"data.eval_corpora=[{{corpus: ravdess, root: {rav_root}}}]")
+    summary = run(cfg)
+    assert summary["functionals"] == "eGeMAPSv02" and not summary.get("export")
+    fold = summary["folds"][0]
+    assert fold["unseen"]["ravdess"]["overall"]["n"] == 24
+    model = keras.models.load_model(tmp_path / "run" / "folds" / fold["fold"] / "strengthnet" / "best.keras", compile=False)
+    assert tuple(model.input["functionals"].shape) == (None, 88)
+    # the written predictions are the model's on the standardised functionals of the fold's scaler
+    from keras_ser.training import data
+    from keras_ser.training.utterance_features import Functionals
+
+    d = data.load(cfg)
+    train = json.load(open(tmp_path / "run" / "folds.json"))["folds"][0]
+    _, fz = Functionals(cfg, d.corpus).fold(train["train"] + train["dev"])
+    pred = pd.read_csv(tmp_path / "run" / "folds" / fold["fold"] / "test_predictions.csv")
+    table = pd.read_csv(tmp_path / "run" / "ranking" / "labels.csv").set_index("utterance_id")
+    tab = table.loc[pred["utterance_id"]].assign(utterance_id=pred["utterance_id"].to_numpy(), true_strength=np.nan,
+                                                 intensity=None, label=0, strength_label=0.5)
+    again = strength.predict(model, strength.strength_dataset(d.records, cfg, tab.index.tolist(), tab, extra=True,
+                                                              functionals=fz))
+    np.testing.assert_allclose(again["s_pred"][np.argsort(again["position"])], pred["predicted_strength"], atol=1e-4)

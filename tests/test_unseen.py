@@ -134,7 +134,7 @@ def test_cnn_pool_with_the_functionals_as_a_second_input(tiny_corpus, tmp_path):
     import keras
 
     from keras_ser.training import data
-    from keras_ser.training.fg_cme import Functionals
+    from keras_ser.training.utterance_features import Functionals
     from keras_ser.training.runner import run
 
     path, man = _unseen_manifest(tmp_path)
@@ -159,7 +159,7 @@ def test_cnn_pool_with_the_functionals_as_a_second_input(tiny_corpus, tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["data.functionals=eGeMAPSv02"], "a second input of FG_CME's cnn_pool baseline only, not mlee"),
+    (["data.functionals=eGeMAPSv02"], "a second input of FG_CME's cnn_pool baseline and of StrengthNet only, not mlee"),
     (["system=fg_cme", "model.name=cnn_pool", "data.functionals=eGeMAPSv02"], "cannot be exported"),
     (["system=fg_cme", "model.name=cnn_pool", "export.enabled=false", "data.functionals=GeMAPS"],
      "data.functionals: 'GeMAPS' is not one of"),

@@ -23,6 +23,7 @@ from keras_ser.layers.masking import (
     LengthMask,
     MaskedMeanStd,
     MaskedTimeAverage,
+    RepeatOverTime,
     ShrinkLengths,
 )
 from keras_ser.layers.segments import (
@@ -33,6 +34,6 @@ from keras_ser.layers.segments import (
 )
 
 __all__ = ["ApplyTimeMask", "AudioFrontend", "ChannelAugment", "DownsampleLengths", "LengthMask", "MaskedNormalization",
-           "MaskedMeanStd", "MaskedTimeAverage", "FlattenSegments", "SpecAugment", "ProfileStatistics", "RandomForest", "Segmenter",
+           "MaskedMeanStd", "MaskedTimeAverage", "RepeatOverTime", "FlattenSegments", "SpecAugment", "ProfileStatistics", "RandomForest", "Segmenter",
            "UnflattenSegments", "UtteranceNormalization", "StructuredSelfAttention", "sequence_mask", "AlignmentPooling",
            "CrossModalityExcitation", "MaskedMax", "ShrinkLengths", "WordAlignment"]

@@ -75,6 +75,25 @@ class LengthMask(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_ser")
+class RepeatOverTime(keras.layers.Layer):
+    """One vector per utterance `(batch, C)` repeated at every frame of `x` `(batch, frames, ...)`:
+    `(batch, frames, C)`, to concatenate with frame features. A Keras mask on `x` passes through."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, v, x, mask=None):
+        return mask
+
+    def call(self, v, x, mask=None):
+        return tf.repeat(v[:, None, :], tf.shape(x)[1], axis=1)
+
+    def compute_output_shape(self, v_shape, x_shape=None):
+        return (v_shape[0], None if x_shape is None else x_shape[1], v_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="keras_ser")
 class MaskedTimeAverage(keras.layers.Layer):
     """Mean of `(batch, frames[, ...])` over its first `num_frames` frames (0 for an empty one).
 

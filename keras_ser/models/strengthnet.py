@@ -32,7 +32,7 @@ Heads are named `frame_strength` `(batch, frames)`, `strength` `(batch,)` and `e
 import keras
 
 from keras_ser.layers import ApplyTimeMask, LengthMask, MaskedNormalization, SpecAugment
-from keras_ser.layers.masking import MaskedMeanStd, MaskedTimeAverage
+from keras_ser.layers.masking import MaskedMeanStd, MaskedTimeAverage, RepeatOverTime
 
 FILTERS = (16, 32, 64, 128)
 STRIDES = ((1, 1), (1, 1), (1, 3))
@@ -41,7 +41,7 @@ STRIDES = ((1, 1), (1, 1), (1, 3))
 def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filters=FILTERS, lstm_units=128,
                       dense_units=128, dropout=0.3, original_input=False, recurrent_max_norm=None,
                       conv_initializer="he_normal", emotion_pooling="last", spec_augment=None,
-                      batch_norm=False, name="strengthnet"):
+                      batch_norm=False, functionals_dim=0, functionals_dropout=0.0, name="strengthnet"):
     """The StrengthNet model.
 
     Args:
@@ -85,9 +85,17 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
             training accuracy was 0.48–0.65 after 20 epochs, 0.98–1.0 with it (docs/results/strengthnet.md).
             Padded frames are zeroed after every convolution as before; in training they enter
             the batch statistics (as in `cnn_pool`), at inference padding changes nothing (tested).
+        functionals_dim: int. > 0 (`data.functionals`; not the paper's) adds an input
+            `functionals` `(batch, functionals_dim)`: the utterance's openSMILE functionals,
+            standardised outside the model (the training pipeline does it per fold), after
+            dropout `functionals_dropout` joined to both heads: to the strength BiLSTM's output at
+            every frame (before the frame predictor's dense layer) and to the pooled emotion
+            vector. An early-fusion hybrid with the reference, as FG_CME's `cnn_pool` has; it
+            hands the heads the utterance's level and prosody statistics directly.
+        functionals_dropout: float. Dropout on the functionals input. Defaults to 0.
 
     Returns:
-        Model `{features, num_frames}` → `{"frame_strength", "strength", "emotion"}`.
+        Model `{features, num_frames[, functionals]}` → `{"frame_strength", "strength", "emotion"}`.
     """
     features = keras.Input((None, feature_dim), name="features")
     num_frames = keras.Input((), dtype="int32", name="num_frames")
@@ -122,7 +130,16 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
         return keras.layers.Bidirectional(
             keras.layers.LSTM(lstm_units, return_sequences=seq, recurrent_constraint=constraint), name=name)
 
+    inputs = {"features": features, "num_frames": num_frames}
+    g = None
+    if functionals_dim:
+        inputs["functionals"] = keras.Input((functionals_dim,), name="functionals")
+        g = inputs["functionals"]
+        if functionals_dropout:
+            g = keras.layers.Dropout(functionals_dropout, name="functionals_dropout")(g)
     h = blstm(True, "strength_blstm")(x, mask=mask)
+    if g is not None:
+        h = keras.layers.Concatenate(name="frames_with_functionals")([h, RepeatOverTime(name="functionals_per_frame")(g, h)])
     h = keras.layers.Dense(dense_units, activation="relu", name="frame_dense")(h)
     h = keras.layers.Dropout(dropout, name="frame_dropout")(h)
     frame = keras.layers.Dense(1, dtype="float32", name="frame_score")(h)
@@ -140,7 +157,8 @@ def build_strengthnet(num_classes=4, feature_dim=80, mean=None, std=None, filter
     else:
         raise ValueError(f"build_strengthnet: emotion_pooling must be 'last', 'mean' or 'statistics', "
                          f"got {emotion_pooling!r}")
+    if g is not None:
+        e = keras.layers.Concatenate(name="emotion_with_functionals")([e, g])
     e = keras.layers.Dropout(dropout, name="emotion_dropout")(e)
     emotion = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="emotion")(e)
-    return keras.Model({"features": features, "num_frames": num_frames},
-                       {"frame_strength": frame, "strength": strength, "emotion": emotion}, name=name)
+    return keras.Model(inputs, {"frame_strength": frame, "strength": strength, "emotion": emotion}, name=name)

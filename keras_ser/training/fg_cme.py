@@ -11,7 +11,7 @@ first fold's model is exported with word inputs (`serving_default`: waveform, nu
 word_ids, word_starts, word_ends, num_words; `keras_ser.json` holds the vocabulary).
 
 With `data.functionals` (cnn_pool only) each utterance's openSMILE functionals are a second
-input (`Functionals`): per speaker first with `data.normalization: speaker`, then standardised
+input (`utterance_features.Functionals`): per speaker first with `data.normalization: speaker`, then standardised
 with the fold's training utterances' scaler; an unseen corpus's as `data.eval_normalization` says.
 """
 
@@ -154,36 +154,6 @@ def build_model(cfg, rs, stats, vocab, functionals_dim=0):
     return build_baseline(cfg.model.name, **common, **params)
 
 
-class Functionals:
-    """The openSMILE functionals of a run's corpus (`data.functionals`), per speaker first with
-    `data.normalization: speaker`; `fold(ids)` fits a fold's scaler on the training utterances
-    `ids` and returns it with `{utterance_id: standardised vector}` of every utterance."""
-
-    def __init__(self, cfg, corpus):
-        X, _, errors = F.functionals(cfg, corpus, cfg.data.functionals)
-        if errors:
-            path, why = next(iter(errors.items()))
-            raise CorpusError(f"data.functionals: openSMILE failed on {len(errors)} files, e.g. {path}: {why} "
-                              "(leave them out of the manifest, or train without data.functionals)")
-        if cfg.data.normalization == "speaker":
-            X = F.speaker_standardised(X, corpus["speaker"].to_numpy(str))
-        self.cfg, self.X = cfg, X
-        self.row = dict(zip(corpus["utterance_id"], range(len(corpus))))
-        self.dim = X.shape[1]
-
-    def fold(self, ids):
-        from sklearn.preprocessing import StandardScaler
-
-        scaler = StandardScaler().fit(self.X[[self.row[u] for u in ids]])
-        Z = scaler.transform(self.X).astype(np.float32)
-        return scaler, {u: Z[i] for u, i in self.row.items()}
-
-    def unseen(self, unseen, scaler):
-        """`{utterance_id: vector}` of an unseen corpus's utterances (`unseen.scored`), in `scaler`'s space."""
-        Z = scaler.transform(F.unseen_features(self.cfg, unseen, scaler, self.cfg.data.functionals)).astype(np.float32)
-        return dict(zip(unseen.scored["utterance_id"], Z))
-
-
 def test_curve_callback(test_ds, label_names, path):
     """Keras callback: WA/UA of the test fold after every epoch, appended to `path` (JSON, atomic;
     kept across a resumed fit). The original FG_CME code reported the best of these (it chose the
@@ -214,7 +184,7 @@ def predict_unseen(cfg, model, unseen, train_stats, vocab, functionals=None):
     not): its words from its own timings where it
     has them, approximate ones otherwise (`fg_cme.alignment`), looked up in the fold's
     vocabulary; its features normalised by `data.eval_normalizer`; `functionals` its
-    standardised functionals (`Functionals.unseen`) for a model that takes them; with
+    standardised functionals (`utterance_features.Functionals.unseen`) for a model that takes them; with
     `data.eval_adapt`, adapted to it first (`loop.predict_adapted`)."""
     names = list(model.input.keys())
     man = unseen.scored
@@ -292,7 +262,7 @@ def utterance_embeddings(cfg, layer="fc", fold_index=0):
     fz = None
     if cfg.data.functionals:  # the fold's scaler, as training fitted it (on training and, with select last, dev)
         train = list(fold.train) + (list(fold.dev) if cfg.train.select != "best" else [])
-        fz = Functionals(cfg, d.corpus).fold(train)[1]
+        fz = F.Functionals(cfg, d.corpus).fold(train)[1]
     ds = dataset(rs, cfg, fold.test, labels_of, alignments, vocab, list(model.input.keys()), functionals=fz)
     z, y = [], []
     for x, t, _ in ds:
@@ -310,7 +280,7 @@ def run(cfg, out, d, callbacks=()):
     folds = data.fold_list(cfg, manifest)
     unseens = [data.Unseen(cfg, e) for e in cfg.data.eval_corpora]
     # every utterance of the corpus: per-speaker statistics use all of a speaker's audio
-    functionals = Functionals(cfg, d.corpus) if cfg.data.functionals else None
+    functionals = F.Functionals(cfg, d.corpus) if cfg.data.functionals else None
     if functionals is not None:
         print(f"  second input: {functionals.dim} {cfg.data.functionals} functionals per utterance")
 

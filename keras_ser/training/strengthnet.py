@@ -22,6 +22,7 @@ Beside the shared run folder (see `keras_ser.training.loop`):
 """
 
 import os
+import types
 
 import keras
 import numpy as np
@@ -36,6 +37,7 @@ from keras_ser.losses import MaskedMAE, RankingMAE
 from keras_ser.models.strengthnet import build_strengthnet
 from keras_ser.training import data, loop
 from keras_ser.training import metrics as M
+from keras_ser.training import utterance_features as F
 from keras_ser.training.plots import plot_strength
 from keras_ser.training.protocols import Fold
 from keras_ser.training.registry import System, register
@@ -139,6 +141,8 @@ def _strength_xy(b, rows, extra=False):
     s = rows["strength"]
     frames = tf.where(tf.sequence_mask(n, tf.shape(b["features"])[1]), s[:, None], -1.0)
     x = {"features": b["features"], "num_frames": n}
+    if "functionals" in rows:
+        x["functionals"] = rows["functionals"]
     y = {"frame_strength": frames, "strength": s, "emotion": rows["emotion"]}
     if extra:  # evaluation only: the corpus's true strength and intensity (NaN where unknown),
         # and each utterance's position in `ids` (the pipeline reads shards, not `ids`, in order)
@@ -148,9 +152,10 @@ def _strength_xy(b, rows, extra=False):
 
 
 def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weights=None, extra=False,
-                     normalize="default"):
+                     normalize="default", functionals=None):
     """Pipeline for StrengthNet over `ids`; `table` is indexed by utterance id with columns
-    `strength_label`, `label` (emotion index), `true_strength` and `intensity`."""
+    `strength_label`, `label` (emotion index), `true_strength` and `intensity`; `functionals`
+    `{utterance_id: standardised vector}` for a model with a `functionals` input."""
     sub = table.loc[list(ids)]
     k = len(rs.label_names)
     labels = sub["label"].to_numpy(int)
@@ -161,6 +166,8 @@ def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weight
         cols["true_strength"] = sub["true_strength"].to_numpy(np.float32)
         cols["strong"] = np.where(inten == "strong", 1.0, np.where(inten == "normal", 0.0, np.nan)).astype(np.float32)
         cols["position"] = np.arange(len(sub), dtype=np.float32)
+    if functionals is not None:
+        cols["functionals"] = np.stack([functionals[u] for u in sub.index]).astype(np.float32)
 
     def to_xy(b, rows):
         return _strength_xy(b, rows, extra)
@@ -175,8 +182,10 @@ def frontend_params(cfg, frontend):
     return {"original_input": not frontend.log}
 
 
-def build_model(cfg, rs, stats):
+def build_model(cfg, rs, stats, functionals_dim=0):
     params = loop.model_params(cfg, frontend_params(cfg, get_frontend_config(rs.frontend)))
+    if functionals_dim:
+        params["functionals_dim"] = functionals_dim
     return build_strengthnet(num_classes=len(rs.label_names), feature_dim=rs.feature_dim, mean=stats.mean,
                              std=stats.std(), **params)
 
@@ -218,12 +227,12 @@ def predict(model, ds):
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
-def evaluate(cfg, model, rs, ids, table, label_names, normalize="default"):
+def evaluate(cfg, model, rs, ids, table, label_names, normalize="default", functionals=None):
     """Strength and emotion metrics on `ids` (plus truth SRCC and intensity agreement when known;
     when `ids` span several corpora, `per_corpus` holds the same metrics for each), and the
     per-utterance predictions: `(metrics, DataFrame)` with the columns of `write_predictions`."""
     ids = list(ids)
-    p = predict(model, strength_dataset(rs, cfg, ids, table, extra=True, normalize=normalize))
+    p = predict(model, strength_dataset(rs, cfg, ids, table, extra=True, normalize=normalize, functionals=functionals))
     for subset in SUBSETS:
         p[subset] = table.loc[ids, subset].to_numpy(bool)[p["position"]]
     res = _metrics(cfg, p, label_names)
@@ -332,9 +341,15 @@ def run(cfg, out, d, callbacks=()):
     folds = fold_list(cfg, table)
     unseens = unseen_corpora(cfg)
     monitor = monitored_metric(cfg.strength.monitor, cfg.strength.loss_weights)
+    # every utterance of the corpus: per-speaker statistics use all of a speaker's audio
+    second_input = F.Functionals(cfg, d.corpus) if cfg.data.functionals else None
+    if second_input is not None:
+        print(f"  second input: {second_input.dim} {cfg.data.functionals} functionals per utterance")
 
     def train_one(fold, fold_dir):
         stage_dir = os.path.join(fold_dir, "strengthnet")
+        # the fold's scaler, fitted on what it trains on (with train.select last, dev as well)
+        scaler, fz = second_input.fold(fold.train) if second_input is not None else (None, None)
         if loop.finished_stage(cfg, stage_dir):  # trained, but stopped before its test metrics were written
             model = loop.load_model(os.path.join(stage_dir, "best.keras"))
         else:
@@ -342,13 +357,14 @@ def run(cfg, out, d, callbacks=()):
             weights = None
             if cfg.train.class_weights:
                 weights = class_weights(np.eye(len(label_names))[table.loc[fold.train, "label"].to_numpy(int)], "hard")
-            train_ds = strength_dataset(rs, cfg, fold.train, table, shuffle=True, perturbed=True, weights=weights)
-            dev_ds = strength_dataset(rs, cfg, fold.dev, table) if len(fold.dev) else None
+            train_ds = strength_dataset(rs, cfg, fold.train, table, shuffle=True, perturbed=True, weights=weights,
+                                        functionals=fz)
+            dev_ds = strength_dataset(rs, cfg, fold.dev, table, functionals=fz) if len(fold.dev) else None
             keras.utils.set_random_seed(cfg.seed)
             with loop.strategy(cfg.train.strategy).scope():
-                model = compile_model(build_model(cfg, rs, stats), cfg)
+                model = compile_model(build_model(cfg, rs, stats, second_input.dim if second_input else 0), cfg)
             model = loop.fit(model, train_ds, dev_ds, stage_dir, cfg, callbacks, monitor=monitor)
-        res, predictions = evaluate(cfg, model, rs, fold.test, table, label_names)
+        res, predictions = evaluate(cfg, model, rs, fold.test, table, label_names, functionals=fz)
         write_predictions(predictions, os.path.join(fold_dir, "test_predictions.csv"))
         plot_strength(predictions["strength_label"].to_numpy(), predictions["predicted_strength"].to_numpy(),
                       predictions["emotion"].map(label_names.index).to_numpy(), label_names,
@@ -358,7 +374,7 @@ def run(cfg, out, d, callbacks=()):
         # By name: with train.select last/average the loop trains on copies of the folds.
         if cfg.data.eval_corpora and fold.name == folds[0].name:
             res["unseen"] = unseen(cfg, unseens, model, manifest, label_names, out, cache,
-                                   data.training_stats(rs, cfg, fold.train))
+                                   data.training_stats(rs, cfg, fold.train), second_input, scaler)
         print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
               f"SRCC {res['overall']['srcc']:.3f}; emotion WA {res['emotion']['wa']:.3f}"
               + (f"; SRCC vs true strength {res['srcc_vs_truth']:.3f}" if "srcc_vs_truth" in res else "")
@@ -367,9 +383,11 @@ def run(cfg, out, d, callbacks=()):
 
     results, first = loop.run_folds(
         cfg, out, folds, train_one, lambda fold_dir: loop.load_model(os.path.join(fold_dir, "strengthnet", "best.keras")))
-    export = None if first is None else loop.Export(first, rs.frontend, {
+    # a functionals input cannot be computed by a serving graph (the config refuses to export it)
+    export = None if first is None or second_input is not None else loop.Export(first, rs.frontend, {
         "emotion_head": "probabilities", "strength_head": "utterance strength in [0, 1]"})
-    return loop.finish(cfg, out, results, label_names, fold_means(results), extra={"strength_labels": label_info}, export=export,
+    return loop.finish(cfg, out, results, label_names, fold_means(results),
+                       extra={"strength_labels": label_info, "functionals": cfg.data.functionals}, export=export,
                        corpus="+".join(sorted(manifest["corpus"].unique())), data=d)
 
 
@@ -416,11 +434,13 @@ def unseen_corpora(cfg):
     return out
 
 
-def unseen(cfg, corpora, model, train_manifest, label_names, out, train_cache, train_stats=None):
+def unseen(cfg, corpora, model, train_manifest, label_names, out, train_cache, train_stats=None, second_input=None,
+           scaler=None):
     """Test on corpora never trained on (`unseen_corpora`): each labelled by its own ranking
     functions; also the training corpora's ranking functions (per emotion) applied to them (the
     paper's R_corpus rows). Their features are normalised as `data.eval_normalization` says,
-    against `train_stats`."""
+    against `train_stats`; for a model with a functionals input (`second_input`, the run's
+    `utterance_features.Functionals`), theirs likewise, in the fold's `scaler`'s space."""
     res = {}
     X_train = None
     for name, man, sub_cfg in corpora:
@@ -428,8 +448,11 @@ def unseen(cfg, corpora, model, train_manifest, label_names, out, train_cache, t
         cache = os.path.join(rs.root, "functionals")
         strengths, _, info = strength_labels(cfg, man, os.path.join(out, "unseen", name), cache)
         table = label_table(cfg, man, strengths, label_names)
+        fz = None
+        if second_input is not None:  # the utterances scored here (`table`), standardised over the whole corpus
+            fz = second_input.unseen(types.SimpleNamespace(name=name, corpus=man, scored=table), scaler)
         r, predictions = evaluate(cfg, model, rs, table.index.tolist(), table, label_names,
-                                  normalize=data.eval_normalizer(cfg, rs, train_stats))
+                                  normalize=data.eval_normalizer(cfg, rs, train_stats), functionals=fz)
         r["normalization"] = cfg.data.eval_normalization or cfg.data.normalization
         os.makedirs(os.path.join(out, "unseen", name), exist_ok=True)
         write_predictions(predictions, os.path.join(out, "unseen", name, "predictions.csv"))

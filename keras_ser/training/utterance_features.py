@@ -71,3 +71,34 @@ def unseen_corpus_features(cfg, unseen, scaler, feature_set):
         raise CorpusError(f"data.eval_corpora: {unseen.name}: openSMILE failed on {len(missing)} files (e.g. "
                           f"{missing[0]}): leave them out of its manifest")
     return X, [row[u] for u in scored["utterance_id"]]
+
+
+class Functionals:
+    """The openSMILE functionals of a run's corpus (`data.functionals`: a network's second input),
+    per speaker first with `data.normalization: speaker`; `fold(ids)` fits a fold's scaler on the
+    training utterances `ids` and returns it with `{utterance_id: standardised vector}` of every
+    utterance."""
+
+    def __init__(self, cfg, corpus):
+        X, _, errors = functionals(cfg, corpus, cfg.data.functionals)
+        if errors:
+            path, why = next(iter(errors.items()))
+            raise CorpusError(f"data.functionals: openSMILE failed on {len(errors)} files, e.g. {path}: {why} "
+                              "(leave them out of the manifest, or train without data.functionals)")
+        if cfg.data.normalization == "speaker":
+            X = speaker_standardised(X, corpus["speaker"].to_numpy(str))
+        self.cfg, self.X = cfg, X
+        self.row = dict(zip(corpus["utterance_id"], range(len(corpus))))
+        self.dim = X.shape[1]
+
+    def fold(self, ids):
+        from sklearn.preprocessing import StandardScaler
+
+        scaler = StandardScaler().fit(self.X[[self.row[u] for u in ids]])
+        Z = scaler.transform(self.X).astype(np.float32)
+        return scaler, {u: Z[i] for u, i in self.row.items()}
+
+    def unseen(self, unseen, scaler):
+        """`{utterance_id: vector}` of an unseen corpus's utterances (`unseen.scored`), in `scaler`'s space."""
+        Z = scaler.transform(unseen_features(self.cfg, unseen, scaler, self.cfg.data.functionals)).astype(np.float32)
+        return dict(zip(unseen.scored["utterance_id"], Z))
