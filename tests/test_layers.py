@@ -21,6 +21,7 @@ from keras_ser.layers import (
     MaskedTimeAverage,
     ProfileStatistics,
     RandomForest,
+    RepeatOverTime,
     Segmenter,
     ShrinkLengths,
     SpecAugment,
@@ -81,6 +82,11 @@ CASES = [
                lambda layer, i: layer(i["n"])),
     layer_case("length_mask", LengthMask, {}, frames(9, 4), lambda layer, i: layer(i["x"], i["n"]), **FRAME_WISE),
     layer_case("masked_time_average", MaskedTimeAverage, {}, frames(9, 4), lambda layer, i: layer(i["x"], i["n"]), **POOLED),
+    layer_case("repeat_over_time", RepeatOverTime, {},
+               [{**ex, "v": RNG.standard_normal(3).astype("float32")} for ex in frames(9, 4)],
+               lambda layer, i: layer(i["v"], i["x"]), time={"x": "n"}, time_outputs={"out": [(1, real)]},
+               check=lambda out, batch: np.testing.assert_allclose(
+                   out["out"], np.repeat(batch["v"][:, None], batch["x"].shape[1], 1))),
     layer_case("masked_mean_std", MaskedMeanStd, {"epsilon": 1e-6}, frames(9, 4), lambda layer, i: layer(i["x"], i["n"]),
                check=lambda out, batch: np.testing.assert_allclose(
                    out["out"][1], np.concatenate([batch["x"][1, :4].mean(0), np.sqrt(batch["x"][1, :4].var(0) + 1e-6)]),

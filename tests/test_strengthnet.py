@@ -636,8 +636,10 @@ def test_functionals_as_a_second_input_in_the_folds_and_on_an_unseen_corpus(tiny
     import keras
     import pandas as pd
 
+    from keras_ser.training import data
     from keras_ser.training import strengthnet as strength
     from keras_ser.training.runner import run
+    from keras_ser.training.utterance_features import Functionals
 
     rav_root = _ravdess_like(tiny_corpus, str(tmp_path / "ravdess"))
     cfg = _cfg(tmp_path, tiny_corpus, "data.emotions=[happy, sad, angry]", "train.select=last", "export.enabled=false",
@@ -650,9 +652,6 @@ def test_functionals_as_a_second_input_in_the_folds_and_on_an_unseen_corpus(tiny
     model = keras.models.load_model(tmp_path / "run" / "folds" / fold["fold"] / "strengthnet" / "best.keras", compile=False)
     assert tuple(model.input["functionals"].shape) == (None, 88)
     # the written predictions are the model's on the standardised functionals of the fold's scaler
-    from keras_ser.training import data
-    from keras_ser.training.utterance_features import Functionals
-
     d = data.load(cfg)
     train = json.load(open(tmp_path / "run" / "folds.json"))["folds"][0]
     _, fz = Functionals(cfg, d.corpus).fold(train["train"] + train["dev"])

@@ -134,8 +134,8 @@ def test_cnn_pool_with_the_functionals_as_a_second_input(tiny_corpus, tmp_path):
     import keras
 
     from keras_ser.training import data
-    from keras_ser.training.utterance_features import Functionals
     from keras_ser.training.runner import run
+    from keras_ser.training.utterance_features import Functionals
 
     path, man = _unseen_manifest(tmp_path)
     cfg = _cfg("fg_cme/synthetic", tmp_path, tiny_corpus, path, "model.name=cnn_pool", "protocol.k=4",

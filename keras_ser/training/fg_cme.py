@@ -23,7 +23,7 @@ import numpy as np
 from keras_ser.audio.frontends import get_frontend_config
 from keras_ser.audio.io import load_audio
 from keras_ser.corpora.alignments import approximate_alignment, check_alignment, transcript_words
-from keras_ser.errors import AlignmentError, CorpusError
+from keras_ser.errors import AlignmentError
 from keras_ser.labels.emotion_targets import class_weights
 from keras_ser.models.fg_cme import build_baseline, build_fg_cme
 from keras_ser.text import Vocabulary, load_embeddings
