@@ -16,7 +16,8 @@ Runs scored on unseen corpora (`data.eval_corpora`: each fold's `unseen/<corpus>
 are fused there too, corpus by corpus, and the row gets `unseen` as `seeds_table.py` writes it,
 so that a hybrid's cross-corpus matrix is made from the two systems' matrices
 (`experiments/cross_corpus.py`): `--name` is then the training corpus, `--table` the hybrid's
-matrix. An unseen corpus that only one of the runs was scored on is an error.
+matrix. An unseen corpus that only one of the runs was scored on is an error; one without any of
+the model's labels (unlabelled audio: predicted, nothing to score) is left out, and said.
 
 `--calibrate-a INNER`: before fusing, `a`'s probabilities of each outer fold are taken to the
 power 1 / T and renormalised (temperature scaling), T fitted by the negative log-likelihood of
@@ -162,6 +163,11 @@ def fuse_run(run_a, run_b, weight, label_names, temperatures=None):
         if names != unseen_names(other):
             raise SystemExit(f"late_fusion: fold {name}: unseen corpora {names} against {unseen_names(other)}: "
                              "both runs must be scored on the same ones")
+        # a corpus without any of the model's labels (a user's unlabelled audio) has nothing to score
+        unlabelled = [u for u in names if read_labelled(os.path.join(fold_dir, "unseen", u, "predictions.csv")).empty]
+        if unlabelled:
+            print(f"late_fusion: fold {name}: unseen {', '.join(unlabelled)}: none of the model's labels, not scored")
+        names = [u for u in names if u not in unlabelled]
         if names:
             res["unseen"] = {u: fuse_predictions(os.path.join(fold_dir, "unseen", u, "predictions.csv"),
                                                  os.path.join(other, "unseen", u, "predictions.csv"), weight,

@@ -65,6 +65,25 @@ def test_fusion_averages_probabilities_in_and_across_corpora(tmp_path):
     assert row["unseen"]["other"]["n"] == 2 and row["unseen"]["other"]["normalization"] == "corpus"
 
 
+def test_fusion_leaves_out_an_unseen_corpus_without_labels(tmp_path, capsys):
+    """An unlabelled unseen corpus (predicted, nothing to score) is not fused into NaN metrics:
+    it is left out of the row, and said; the labelled one beside it is scored."""
+    import late_fusion
+
+    p = [[0.9, 0.1], [0.2, 0.8]]
+    unseen = {"other": {"f1": (["x1", "x2"], [0, 1], p)}, "mine": {"f1": (["m1", "m2"], [0, 0], p)}}
+    a = _run(tmp_path / "a", {"f1": (["u1", "u2"], [0, 1], p)}, unseen)
+    b = _run(tmp_path / "b", {"f1": (["u1", "u2"], [0, 1], p)}, unseen)
+    for run in (a, b):
+        path = os.path.join(run, "folds", "f1", "unseen", "mine", "predictions.csv")
+        pd.read_csv(path).assign(emotion=None).to_csv(path, index=False)
+    table = str(tmp_path / "t.json")
+    assert late_fusion.main(["--a", a, "--b", b, "--name", "x", "--table", table]) == 0
+    row = json.load(open(table))["rows"]["x"]
+    assert set(row["unseen"]) == {"other"} and row["unseen"]["other"]["wa"]["mean"] == pytest.approx(1.0)
+    assert "unseen mine: none of the model's labels, not scored" in capsys.readouterr().out
+
+
 def test_fusion_refuses_different_folds_or_unseen_corpora(tmp_path):
     import late_fusion
 
