@@ -432,7 +432,32 @@ def test_a_corpus_without_neutral_speech_is_a_clear_error(tiny_corpus, tmp_path)
     man = tiny_corpus.manifest
     no_neutral = man[man["emotion"] != "neutral"].head(12)
     with pytest.raises(CorpusError, match=r"^synthetic: .*no speaker has both 'neutral'"):
-        strength.strength_labels(cfg, no_neutral, str(tmp_path / "out"), str(tmp_path / "cache"))
+        strength.strength_labels(cfg, no_neutral, str(tmp_path / "out"))
+
+
+def test_the_ranking_labels_and_the_functionals_input_share_one_extraction(tiny_corpus, tmp_path, monkeypatch):
+    """StrengthNet's ranking labels (a file with undefined functionals gets no label) and
+    `data.functionals` of the same set (undefined values as 0) read one cache per corpus, keyed
+    by the files, not the labels: a relabelled manifest extracts nothing again."""
+    from keras_ser.training import strengthnet as strength
+    from keras_ser.training import utterance_features as F
+    from tfrecords_tools import opensmile_features as O
+
+    monkeypatch.setenv("KERAS_SER_DATA", str(tmp_path / "data"))
+    pools = []
+    real = O.spawn_pool
+    monkeypatch.setattr(O, "spawn_pool", lambda *a, **k: pools.append(a) or real(*a, **k))
+    cfg = _cfg(tmp_path, tiny_corpus)
+    man = tiny_corpus.manifest.head(10)
+    X, names = strength.functionals(cfg, man)
+    assert len(pools) == 1 and X.shape == (10, 384) and np.isfinite(X).all()
+    relabelled = man.assign(emotion="neutral")
+    Z, _, errors = F.functionals(cfg, relabelled, "IS09")
+    assert len(pools) == 1 and not errors
+    np.testing.assert_array_equal(Z, X)
+    assert len(os.listdir(tmp_path / "data" / "functionals")) == 1
+    F.functionals(cfg, man.head(9), "IS09")  # other files: a cache of their own
+    assert len(pools) == 2 and len(os.listdir(tmp_path / "data" / "functionals")) == 2
 
 
 def test_the_original_frontend_switches_on_the_original_input():

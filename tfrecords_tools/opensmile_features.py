@@ -4,7 +4,8 @@ openSMILE and TensorFlow in one process crash (`malloc(): corrupted ...`) when T
 imported first. So extraction always runs in `spawn`-context worker processes that import only
 NumPy, soundfile, soxr and opensmile, never TensorFlow; this module itself imports none of them
 at import time. The workers also parallelise the extraction. Results are cached in a `.npz` file
-keyed by the file paths and the feature set.
+keyed by the file paths, the feature set and each file's bytes; they hold openSMILE's values as
+it gave them, so callers that treat undefined values differently share one extraction.
 """
 
 import hashlib
@@ -20,9 +21,6 @@ from keras_ser.utils import atomic_path, die_with_parent, file_digests, spawn_po
 _SMILE = None
 
 
-_NON_FINITE = "error"
-
-
 class ExtractionError(ValueError):
     """openSMILE gave functionals for none of the files. `errors`: `{path: reason}` for each."""
 
@@ -32,12 +30,11 @@ class ExtractionError(ValueError):
         super().__init__(f"openSMILE could not process any of {len(errors)} files (first: {path}: {why})")
 
 
-def _init_worker(feature_set, non_finite="error"):
-    global _SMILE, _NON_FINITE
+def _init_worker(feature_set):
+    global _SMILE
     import sys
 
     die_with_parent()
-    _NON_FINITE = non_finite
     if "tensorflow" in sys.modules:  # pragma: no cover - a guard (`spawn_pool` keeps the user's main module out)
         raise RuntimeError("openSMILE worker has TensorFlow loaded; refusing to run")
     import opensmile
@@ -55,12 +52,7 @@ def _extract_one(path):
     except AudioError as exc:
         return None, exc.problem, None
     df = _SMILE.process_signal(wav, 16000)
-    values = df.to_numpy(dtype=np.float64)[0]
-    if not np.all(np.isfinite(values)):
-        if _NON_FINITE != "zero":
-            return None, "openSMILE returned non-finite functionals", None
-        values = np.where(np.isfinite(values), values, 0.0)
-    return values, None, list(df.columns)
+    return df.to_numpy(dtype=np.float64)[0], None, list(df.columns)
 
 
 def _worker_has_tensorflow():
@@ -76,8 +68,9 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
         paths: list of audio file paths.
         feature_set: str. An `opensmile.FeatureSet` name. Defaults to "IS09" (384 functionals).
         num_workers: int. Worker processes (at least 1: extraction never runs in this process).
-        cache_path: str or None. A `.npz` cache; reused when it holds the same paths, set and
-            handling, and every file's bytes are unchanged (`keras_ser.utils.file_digests`).
+        cache_path: str or None. A `.npz` cache of openSMILE's values before `non_finite` is
+            applied; reused when it holds the same paths and set, and every file's bytes are
+            unchanged (`keras_ser.utils.file_digests`), whatever `non_finite` asked for.
         non_finite: "error" (a file whose functionals hold NaN or infinity fails) or "zero"
             (those values become 0, as audEERING's examples do for ComParE's few undefined
             functionals on very short or flat segments).
@@ -90,12 +83,27 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
         ExtractionError: no file gave functionals (its `errors` names each file and why).
     """
     paths = [os.fspath(p) for p in paths]
-    key = hashlib.sha256(json.dumps([feature_set, non_finite, paths, file_digests(paths)]).encode()).hexdigest()
+    if non_finite not in ("error", "zero"):
+        raise ValueError(f"non_finite must be 'error' or 'zero', not {non_finite!r}")
+    key = hashlib.sha256(json.dumps(["raw", feature_set, paths, file_digests(paths)]).encode()).hexdigest()
+    cached = None
     if cache_path and os.path.exists(cache_path):
         with np.load(cache_path, allow_pickle=False) as z:
             if str(z["key"]) == key:
-                return z["features"], list(z["names"]), json.loads(str(z["errors"]))
-    with spawn_pool(num_workers, _init_worker, (feature_set, non_finite)) as pool:
+                cached = z["features"], list(z["names"]), json.loads(str(z["errors"]))
+    if cached is None:
+        cached = _extract(paths, feature_set, num_workers)
+        if cache_path:
+            feats, names, errors = cached
+            os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
+            with atomic_path(cache_path, keep_suffix=True) as tmp:
+                np.savez(tmp, key=key, features=feats, names=np.array(names), errors=json.dumps(errors))
+    return finite(*cached, paths, non_finite)
+
+
+def _extract(paths, feature_set, num_workers):
+    """`(features, names, errors)` as openSMILE gave them (undefined values kept)."""
+    with spawn_pool(num_workers, _init_worker, (feature_set,)) as pool:
         results = list(pool.map(_extract_one, paths, chunksize=max(1, len(paths) // (8 * max(1, num_workers)))))
     errors = {paths[i]: err for i, (values, err, _) in enumerate(results) if values is None}
     names = next((r[2] for r in results if r[2] is not None), None)
@@ -105,10 +113,23 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
     for i, (values, _, _) in enumerate(results):
         if values is not None:
             feats[i] = values
-    if cache_path:
-        os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
-        with atomic_path(cache_path, keep_suffix=True) as tmp:
-            np.savez(tmp, key=key, features=feats, names=np.array(names), errors=json.dumps(errors))
+    return feats, names, errors
+
+
+def finite(feats, names, errors, paths, non_finite):
+    """`extract_functionals`' result from openSMILE's values: with `non_finite="error"` a file
+    whose functionals hold NaN or infinity becomes a failure (a NaN row named in `errors`), with
+    `"zero"` those values become 0. Raises ExtractionError when no file is left."""
+    feats, errors = feats.copy(), dict(errors)
+    bad = [i for i in np.flatnonzero(~np.isfinite(feats).all(1)) if paths[i] not in errors]
+    if non_finite == "zero":
+        feats[bad] = np.where(np.isfinite(feats[bad]), feats[bad], 0.0)
+    else:
+        feats[bad] = np.nan
+        errors.update({paths[i]: "openSMILE returned non-finite functionals" for i in bad})
+        errors = {p: errors[p] for p in paths if p in errors}  # in the files' order
+        if len(errors) == len(paths):
+            raise ExtractionError(errors)
     return feats, names, errors
 
 

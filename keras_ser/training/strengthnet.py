@@ -42,7 +42,6 @@ from keras_ser.training.plots import plot_strength
 from keras_ser.training.protocols import Fold
 from keras_ser.training.registry import System, register
 from keras_ser.utils import write_csv
-from tfrecords_tools.opensmile_features import extract_functionals
 
 HEADS = ("frame_strength", "strength", "emotion")
 # Utterance subsets scored against the true strength, and the masks that pick them.
@@ -50,23 +49,16 @@ SUBSETS = {"pure": pure_mask, "blend": blend_mask, "change": change_mask}
 
 
 # -- labels ---------------------------------------------------------------------------------------
-def functionals(cfg, manifest, cache_dir):
-    """openSMILE functionals of every row (worker processes; cached per corpus)."""
-    os.makedirs(cache_dir, exist_ok=True)
-    parts, names = {}, None
+def functionals(cfg, manifest):
+    """`strength.feature_set` functionals of every row (worker processes; cached per corpus and
+    files, shared with `data.functionals` and the reference); a file openSMILE fails on, or whose
+    functionals are undefined, is a row of NaN and gets no label."""
+    X, names, errors = F.functionals(cfg, manifest, cfg.strength.feature_set, non_finite="error")
     for corpus in sorted(manifest["corpus"].unique()):
-        rows = np.flatnonzero(manifest["corpus"].to_numpy() == corpus)
-        paths = manifest["path"].to_numpy()[rows].tolist()
-        f, names, errors = extract_functionals(paths, cfg.strength.feature_set, max(1, cfg.data.num_workers),
-                                               os.path.join(cache_dir, f"{corpus}-{cfg.strength.feature_set}.npz"))
-        if errors:
-            path, why = next(iter(errors.items()))
-            print(f"openSMILE failed on {len(errors)} {corpus} files (first: {path}: {why}); they get no label")
-        parts[corpus] = (rows, f)
-    feats = np.full((len(manifest), len(names)), np.nan)
-    for rows, f in parts.values():
-        feats[rows] = f
-    return feats, names
+        bad = [p for p in manifest["path"][manifest["corpus"] == corpus] if p in errors]
+        if bad:
+            print(f"openSMILE failed on {len(bad)} {corpus} files (first: {bad[0]}: {errors[bad[0]]}); they get no label")
+    return X, names
 
 
 def fit_labeler(cfg, X, man, per=None):
@@ -91,7 +83,7 @@ def heldout_order_accuracy(cfg, X, man, fraction=0.2, seed=0):
     return acc
 
 
-def strength_labels(cfg, manifest, out_dir, cache_dir):
+def strength_labels(cfg, manifest, out_dir):
     """Strength label per row of `manifest` (NaN: none), the fitted labelers and label statistics."""
     st = cfg.strength
     info = {"labels": st.labels}
@@ -99,7 +91,7 @@ def strength_labels(cfg, manifest, out_dir, cache_dir):
         s = manifest["strength"].to_numpy(float).copy()
         s[manifest["emotion"].to_numpy() == st.neutral] = 0.0
         return s, {}, info
-    X, _ = functionals(cfg, manifest, cache_dir)
+    X, _ = functionals(cfg, manifest)
     out = np.full(len(manifest), np.nan)
     labelers = {}
     os.makedirs(os.path.join(out_dir, "ranking"), exist_ok=True)
@@ -330,8 +322,7 @@ def monitored_metric(monitor, loss_weights):
 def run(cfg, out, d, callbacks=()):
     manifest, rs = d.manifest, d.records
     label_names = list(cfg.data.emotions)
-    cache = os.path.join(rs.root, "functionals")
-    strengths, _, label_info = strength_labels(cfg, manifest, out, cache)
+    strengths, _, label_info = strength_labels(cfg, manifest, out)
     table = label_table(cfg, manifest, strengths, label_names)
     unlabelled = data.labelled(cfg, manifest)
     unlabelled = unlabelled[~unlabelled["utterance_id"].isin(set(table["utterance_id"]))]
@@ -373,7 +364,7 @@ def run(cfg, out, d, callbacks=()):
         res.update(fold=fold.name, monitor=monitor, **fold.to_dict())
         # By name: with train.select last/average the loop trains on copies of the folds.
         if cfg.data.eval_corpora and fold.name == folds[0].name:
-            res["unseen"] = unseen(cfg, unseens, model, manifest, label_names, out, cache,
+            res["unseen"] = unseen(cfg, unseens, model, manifest, label_names, out,
                                    data.training_stats(rs, cfg, fold.train), second_input, scaler)
         print(f"fold {fold.name}: strength MAE {res['overall']['mae']:.3f} LCC {res['overall']['lcc']:.3f} "
               f"SRCC {res['overall']['srcc']:.3f}; emotion WA {res['emotion']['wa']:.3f}"
@@ -434,8 +425,7 @@ def unseen_corpora(cfg):
     return out
 
 
-def unseen(cfg, corpora, model, train_manifest, label_names, out, train_cache, train_stats=None, second_input=None,
-           scaler=None):
+def unseen(cfg, corpora, model, train_manifest, label_names, out, train_stats=None, second_input=None, scaler=None):
     """Test on corpora never trained on (`unseen_corpora`): each labelled by its own ranking
     functions; also the training corpora's ranking functions (per emotion) applied to them (the
     paper's R_corpus rows). Their features are normalised as `data.eval_normalization` says,
@@ -445,8 +435,7 @@ def unseen(cfg, corpora, model, train_manifest, label_names, out, train_cache, t
     X_train = None
     for name, man, sub_cfg in corpora:
         rs = data.prepare_records(sub_cfg, man)
-        cache = os.path.join(rs.root, "functionals")
-        strengths, _, info = strength_labels(cfg, man, os.path.join(out, "unseen", name), cache)
+        strengths, _, info = strength_labels(cfg, man, os.path.join(out, "unseen", name))
         table = label_table(cfg, man, strengths, label_names)
         fz = None
         if second_input is not None:  # the utterances scored here (`table`), standardised over the whole corpus
@@ -459,9 +448,9 @@ def unseen(cfg, corpora, model, train_manifest, label_names, out, train_cache, t
         r["strength_labels"] = info
         # R_train(·): the training corpora's ranking functions (one per emotion) on this corpus.
         if cfg.strength.labels == "ranking":
-            X_eval, _ = functionals(cfg, man, cache)
+            X_eval, _ = functionals(cfg, man)
             if X_train is None:
-                X_train, _ = functionals(cfg, train_manifest, train_cache)
+                X_train, _ = functionals(cfg, train_manifest)
             for corpus in sorted(train_manifest["corpus"].unique()):
                 sel = (train_manifest["corpus"] == corpus).to_numpy()
                 lab = fit_labeler(cfg, X_train[sel], train_manifest[sel], per="emotion")

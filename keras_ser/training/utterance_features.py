@@ -1,31 +1,51 @@
 """openSMILE functionals per utterance, shared by the reference system (`system: functionals`)
 and the networks that take them as a second input (`data.functionals`): extraction in
 TensorFlow-free worker processes (`tfrecords_tools.opensmile_features`), cached per corpus, set
-and content; standardisation per speaker or per corpus; an unseen corpus's functionals in the
+and files (one cache for every caller: StrengthNet's ranking labels, the reference, a second input); standardisation per speaker or per corpus; an unseen corpus's functionals in the
 space of a fold's scaler.
 """
 
+import hashlib
+import json
 import os
 
 import numpy as np
 
-from keras_ser.corpora.manifest import content_hash
 from keras_ser.errors import CorpusError
 from keras_ser.utils import data_home
-from tfrecords_tools.opensmile_features import extract_functionals
+from tfrecords_tools.opensmile_features import ExtractionError, extract_functionals
 
 
-def cache_path(manifest, feature_set):
-    """`$KERAS_SER_DATA/functionals/<corpora>-<set>-<content hash>.npz`."""
-    corpora = "+".join(sorted(manifest["corpus"].unique()))
-    return os.path.join(data_home(), "functionals", f"{corpora}-{feature_set}-{content_hash(manifest)[:12]}.npz")
+def cache_path(corpus, paths, feature_set):
+    """`$KERAS_SER_DATA/functionals/<corpus>-<set>-<hash of the paths>.npz`: one file per list of
+    files, whatever the labels say (the cache itself checks each file's bytes)."""
+    digest = hashlib.sha256(json.dumps([os.fspath(p) for p in paths]).encode()).hexdigest()[:12]
+    return os.path.join(data_home(), "functionals", f"{corpus}-{feature_set}-{digest}.npz")
 
 
-def functionals(cfg, manifest, feature_set):
-    """`(X (N, D), names, errors)` for the rows of `manifest` (cached); undefined values (NaN)
-    become 0, a file openSMILE fails on is a row of NaN named in `errors`."""
-    return extract_functionals(manifest["path"].tolist(), feature_set, max(1, cfg.data.num_workers),
-                               cache_path(manifest, feature_set), non_finite="zero")
+def functionals(cfg, manifest, feature_set, non_finite="zero"):
+    """`(X (N, D), names, errors)` for the rows of `manifest`, extracted and cached per corpus. With
+    `non_finite="zero"` undefined values (NaN) become 0, with `"error"` such a file fails; a file
+    openSMILE fails on is a row of NaN named in `errors`. Raises ExtractionError when no file of
+    the manifest gives functionals."""
+    X, names, errors = None, None, {}
+    for corpus in sorted(manifest["corpus"].unique()):
+        rows = np.flatnonzero(manifest["corpus"].to_numpy() == corpus)
+        paths = manifest["path"].to_numpy()[rows].tolist()
+        try:
+            f, names, err = extract_functionals(paths, feature_set, max(1, cfg.data.num_workers),
+                                                cache_path(corpus, paths, feature_set), non_finite=non_finite)
+        except ExtractionError as exc:  # this corpus gave none: its rows stay NaN
+            errors.update(exc.errors)
+            continue
+        errors.update(err)
+        if X is None:
+            X = np.full((len(manifest), len(names)), np.nan)
+        X[rows] = f
+    if X is None:
+        raise ExtractionError(errors)
+    errors = {p: errors[p] for p in manifest["path"] if p in errors}  # in the manifest's order
+    return X, names, errors
 
 
 def speaker_standardised(X, speakers):
