@@ -37,6 +37,9 @@ def fold_diagnostics(path_a, path_b, temperatures):
     from late_fusion import read_pair, soften
 
     a, b = read_pair(path_a, path_b, "one fold", prog="fusion_diagnostics")
+    if a.empty:  # an unseen corpus of unlabelled audio: predicted, nothing to score
+        raise SystemExit(f"fusion_diagnostics: {path_a}: none of its utterances carries one of the model's labels "
+                         "(unlabelled audio): nothing to diagnose")
     cols = [c for c in a.columns if c.startswith("score_")]
     if not cols or cols != [c for c in b.columns if c.startswith("score_")]:
         raise SystemExit(f"fusion_diagnostics: {path_a} and {path_b} do not give the same classes' probabilities")

@@ -217,6 +217,11 @@ def test_fusion_diagnostics_agreement_errors_confidence_and_temperature(tmp_path
     assert fusion_diagnostics.main(["--pair", f"y={ua} {ub} @other", "--out", out]) == 0
     cell = json.load(open(out))["pairs"]["y"]
     assert cell["unseen"] == "other" and cell["mean"]["confidence_a"] == pytest.approx(0.65)
+    for run in (ua, ub):  # an unseen corpus of unlabelled audio: said, not NaN
+        path = os.path.join(run, "folds", "f1", "unseen", "other", "predictions.csv")
+        pd.read_csv(path).assign(emotion=None).to_csv(path, index=False)
+    with pytest.raises(SystemExit, match=r"other/predictions.csv: none of its utterances carries one of the model's"):
+        fusion_diagnostics.main(["--pair", f"y={ua} {ub} @other"])
 
 
 def test_fusion_reads_strengthnet_runs_through_their_emotion_head(tmp_path):
