@@ -171,20 +171,20 @@ def test_opensmile_runs_in_tensorflow_free_workers(tiny_corpus, tmp_path):
 def test_undefined_functionals_fail_a_file_or_become_zero_from_one_extraction():
     """The cache holds openSMILE's values as given: `non_finite` is applied after it, so the
     reference (zeros) and StrengthNet's ranking labels (a failure) read one extraction."""
-    from tfrecords_tools.opensmile_features import ExtractionError, finite
+    from tfrecords_tools.opensmile_features import ExtractionError, handle_non_finite
 
     raw = np.array([[1.0, 2.0], [np.nan, 3.0], [np.nan, np.nan], [np.inf, 4.0]])
     paths, errors = ["a.wav", "b.wav", "c.wav", "d.wav"], {"c.wav": "cannot decode audio"}
-    zero, names, err = finite(raw, ["f0", "f1"], errors, paths, "zero")
+    zero, names, err = handle_non_finite(raw, ["f0", "f1"], errors, paths, "zero")
     np.testing.assert_array_equal(zero[[0, 1, 3]], [[1, 2], [0, 3], [0, 4]])
     assert np.isnan(zero[2]).all() and err == errors and names == ["f0", "f1"]
-    fail, _, err = finite(raw, ["f0", "f1"], errors, paths, "error")
+    fail, _, err = handle_non_finite(raw, ["f0", "f1"], errors, paths, "error")
     np.testing.assert_array_equal(fail[0], [1, 2])
     assert np.isnan(fail[1:]).all() and np.isnan(raw[1, 0]) and raw[1, 1] == 3.0  # the cached values untouched
     assert err == {"b.wav": "openSMILE returned non-finite functionals", "c.wav": "cannot decode audio",
                    "d.wav": "openSMILE returned non-finite functionals"}
     with pytest.raises(ExtractionError, match=r"any of 2 files \(first: b.wav: openSMILE returned non-finite"):
-        finite(raw[1:3], ["f0", "f1"], errors, paths[1:3], "error")
+        handle_non_finite(raw[1:3], ["f0", "f1"], errors, paths[1:3], "error")
 
 
 def test_a_user_script_that_imports_tensorflow_can_extract_functionals(tiny_corpus, tmp_path):

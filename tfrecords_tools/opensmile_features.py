@@ -98,7 +98,7 @@ def extract_functionals(paths, feature_set="IS09", num_workers=2, cache_path=Non
             os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
             with atomic_path(cache_path, keep_suffix=True) as tmp:
                 np.savez(tmp, key=key, features=feats, names=np.array(names), errors=json.dumps(errors))
-    return finite(*cached, paths, non_finite)
+    return handle_non_finite(*cached, paths, non_finite)
 
 
 def _extract(paths, feature_set, num_workers):
@@ -116,7 +116,7 @@ def _extract(paths, feature_set, num_workers):
     return feats, names, errors
 
 
-def finite(feats, names, errors, paths, non_finite):
+def handle_non_finite(feats, names, errors, paths, non_finite):
     """`extract_functionals`' result from openSMILE's values: with `non_finite="error"` a file
     whose functionals hold NaN or infinity becomes a failure (a NaN row named in `errors`), with
     `"zero"` those values become 0. Raises ExtractionError when no file is left."""
