@@ -1,8 +1,9 @@
 """openSMILE functionals per utterance, shared by the reference system (`system: functionals`)
 and the networks that take them as a second input (`data.functionals`): extraction in
 TensorFlow-free worker processes (`tfrecords_tools.opensmile_features`), cached per corpus, set
-and files (one cache for every caller: StrengthNet's ranking labels, the reference, a second input); standardisation per speaker or per corpus; an unseen corpus's functionals in the
-space of a fold's scaler.
+and files (one cache for every caller: StrengthNet's ranking labels, the reference, a second
+input); standardisation per speaker or per corpus; an unseen corpus's functionals in the space
+of a fold's scaler.
 """
 
 import hashlib
