@@ -439,6 +439,9 @@ def test_the_ranking_labels_and_the_functionals_input_share_one_extraction(tiny_
     """StrengthNet's ranking labels (a file with undefined functionals gets no label) and
     `data.functionals` of the same set (undefined values as 0) read one cache per corpus, keyed
     by the files, not the labels: a relabelled manifest extracts nothing again."""
+    import pandas as pd
+
+    from keras_ser.errors import CorpusError
     from keras_ser.training import strengthnet as strength
     from keras_ser.training import utterance_features as F
     from tfrecords_tools import opensmile_features as O
@@ -458,6 +461,13 @@ def test_the_ranking_labels_and_the_functionals_input_share_one_extraction(tiny_
     assert len(os.listdir(tmp_path / "data" / "functionals")) == 1
     F.functionals(cfg, man.head(9), "IS09")  # other files: a cache of their own
     assert len(pools) == 2 and len(os.listdir(tmp_path / "data" / "functionals")) == 2
+    # a corpus none of whose files gives functionals: named, with the first file's reason
+    (tmp_path / "a.wav").write_text("not audio")
+    broken = pd.concat([man.head(4), man.head(2).assign(corpus="broken", path=[str(tmp_path / "a.wav"),
+                                                                           str(tmp_path / "b.wav")])])
+    with pytest.raises(CorpusError, match=r"^broken: openSMILE gave IS09 functionals for none of its 2 files "
+                                          r"\(first: .*a.wav: cannot decode audio"):
+        strength.functionals(cfg, broken)
 
 
 def test_the_original_frontend_switches_on_the_original_input():

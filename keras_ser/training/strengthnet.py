@@ -42,6 +42,7 @@ from keras_ser.training.plots import plot_strength
 from keras_ser.training.protocols import Fold
 from keras_ser.training.registry import System, register
 from keras_ser.utils import write_csv
+from tfrecords_tools.opensmile_features import ExtractionError
 
 HEADS = ("frame_strength", "strength", "emotion")
 # Utterance subsets scored against the true strength, and the masks that pick them.
@@ -53,9 +54,16 @@ def functionals(cfg, manifest):
     """`strength.feature_set` functionals of every row (worker processes; cached per corpus and
     files, shared with `data.functionals` and the reference); a file openSMILE fails on, or whose
     functionals are undefined, is a row of NaN and gets no label."""
-    X, names, errors = F.functionals(cfg, manifest, cfg.strength.feature_set, non_finite="error")
+    try:
+        X, names, errors = F.functionals(cfg, manifest, cfg.strength.feature_set, non_finite="error")
+    except ExtractionError as exc:
+        X, names, errors = None, None, exc.errors
     for corpus in sorted(manifest["corpus"].unique()):
-        bad = [p for p in manifest["path"][manifest["corpus"] == corpus] if p in errors]
+        paths = manifest["path"][manifest["corpus"] == corpus]
+        bad = [p for p in paths if p in errors]
+        if bad and len(bad) == len(paths):
+            raise CorpusError(f"{corpus}: openSMILE gave {cfg.strength.feature_set} functionals for none of its "
+                              f"{len(paths)} files (first: {bad[0]}: {errors[bad[0]]}): no strength labels")
         if bad:
             print(f"openSMILE failed on {len(bad)} {corpus} files (first: {bad[0]}: {errors[bad[0]]}); they get no label")
     return X, names
