@@ -53,7 +53,8 @@ SUBSETS = {"pure": pure_mask, "blend": blend_mask, "change": change_mask}
 def functionals(cfg, manifest):
     """`strength.feature_set` functionals of every row (worker processes; cached per corpus and
     files, shared with `data.functionals` and the reference); a file openSMILE fails on, or whose
-    functionals are undefined, is a row of NaN and gets no label."""
+    functionals are undefined, is a row of NaN and gets no label; a corpus none of whose files gives
+    functionals is a CorpusError."""
     try:
         X, names, errors = F.functionals(cfg, manifest, cfg.strength.feature_set, non_finite="error")
     except ExtractionError as exc:
