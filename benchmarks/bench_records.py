@@ -1,11 +1,15 @@
-"""Records throughput: the local process pool against Beam's DirectRunner, same workers.
+"""Records throughput: this process, the local process pool and Beam's DirectRunner.
 
     python benchmarks/bench_records.py [--ravdess ../shared/data/ravdess] [--workers 2]
         [--frontend mlee] [--out docs/benchmarks/records.json]
 
-Utterances (and seconds of audio) written per second of wall time, on the default synthetic
-corpus and, when given, RAVDESS; each writer writes into a fresh folder, the two runs one after
-the other on a quiet machine. Needs the `beam` extra for the DirectRunner row.
+Utterances (and seconds of audio) written per second of wall time, on the tiny and default
+synthetic corpora and, when given, RAVDESS; each writer writes into a fresh folder, the runs one
+after the other on a quiet machine, this process first (its first write, tiny's, pays
+TensorFlow's first-op start-up, as a training run's does; the pool's workers pay their own
+import and start-up in every write). These rows set `keras_ser.training.data.WORKERS_FROM_AUDIO_S`
+(below it a run writes in this process). Needs the `beam` extra for the DirectRunner rows
+(`--no-beam` leaves them out).
 """
 
 import argparse
@@ -35,13 +39,15 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--frontend", default="mlee")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--no-beam", action="store_true")
     args = ap.parse_args(argv)
     from keras_ser.corpora import load_corpus, synthetic
     from keras_ser.utils import report
     from tfrecords_tools import write_records
     from tfrecords_tools.beam import write_records_beam
 
-    corpora = {"synthetic default": synthetic.generate(synthetic.default_root("default"), size="default").manifest}
+    corpora = {f"synthetic {size}": synthetic.generate(synthetic.default_root(size), size=size).manifest
+               for size in ("tiny", "default")}
     if args.ravdess:
         corpora["RAVDESS"] = load_corpus("ravdess", args.ravdess).manifest
     rows = []
@@ -51,9 +57,13 @@ def main(argv=None):
             local = functools.partial(write_records, manifest, frontend=args.frontend, num_workers=args.workers,
                                       progress=False)
             beam = functools.partial(write_records_beam, manifest, frontend=args.frontend, options=options)
+            here = functools.partial(write_records, manifest, frontend=args.frontend, num_workers=0, progress=False)
+            rows.append({"corpus": corpus, **one("this process", here, os.path.join(tmp, "h"))})
             rows.append({"corpus": corpus, **one(f"local pool, {args.workers} processes", local, os.path.join(tmp, "a"))})
-            rows.append({"corpus": corpus, **one(f"Beam DirectRunner, {args.workers} workers", beam, os.path.join(tmp, "b"))})
-        print(rows[-2], rows[-1], flush=True)
+            if not args.no_beam:
+                rows.append({"corpus": corpus, **one(f"Beam DirectRunner, {args.workers} workers", beam,
+                                                     os.path.join(tmp, "b"))})
+        print(*rows[-(2 if args.no_beam else 3):], sep="\n", flush=True)
     report({"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
             "frontend": args.frontend, "rows": rows}, args.out)
     return 0

@@ -29,7 +29,9 @@ class DataConfig:
     training on dominant targets). frontend: a feature preset. speed_perturb: extra training
     copies (e.g. [0.9, 1.1]). records_dir: where the records go (default: a cache folder).
     max_frames: crop training utterances to this many frames (None: no crop).
-    num_workers: processes for feature extraction. fuse: more training corpora, each
+    num_workers: processes for feature extraction (records of less than 30 minutes of audio are
+    written in the run's own process: starting the workers costs more than they save,
+    docs/benchmarks.md). fuse: more training corpora, each
     `{corpus: NAME, root: DIR}` (domain fusion: the union is trained on; each corpus is split on
     its own). eval_corpora: unseen corpora `{corpus, root}`, used for testing only.
     autotune: let tf.data's autotuner size the pipeline's parallelism and buffers. Off by

@@ -226,3 +226,26 @@ def test_pipelines_run_without_the_autotuner_unless_asked(tiny_records):
         table = epr.make_table(cfg, rs, ids, dict.fromkeys(ids, 0), None, None, len(rs.label_names))
         assert epr.segment_dataset(rs, cfg, table).options().autotune.enabled is autotune
         assert len(next(iter(batches))[0].shape) == 3
+
+
+def test_a_run_writes_small_datasets_in_its_own_process(tiny_corpus, monkeypatch, tmp_path):
+    """Starting worker processes (each imports TensorFlow) costs more than it saves below half an
+    hour of audio (docs/benchmarks.md): a run writes such records itself, larger ones with
+    data.num_workers processes (speed-perturbed copies count)."""
+    from keras_ser.config import load_config
+    from keras_ser.training import data
+
+    seen = []
+    monkeypatch.setattr(data, "write_records", lambda *a, num_workers, **kw: seen.append(num_workers))
+    cfg = load_config("mlee/synthetic", ["data.num_workers=2", f"data.records_dir={tmp_path}"])
+    man = tiny_corpus.manifest.copy()
+    assert man["duration"].sum() < data.WORKERS_FROM_AUDIO_S
+    data.prepare_records(cfg, man)
+    man["duration"] = data.WORKERS_FROM_AUDIO_S / len(man)
+    data.prepare_records(cfg, man)
+    man["duration"] = data.WORKERS_FROM_AUDIO_S / len(man) / 2
+    data.prepare_records(cfg, man)
+    data.prepare_records(load_config("mlee/synthetic", ["data.num_workers=2", "data.speed_perturb=[0.9, 1.1]"]), man)
+    man.loc[0, "duration"] = float("nan")  # not known: as asked
+    data.prepare_records(cfg, man)
+    assert seen == [0, 2, 0, 2, 2]

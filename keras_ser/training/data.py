@@ -163,11 +163,29 @@ def records_dir(cfg, manifest):
     return os.path.join(base, "records", f"{corpora}-{tag}-{cfg.data.frontend}{speeds}-{key}")
 
 
+# Below this much audio to write (speed-perturbed copies included) the records are written in
+# this process: a worker starts by importing TensorFlow (about 5 s on this project's 2-core CPU)
+# and the frontends run at about 200x real time, so two workers only pay off from about half
+# an hour of audio (docs/benchmarks.md).
+WORKERS_FROM_AUDIO_S = 30 * 60
+
+
+def record_workers(cfg, manifest):
+    """The processes that write `manifest`'s records: `data.num_workers`, or 0 (this process)
+    when the audio to write is shorter than `WORKERS_FROM_AUDIO_S` (a manifest without every
+    duration gets `data.num_workers`)."""
+    durations = pd.to_numeric(manifest["duration"], errors="coerce") if "duration" in manifest else None
+    if durations is None or durations.isna().any():
+        return cfg.data.num_workers
+    copies = 1 + sum(1 for f in cfg.data.speed_perturb if float(f) != 1.0)
+    return cfg.data.num_workers if durations.sum() * copies >= WORKERS_FROM_AUDIO_S else 0
+
+
 def prepare_records(cfg, manifest):
     """Write (or reuse) the records for this config; returns a `RecordSet`."""
     return write_records(manifest, records_dir(cfg, manifest), frontend=cfg.data.frontend,
                          label_names=cfg.data.emotions, shard_by=_shard_by(cfg),
-                         speed_factors=tuple(cfg.data.speed_perturb), num_workers=cfg.data.num_workers,
+                         speed_factors=tuple(cfg.data.speed_perturb), num_workers=record_workers(cfg, manifest),
                          progress=cfg.train.verbose > 0, trim_db=cfg.data.trim_silence)
 
 
