@@ -147,9 +147,15 @@ def test_trimmed_records_move_the_words_with_the_audio(tmp_path):
     assert min(first.values()) >= 1.0
 
 
-def _search_setup(tiny_corpus, tmp_path):
+@pytest.fixture(scope="module")
+def search_setup(tiny_corpus, tmp_path_factory):
     """recipe_search imported, the overrides every tiny candidate shares, and a reference run's
-    2-fold folds.json (4 speakers: test, development and two training speakers a fold)."""
+    2-fold folds.json (4 speakers: test, development and two training speakers a fold), shared
+    by the tests of this module (each searches into its own folders)."""
+    return _search_setup(tiny_corpus, tmp_path_factory.mktemp("search"))
+
+
+def _search_setup(tiny_corpus, tmp_path):
     import sys
 
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "experiments"))
@@ -166,14 +172,14 @@ def _search_setup(tiny_corpus, tmp_path):
     return recipe_search, common, str(tmp_path / "ref" / "folds.json")
 
 
-def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(tiny_corpus, tmp_path):
+def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(search_setup, tmp_path):
     """experiments/recipe_search.py: candidates trained on each fold's training speakers and
     scored on its development speakers; the chosen one then run on the real folds."""
     import json
 
     from keras_ser.training.runner import run
 
-    recipe_search, common, folds_file = _search_setup(tiny_corpus, tmp_path)
+    recipe_search, common, folds_file = search_setup
     out = str(tmp_path / "search.json")
     recipe_search.main(["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "search"),
                         "--out", out, "--seeds", "0", "--candidate", "base=", "--candidate", "slow=train.learning_rate=1e-6",
@@ -211,27 +217,27 @@ def test_a_recipe_is_chosen_on_the_development_speakers_never_on_the_test_folds(
                                              "protocol.min_fold_utterances=2", f"output_dir={tmp_path}/best"]))
 
 
-def test_a_recipe_chosen_on_inner_folds_of_the_training_speakers(tiny_corpus, tmp_path):
+def test_a_recipe_chosen_on_inner_folds_of_the_training_speakers(search_setup, tiny_corpus, tmp_path):
     """recipe_search --select-by inner: candidates scored on inner folds of whole training and
     development speakers of each outer fold, never on an outer test utterance."""
     import json
 
-    recipe_search, common, folds_file = _search_setup(tiny_corpus, tmp_path)
+    recipe_search, common, folds_file = search_setup
     out = str(tmp_path / "search.json")
     table = str(tmp_path / "table.json")
     with open(table, "w") as f:  # a table of these folds with a row already in it
         json.dump({"folds_file": folds_file, "rows": {"reference": {"seeds": [0], "wa": {"mean": 0.5}}}, "seeds": [0]}, f)
     recipe_search.main(["--base", "fg_cme/synthetic", "--folds-file", folds_file, "--runs", str(tmp_path / "search"),
-                        "--out", out, "--seeds", "0", "--select-by", "inner", "--inner-folds", "3", "--select-outer", "1",
+                        "--out", out, "--seeds", "0", "--select-by", "inner", "--inner-folds", "2", "--select-outer", "1",
                         "--table", table, "--table-row", "cnn_recipe",
                         "--candidate", "base=", "--candidate", "slow=train.learning_rate=1e-6", "--extra", *common])
     doc = json.load(open(out))
-    assert doc["select_by"] == "inner" and doc["inner_folds"] == 3
+    assert doc["select_by"] == "inner" and doc["inner_folds"] == 2
     picked = doc["candidates"][doc["chosen"]]["dev_ua"]["mean"]
     assert all(picked >= c["dev_ua"]["mean"] for c in doc["candidates"].values())
     outer = json.load(open(folds_file))["folds"][0]
     inner = json.load(open(doc["selection_folds"]))["folds"]
-    assert len(inner) == 3 and all(not f["dev"] for f in inner)
+    assert len(inner) == 2 and all(not f["dev"] for f in inner)
     speaker = tiny_corpus.manifest.set_index("utterance_id")["speaker"]
     pool = set(outer["train"]) | set(outer["dev"])
     assert set().union(*(f["test"] for f in inner)) == pool  # every training utterance tested once
@@ -240,7 +246,7 @@ def test_a_recipe_chosen_on_inner_folds_of_the_training_speakers(tiny_corpus, tm
         assert set(f["train"]) | set(f["test"]) == pool
         assert not set(speaker[f["test"]]) & set(speaker[f["train"]])  # whole speakers
     selection = json.load(open(str(tmp_path / "search" / "selection.json")))["rows"]
-    assert selection["base"]["folds"] == 3  # scored on the three inner folds
+    assert selection["base"]["folds"] == 2  # scored on the two inner folds
     assert doc["assessment"]["folds"] == 2  # then on the real folds
     rows = json.load(open(table))["rows"]  # the assessed row beside the table's own, the choice recorded
     assert set(rows) == {"reference", "cnn_recipe"} and rows["cnn_recipe"]["wa"] == doc["assessment"]["wa"]

@@ -30,13 +30,24 @@ def _unseen_manifest(tmp_path):
     return str(tmp_path / "other.jsonl"), man
 
 
+def _unlabelled_manifest(tmp_path):
+    """The unseen corpus's audio as a user's own corpus 'mine', without labels."""
+    from keras_ser.corpora.manifest import save_manifest
+
+    _, man = _unseen_manifest(tmp_path)
+    man = man.assign(emotion=None, corpus="mine")
+    save_manifest(man, str(tmp_path / "mine.jsonl"))
+    return str(tmp_path / "mine.jsonl"), man
+
+
 def _cfg(preset, tmp, tiny_corpus, unseen, *extra):
     root = os.path.dirname(os.path.dirname(tiny_corpus.manifest["path"].iloc[0]))
     system = preset.split("/")[0]
+    corpora = ", ".join(f"{{corpus: manifest, root: {u}}}" for u in ([unseen] if isinstance(unseen, str) else unseen))
     return load_config(preset, [
         f"data.root={root}", "data.synthetic_size=tiny", f"data.records_dir={tmp}/records/train", "data.num_workers=1",
         "train.epochs=1", "train.verbose=0", "protocol.max_folds=2", f"model.params={SMALL[system]}",
-        "export.enabled=false", f"output_dir={tmp}/run", f"data.eval_corpora=[{{corpus: manifest, root: {unseen}}}]",
+        "export.enabled=false", f"output_dir={tmp}/run", f"data.eval_corpora=[{corpora}]",
         "protocol.min_fold_utterances=2", *extra])
 
 
@@ -48,11 +59,17 @@ def _cfg(preset, tmp, tiny_corpus, unseen, *extra):
     ("functionals/synthetic", ["data.eval_normalization=corpus", "data.eval_adapt=self_training"]),
     ("epr/synthetic", ["epr.stages=1", "epr.inner_folds=2", "protocol.k=4"]),
 ])
-def test_every_fold_s_model_is_scored_on_the_unseen_corpus(preset, extra, tiny_corpus, tmp_path):
+def test_every_fold_s_model_is_scored_on_the_unseen_corpus(preset, extra, tiny_corpus, tmp_path, capsys):
+    """MLEE's run also predicts an unlabelled corpus beside the labelled one (as in
+    `test_an_unlabelled_corpus_is_predicted_not_scored`, one training run for both)."""
     from keras_ser.training.runner import run
 
     path, man = _unseen_manifest(tmp_path)
-    summary = run(_cfg(preset, tmp_path, tiny_corpus, path, *extra))
+    mine = preset == "mlee/synthetic"
+    summary = run(_cfg(preset, tmp_path, tiny_corpus, [path, _unlabelled_manifest(tmp_path)[0]] if mine else path,
+                       *extra))
+    if mine:
+        _check_unlabelled(summary, preset, man.assign(emotion=None), tmp_path, capsys.readouterr().out)
     u = summary["unseen"]["other"]
     known = man[man["emotion"].isin(["neutral", "happy", "angry"])]
     assert u["models"] == 2 and u["n"] == len(known) and u["scored"] == len(man)
@@ -78,23 +95,22 @@ def test_unseen_corpus_normalisation_is_checked(tiny_corpus):
 
 
 @pytest.mark.parametrize("preset, extra", [
-    ("mlee/synthetic", []),
     ("functionals/synthetic", ["data.eval_normalization=speaker", "data.eval_adapt=self_training"]),
-])
+])  # and MLEE's, in test_every_fold_s_model_is_scored_on_the_unseen_corpus
 def test_an_unlabelled_corpus_is_predicted_not_scored(preset, extra, tiny_corpus, tmp_path, capsys):
     """A user's own audio without labels (or with none of the model's) as an unseen corpus: every
     utterance predicted, no metrics, said so."""
-    from keras_ser.corpora.manifest import save_manifest
     from keras_ser.training.runner import run
 
-    path, man = _unseen_manifest(tmp_path)
-    man = man.assign(emotion=None, corpus="mine")
-    save_manifest(man, str(tmp_path / "mine.jsonl"))
-    summary = run(_cfg(preset, tmp_path, tiny_corpus, str(tmp_path / "mine.jsonl"), *extra))
+    path, man = _unlabelled_manifest(tmp_path)
+    summary = run(_cfg(preset, tmp_path, tiny_corpus, path, *extra))
+    _check_unlabelled(summary, preset, man, tmp_path, capsys.readouterr().out)
+
+
+def _check_unlabelled(summary, preset, man, tmp_path, out):
     u = summary["unseen"]["mine"]
     assert u["n"] == 0 and u["scored"] == len(man) and "mean" not in u
     assert u["left_out"] == {"none": len(man)} and len(u["missing_labels"]) == 4
-    out = capsys.readouterr().out
     assert "mine has none of the model's labels" in out and f"{len(man)} utterances predicted" in out
     assert f"\n{preset.split('/')[0]} on synthetic (" in out  # the headline names the system, not the corpus
     fold = summary["folds"][0]["fold"]
