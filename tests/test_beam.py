@@ -57,6 +57,7 @@ write_records_beam(read_manifest(sys.argv[1]), sys.argv[2], frontend="mlee", spe
 """
 
 
+@pytest.mark.slow  # ~28 s in CI; the local writer's interrupted write is in CI (tests/test_tfrecords.py)
 def test_a_killed_pipeline_run_again_writes_the_same_dataset(tiny_corpus, tmp_path):
     from keras_ser.corpora import save_manifest
     from tfrecords_tools import RecordSet, write_records

@@ -29,13 +29,13 @@ def _ports(n):
     return ports
 
 
-def _start(out, tmp_path, epochs):
+def _start(out, tmp_path, epochs, export=True):
     hosts = [f"127.0.0.1:{p}" for p in _ports(2)]
     env = dict(os.environ, KERAS_SER_DATA=str(tmp_path / "data"), KERAS_SER_WORKER_SCRATCH=str(tmp_path / "scratch"),
                TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "keras_ser.cli.train", "mlee/synthetic", "data.synthetic_size=tiny",
            "protocol.max_folds=1", f"train.epochs={epochs}", "train.patience=100", "train.strategy=multi_worker",
-           "export.enabled=true", f"output_dir={out}"]
+           f"export.enabled={str(export).lower()}", f"output_dir={out}"]
     procs = []
     for i in range(2):
         env["TF_CONFIG"] = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": i}})
@@ -61,9 +61,29 @@ def _epochs_logged(path):
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
-def test_two_workers_train_in_step_and_resume_after_one_is_killed(tmp_path):
+def _same_weights(out, tmp_path):
     from keras_ser.training.loop import load_model
 
+    scratch = tmp_path / "scratch" / "worker-1"
+    assert not [p for p in os.listdir(out) if "worker" in p]  # the chief's folder holds only the chief's files
+    chief = load_model(str(out / "folds" / "test-synth_s01" / "dominant" / "best.keras"))
+    other = load_model(str(scratch / "folds" / "test-synth_s01" / "dominant" / "best.keras"))
+    for a, b in zip(chief.weights, other.weights):  # moving statistics included
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+
+
+def test_two_workers_train_in_step(tmp_path):
+    """CI's multi-worker run: one epoch, no export (the kill, the resume and the export are in
+    the slow test below)."""
+    out = tmp_path / "run"
+    _wait(_start(out, tmp_path, epochs=1, export=False))
+    assert _epochs_logged(out / "folds" / "test-synth_s01" / "dominant" / "history.csv") == [0]
+    assert json.load(open(out / "metrics.json"))["folds_run"] == 1
+    _same_weights(out, tmp_path)
+
+
+@pytest.mark.slow  # about 95 s of CI's 2 cores: two pairs of TensorFlow workers, four epochs and an export
+def test_two_workers_train_in_step_and_resume_after_one_is_killed(tmp_path):
     out = tmp_path / "run"
     history = out / "folds" / "test-synth_s01" / "dominant" / "history.csv"
     procs = _start(out, tmp_path, epochs=4)
@@ -83,12 +103,7 @@ def test_two_workers_train_in_step_and_resume_after_one_is_killed(tmp_path):
     assert epochs == list(range(4)), f"resumed from the last epoch checkpoint, none repeated: {epochs}"
     assert json.load(open(out / "metrics.json"))["folds_run"] == 1
     assert glob.glob(str(out / "export" / "*" / "*" / "saved_model.pb"))
-    scratch = tmp_path / "scratch" / "worker-1"
-    assert not [p for p in os.listdir(out) if "worker" in p]  # the chief's folder holds only the chief's files
-    chief = load_model(str(out / "folds" / "test-synth_s01" / "dominant" / "best.keras"))
-    other = load_model(str(scratch / "folds" / "test-synth_s01" / "dominant" / "best.keras"))
-    for a, b in zip(chief.weights, other.weights):  # moving statistics included
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    _same_weights(out, tmp_path)
 
 
 def test_multi_worker_needs_a_cluster_and_a_keras_system(monkeypatch):
