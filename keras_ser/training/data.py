@@ -164,8 +164,8 @@ def records_dir(cfg, manifest):
 
 
 # Below this much audio to write (speed-perturbed copies included) the records are written in
-# this process: a worker starts by importing TensorFlow (about 5 s on this project's 2-core CPU)
-# and the frontends run at about 200x real time, so two workers only pay off from about half
+# this process: the workers start by importing TensorFlow (about 6 s on this project's 2-core CPU)
+# and a frontend runs at about 190x real time here, so two workers only pay off from about half
 # an hour of audio (docs/benchmarks.md).
 WORKERS_FROM_AUDIO_S = 30 * 60
 
