@@ -30,11 +30,10 @@ def _unseen_manifest(tmp_path):
     return str(tmp_path / "other.jsonl"), man
 
 
-def _unlabelled_manifest(tmp_path):
-    """The unseen corpus's audio as a user's own corpus 'mine', without labels."""
+def _unlabelled_manifest(tmp_path, man):
+    """The unseen corpus `man` as a user's own corpus 'mine', without labels."""
     from keras_ser.corpora.manifest import save_manifest
 
-    _, man = _unseen_manifest(tmp_path)
     man = man.assign(emotion=None, corpus="mine")
     save_manifest(man, str(tmp_path / "mine.jsonl"))
     return str(tmp_path / "mine.jsonl"), man
@@ -66,7 +65,7 @@ def test_every_fold_s_model_is_scored_on_the_unseen_corpus(preset, extra, tiny_c
 
     path, man = _unseen_manifest(tmp_path)
     mine = preset == "mlee/synthetic"
-    summary = run(_cfg(preset, tmp_path, tiny_corpus, [path, _unlabelled_manifest(tmp_path)[0]] if mine else path,
+    summary = run(_cfg(preset, tmp_path, tiny_corpus, [path, _unlabelled_manifest(tmp_path, man)[0]] if mine else path,
                        *extra))
     if mine:
         _check_unlabelled(summary, preset, man.assign(emotion=None), tmp_path, capsys.readouterr().out)
@@ -102,7 +101,7 @@ def test_an_unlabelled_corpus_is_predicted_not_scored(preset, extra, tiny_corpus
     utterance predicted, no metrics, said so."""
     from keras_ser.training.runner import run
 
-    path, man = _unlabelled_manifest(tmp_path)
+    path, man = _unlabelled_manifest(tmp_path, _unseen_manifest(tmp_path)[1])
     summary = run(_cfg(preset, tmp_path, tiny_corpus, path, *extra))
     _check_unlabelled(summary, preset, man, tmp_path, capsys.readouterr().out)
 
