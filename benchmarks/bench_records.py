@@ -54,16 +54,16 @@ def main(argv=None):
     options = ["--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
     for corpus, manifest in corpora.items():
         with tempfile.TemporaryDirectory() as tmp:
-            local = functools.partial(write_records, manifest, frontend=args.frontend, num_workers=args.workers,
-                                      progress=False)
-            beam = functools.partial(write_records_beam, manifest, frontend=args.frontend, options=options)
-            here = functools.partial(write_records, manifest, frontend=args.frontend, num_workers=0, progress=False)
-            rows.append({"corpus": corpus, **one("this process", here, os.path.join(tmp, "h"))})
-            rows.append({"corpus": corpus, **one(f"local pool, {args.workers} processes", local, os.path.join(tmp, "a"))})
+            writers = [("this process", functools.partial(write_records, manifest, frontend=args.frontend,
+                                                          num_workers=0, progress=False)),
+                       (f"local pool, {args.workers} processes", functools.partial(
+                           write_records, manifest, frontend=args.frontend, num_workers=args.workers, progress=False))]
             if not args.no_beam:
-                rows.append({"corpus": corpus, **one(f"Beam DirectRunner, {args.workers} workers", beam,
-                                                     os.path.join(tmp, "b"))})
-        print(*rows[-(2 if args.no_beam else 3):], sep="\n", flush=True)
+                writers.append((f"Beam DirectRunner, {args.workers} workers", functools.partial(
+                    write_records_beam, manifest, frontend=args.frontend, options=options)))
+            for i, (name, write) in enumerate(writers):
+                rows.append({"corpus": corpus, **one(name, write, os.path.join(tmp, str(i)))})
+        print(*rows[-len(writers):], sep="\n", flush=True)
     report({"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
             "frontend": args.frontend, "rows": rows}, args.out)
     return 0
