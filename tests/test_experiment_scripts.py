@@ -1,9 +1,11 @@
 """experiments/late_fusion.py (two runs' probabilities averaged fold by fold, unseen corpora too),
 experiments/fusion_diagnostics.py, and the argument checks of experiments/epr_network_probe.py and
-experiments/seeds_table.py, experiments/merge_seeds.py, experiments/temperature_transfer.py."""
+experiments/seeds_table.py, experiments/merge_seeds.py, experiments/temperature_transfer.py, and the table of
+experiments/strengthnet_truth_runs.py."""
 
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -332,3 +334,61 @@ def test_merge_seeds_recomputes_the_row_over_the_union_of_seeds(tmp_path, capsys
     with pytest.raises(SystemExit):
         merge_seeds.main(args)
     assert "scored on other folds: runs/ref/folds.json / runs/other/folds.json" in capsys.readouterr().err
+
+
+def _strength_run(root, seed, epochs, shift=0.0, pure_srcc=None):
+    """A finished one-fold StrengthNet run on a synthetic corpus: two emotions of 4 pure utterances
+    each, ordered right within each emotion, the sad ones predicted `shift` higher than the truth."""
+    fold = root / "folds" / "split-seed0"
+    (fold / "strengthnet").mkdir(parents=True)
+    truth = [0.2, 0.4, 0.6, 0.8, 0.3, 0.5, 0.7, 0.9]
+    emotion = ["angry"] * 4 + ["sad"] * 4
+    pred = [0.1, 0.3, 0.5, 0.7] + [t + shift for t in truth[4:]]
+    pd.DataFrame({"utterance_id": [f"u{i}" for i in range(8)], "emotion": emotion,
+                  "predicted_emotion": ["angry"] * 3 + ["sad"] * 5, "strength_label": truth,
+                  "predicted_strength": pred, "true_strength": truth, "pure": True, "blend": False,
+                  "change": False}).to_csv(fold / "test_predictions.csv", index=False)
+    pd.DataFrame({"epoch": [0, 1], "strength_mae": [0.2, 0.1], "emotion_acc": [0.5, 0.75]}).to_csv(
+        fold / "strengthnet" / "history.csv", index=False)
+    from keras_ser.training.metrics import spearman
+    pure = spearman(truth, pred) if pure_srcc is None else pure_srcc
+    (root / "config.yaml").write_text(f"seed: {seed}\ntrain:\n  epochs: {epochs}\n")
+    (root / "metrics.json").write_text(json.dumps({"folds_run": 1, "fold_seconds": 12.0, "folds": [{
+        "fold": "split-seed0", "overall": {"mae": 0.05}, "emotion": {"wa": 0.875}, "srcc_vs_truth": 0.9,
+        "srcc_vs_truth_pure": pure, "srcc_vs_truth_blend": 0.8, "srcc_vs_truth_change": 0.7}]}))
+    return str(root)
+
+
+def test_strengthnet_truth_runs_adds_seeds_to_a_table_and_bounds_per_emotion_maps(tmp_path, capsys):
+    """Per run: the pure utterances' SRCC per emotion, the emotion head's hits, the per-emotion
+    linear map's bound (1 when every emotion is ordered right but offset); a table's runs stay
+    when their folders are gone, a seed is not added twice, and the pure SRCC read from the
+    predictions must be the one the fold scored."""
+    import strengthnet_truth_runs as T
+
+    table = str(tmp_path / "table.json")
+    a = _strength_run(tmp_path / "a", seed=0, epochs=40, shift=0.5)
+    assert T.main([table, a, "--about", "test runs"]) == 0
+    got = json.load(open(table))
+    run = got["epochs"]["40"]["runs"][0]
+    assert run["pure_per_emotion"] == {"angry": pytest.approx(1.0), "sad": pytest.approx(1.0)}
+    assert run["srcc_vs_truth_pure"] < 0.9 and run["pure_per_emotion_linear_map_test_fitted"] == pytest.approx(1.0)
+    assert (run["pure_emotion_head_right"], run["pure_n"], run["seed"]) == (7, 8, 0)
+    assert (run["train_strength_mae_last_epoch"], run["train_emotion_acc_last_epoch"], run["seconds"]) == (0.1, 0.75, 12.0)
+    assert got["about"] == "test runs" and got["epochs"]["40"]["seeds"] == 1
+    shutil.rmtree(a)  # the first seed's folder is gone; a second seed is added beside it
+    b = _strength_run(tmp_path / "b", seed=1, epochs=40, shift=0.0)
+    assert T.main([table, b]) == 0
+    got = json.load(open(table))
+    assert got["about"] == "test runs" and [r["seed"] for r in got["epochs"]["40"]["runs"]] == [0, 1]
+    pure = [r["srcc_vs_truth_pure"] for r in got["epochs"]["40"]["runs"]]
+    assert got["epochs"]["40"]["mean"]["srcc_vs_truth_pure"] == {
+        "mean": pytest.approx(np.mean(pure), abs=1e-4), "sd": pytest.approx(np.std(pure, ddof=1), abs=1e-4)}
+    before = open(table).read()
+    c = _strength_run(tmp_path / "c", seed=1, epochs=40)
+    d = _strength_run(tmp_path / "d", seed=2, epochs=30, pure_srcc=0.5)
+    for args, message in (([c], "holds seed 1 at 40 epochs already"), ([d], "is not the fold's"),
+                          ([str(tmp_path / "none")], "no metrics.json")):
+        assert T.main([table, *args]) == 2
+        assert message in capsys.readouterr().err and open(table).read() == before
+    assert T.main([table, c, "--replace"]) == 0
