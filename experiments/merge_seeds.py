@@ -11,9 +11,12 @@ seeds is recomputed from `per_seed` alone, as `seeds_table.py` computes it (sd w
 
 Refused (nothing written): a row that differs in what was run (preset and overrides, or the
 fusion's parts and weight; normalisation, protocol, folds), tables scored on other folds
-(`folds_file`), a seed in both, seeds scored on other folds (fold names), and rows with unseen
-corpora (their numbers are not kept per seed in a form this can merge). A metric that is not
-kept for every seed cannot be recomputed: it is dropped from the row, and said so.
+(`folds_file`), a seed in both, and seeds scored on other folds (fold names). Rows with unseen
+corpora (`data.eval_corpora`, `experiments/cross_corpus.py`) merge when both score the same
+corpora the same way (size, missing labels, normalisation, adaptation) and every seed kept its
+own WA / UA on each, which tables written before 2026-12-05 did not: such a row is refused. A
+metric that is not kept for every seed cannot be recomputed: it is dropped from the row, and
+said so.
 """
 
 import argparse
@@ -21,7 +24,7 @@ import json
 import os
 import sys
 
-from seeds_table import ms
+from seeds_table import UNSEEN_SAME, ms
 
 from keras_ser.utils import write_json
 
@@ -34,7 +37,7 @@ def merge_row(old, new, name):
         if old.get(key) != new.get(key):
             raise ValueError(f"row {name!r}: {key} differs ({old.get(key)!r} / {new.get(key)!r})")
     if "unseen" in old or "unseen" in new:
-        raise ValueError(f"row {name!r}: has unseen corpora, which this does not merge")
+        check_unseen(old, new, name)
     both = sorted(set(old["seeds"]) & set(new["seeds"]))
     if both:
         raise ValueError(f"row {name!r}: seed(s) {both} in both tables")
@@ -55,8 +58,30 @@ def merge_row(old, new, name):
         else:
             del row[key]
             dropped.append(key)
+    if "unseen" in old:
+        row["unseen"] = {c: {**u, "wa": ms([s["unseen"][c]["wa"] for s in per_seed]),
+                             "ua": ms([s["unseen"][c]["ua"] for s in per_seed])} for c, u in old["unseen"].items()}
     row["per_seed"] = per_seed
     return row, dropped
+
+
+def check_unseen(old, new, name):
+    """Rows with unseen corpora merge when both score the same corpora the same way and every
+    seed kept its own numbers on each (`seeds_table.py` keeps them since 2026-12-05). Raises ValueError."""
+    corpora = [sorted(r.get("unseen", {})) for r in (old, new)]
+    if corpora[0] != corpora[1]:
+        raise ValueError(f"row {name!r}: unseen corpora differ ({corpora[0]} / {corpora[1]})")
+    for c in corpora[0]:
+        for key in UNSEEN_SAME:
+            if old["unseen"][c].get(key) != new["unseen"][c].get(key):
+                raise ValueError(f"row {name!r}: unseen {c}: {key} differs "
+                                 f"({old['unseen'][c].get(key)!r} / {new['unseen'][c].get(key)!r})")
+    lacking = sorted(s["seed"] for s in old["per_seed"] + new["per_seed"]
+                     if not all(c in s.get("unseen", {}) for c in corpora[0]))
+    if lacking:
+        raise ValueError(f"row {name!r}: seed(s) {lacking} kept no per-seed numbers on the unseen corpora "
+                         f"(a table written before seeds_table.py kept them): rerun those seeds' table to read "
+                         f"their runs back")
 
 
 def main(argv=None):

@@ -23,6 +23,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 DETERMINISTIC = ("functionals",)  # systems whose result does not depend on the seed
+UNSEEN_SAME = ("n", "missing_labels", "normalization", "adapt")  # what an unseen corpus's seeds share
 
 
 def parse_row(text, flag="--row"):
@@ -70,15 +71,21 @@ def summarise(runs):
     if all("pooled" in r for r in runs):
         out["pooled_wa"] = ms([r["pooled"]["wa"] for r in runs])
         out["pooled_ua"] = ms([r["pooled"]["ua"] for r in runs])
-    if all("unseen" in r for r in runs):  # data.eval_corpora: each unseen corpus, mean over seeds
+    if all("unseen" in r for r in runs):  # data.eval_corpora: each scored unseen corpus, mean over seeds
         out["unseen"] = {name: {"wa": ms([r["unseen"][name]["mean"]["wa"]["mean"] for r in runs]),
                                 "ua": ms([r["unseen"][name]["mean"]["ua"]["mean"] for r in runs]),
-                                "n": runs[0]["unseen"][name]["n"],
-                                "missing_labels": runs[0]["unseen"][name]["missing_labels"],
-                                "normalization": runs[0]["unseen"][name]["normalization"],
-                                "adapt": runs[0]["unseen"][name].get("adapt")}
-                         for name in runs[0]["unseen"]}
+                                **{k: runs[0]["unseen"][name].get(k) for k in UNSEEN_SAME}}
+                         for name in runs[0]["unseen"] if all("mean" in r["unseen"][name] for r in runs)}
     return out
+
+
+def seed_unseen(run):
+    """`{"unseen": {corpus: {"wa", "ua"}}}` of one seed's run (its fold models' mean on each
+    scored unseen corpus), kept per seed so that `merge_seeds.py` can add seeds run elsewhere;
+    `{}` without unseen corpora."""
+    scored = {name: {"wa": u["mean"]["wa"]["mean"], "ua": u["mean"]["ua"]["mean"]}
+              for name, u in run.get("unseen", {}).items() if "mean" in u}
+    return {"unseen": scored} if scored else {}
 
 
 def main(argv=None):
@@ -126,7 +133,7 @@ def main(argv=None):
                 "per_seed": [{"seed": sd, **{k: v["mean"] for k, v in r["mean"].items()},
                               "wa": headline(r["mean"], "wa")["mean"], "ua": headline(r["mean"], "ua")["mean"],
                               "pooled": r.get("pooled"), "seconds": r.get("fold_seconds", r.get("seconds")),
-                              "per_fold": [fold_scores(f) for f in r["folds"]]}
+                              "per_fold": [fold_scores(f) for f in r["folds"]], **seed_unseen(r)}
                              for sd, r in zip(seeds, runs)],
             }
             table["seeds"] = sorted({sd for row in table["rows"].values() for sd in row["seeds"]})  # any row's

@@ -336,6 +336,47 @@ def test_merge_seeds_recomputes_the_row_over_the_union_of_seeds(tmp_path, capsys
     assert "scored on other folds: runs/ref/folds.json / runs/other/folds.json" in capsys.readouterr().err
 
 
+def test_merge_seeds_merges_unseen_corpora_kept_per_seed(tmp_path, capsys):
+    """A cross-corpus row (`seeds_table.py` keeps each seed's WA / UA on each unseen corpus) merges
+    like any row; one whose seeds did not keep them, or that scores its unseen corpus otherwise,
+    is refused."""
+    import merge_seeds
+    import seeds_table
+
+    def run(wa, ravdess):
+        unseen = {"ravdess": {"mean": {"wa": {"mean": ravdess}, "ua": {"mean": ravdess - 0.02}}, "n": 80,
+                              "missing_labels": [], "normalization": "corpus", "adapt": None},
+                  "unlabelled": {"n": 0, "missing_labels": [], "normalization": "corpus"}}
+        return {"mean": {"wa": {"mean": wa}, "ua": {"mean": wa}}, "unseen": unseen}
+
+    assert seeds_table.seed_unseen(run(0.8, 0.5)) == {"unseen": {"ravdess": {"wa": 0.5, "ua": 0.48}}}
+    summary = seeds_table.summarise([run(0.8, 0.5), run(0.8, 0.4)])
+    assert list(summary["unseen"]) == ["ravdess"] and summary["unseen"]["ravdess"]["wa"]["mean"] == pytest.approx(0.45)
+
+    def row(seeds, unseen_wa, keep=True, normalization="corpus"):
+        r = _seed_row(seeds, [0.8] * len(seeds))
+        r["unseen"] = {"ravdess": {"wa": seeds_table.ms(unseen_wa), "ua": seeds_table.ms(unseen_wa), "n": 80,
+                                   "missing_labels": [], "normalization": normalization, "adapt": None}}
+        for s, w in zip(r["per_seed"], unseen_wa):
+            if keep:
+                s["unseen"] = {"ravdess": {"wa": w, "ua": w}}
+        return r
+
+    def tables(old, new):
+        for name, r in (("table", old), ("source", new)):
+            (tmp_path / f"{name}.json").write_text(json.dumps({"folds_file": None, "rows": {"cross": r}}))
+        return ["--table", str(tmp_path / "table.json"), "--source", str(tmp_path / "source.json"), "--row", "cross"]
+
+    assert merge_seeds.main(tables(row([0, 1], [0.4, 0.5]), row([2], [0.6]))) == 0
+    merged = json.loads((tmp_path / "table.json").read_text())["rows"]["cross"]["unseen"]["ravdess"]
+    assert merged["wa"]["mean"] == pytest.approx(0.5) and merged["wa"]["n"] == 3 and merged["normalization"] == "corpus"
+    for old, new, message in ((row([0], [0.4], keep=False), row([1], [0.5]), "seed(s) [0] kept no per-seed numbers"),
+                              (row([0], [0.4]), row([1], [0.5], normalization="train"), "normalization differs")):
+        with pytest.raises(SystemExit):
+            merge_seeds.main(tables(old, new))
+        assert message in capsys.readouterr().err
+
+
 def _strength_run(root, seed, epochs, shift=0.0, pure_srcc=None):
     """A finished one-fold StrengthNet run on a synthetic corpus: two emotions of 4 pure utterances
     each, ordered right within each emotion, the sad ones predicted `shift` higher than the truth."""
