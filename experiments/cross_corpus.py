@@ -12,7 +12,10 @@ model is scored on each unseen corpus (mean over the folds' models, then over se
 diagonal is the in-corpus cross-validation on unseen speakers. Unseen corpora are standardised
 with their own statistics (`data.eval_normalization=corpus`), as the practitioner's reference
 was measured; `--extra data.eval_normalization=train` keeps the training statistics. Prints the
-matrix (WA / UA %); `--out` keeps the table (`rows[<train corpus>]["unseen"]`).
+matrix (WA / UA %); `--out` keeps the table (`rows[<train corpus>]["unseen"]`). MLEE trains and
+scores on the annotators' majority label where a corpus keeps several annotators' labels (the
+synthetic corpus): its own-folds cell there is marked, not comparable with the reference's (its
+unseen cells are scored on each unseen corpus's emotion, as every system's are).
 """
 
 import argparse
@@ -56,7 +59,8 @@ def matrix_lines(table, link=None, reference=None, reference_link=None, name="sy
     def line(train, label, r, to):
         cells = [fmt(r["unseen"][t], to) if t in r.get("unseen", {}) else "(diagonal)" if t == train
                  else "(trained on)" if t in train.split("+") else "—" for t in tests]
-        return f"| {label} | " + " | ".join(cells) + f" | {fmt(r, to)} |"
+        own = fmt(r, to) + (" (annotators' majority labels, not the corpus's emotion)" if r.get("dominant_differs") else "")
+        return f"| {label} | " + " | ".join(cells) + f" | {own} |"
 
     tests = list(CORPORA)
     lines = ["| trained on \\ tested on | " + " | ".join(tests) + " | its own folds (unseen speakers) |",

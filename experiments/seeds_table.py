@@ -129,6 +129,8 @@ def main(argv=None):
                 "preset": preset, "overrides": overrides + args.extra, "system": s["system"],
                 "normalization": cfg.data.normalization, "protocol": s["protocol"], "folds": s["folds_run"],
                 "seeds": seeds[: len(runs)], "deterministic": preset.split("/")[0] in DETERMINISTIC,
+                # MLEE scored on the annotators' majority, not the corpus's emotion (its in-corpus numbers only)
+                **({"dominant_differs": s["dominant_differs"]} if s.get("dominant_differs", {}).get("count") else {}),
                 **summarise(runs),
                 "per_seed": [{"seed": sd, **{k: v["mean"] for k, v in r["mean"].items()},
                               "wa": headline(r["mean"], "wa")["mean"], "ua": headline(r["mean"], "ua")["mean"],

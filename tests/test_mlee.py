@@ -139,6 +139,24 @@ def test_pretraining_recipe_freezes_the_mlee_encoder_and_exports(tiny_corpus, tm
     assert fold["variant"] == "pretrain_soft" and fold["n"] == fold["test_dominant"]
     meta = json.load(open(os.path.join(summary["export"], "keras_ser.json")))
     assert meta["variant"] == "pretrain_soft" and meta["emotion_head"] == "probabilities"
+    # the synthetic corpus keeps its simulated annotators' labels: MLEE's dominant label is not
+    # always the acted emotion, and the run says on how many utterances
+    differs = summary["dominant_differs"]
+    assert 0 < differs["count"] < differs["of"] == int(tiny_corpus.manifest["emotion"].isin(summary["labels"]).sum())
+
+
+def test_dominant_differs_counts_utterances_scored_on_another_label_than_the_corpus_s():
+    """The annotators' majority against the corpus's emotion: agreeing, outvoted, tied, a single
+    label (no annotations), and an emotion outside the labels (not counted)."""
+    import pandas as pd
+
+    from keras_ser.training.mlee import dominant_differs
+
+    man = pd.DataFrame({"emotion": ["angry", "angry", "sad", "sad", "fear"],
+                        "annotations": [[["angry"], ["angry"], ["sad"]], [["sad"], ["sad"], ["angry"]],
+                                        [["sad"], ["angry"]], None, [["fear"]]]})
+    assert dominant_differs(man, ["angry", "sad"]) == {"count": 2, "of": 4}
+    assert dominant_differs(man.drop(columns="annotations"), ["angry", "sad"]) == {"count": 0, "of": 4}
 
 
 def test_existence_model_outputs_independent_probabilities(tiny_corpus, tmp_path):

@@ -60,3 +60,29 @@ def test_cross_corpus_tables_become_matrices_and_summary_rows(tmp_path):
                           "cross:emodb+ravdess->emodb+ravdess", "cross:emodb+ravdess->synthetic"}
     assert cross["cross:emodb->ravdess"]["ua"]["mean"] == 0.487 and cross["cross:emodb->ravdess"]["seeds"] == 3
     assert cross["cross:emodb->ravdess"]["json"] == "docs/results/cross_cnn_pool.json"
+
+
+def test_a_cross_row_scored_on_annotators_majority_is_marked_in_corpus_only(tmp_path):
+    """MLEE trained on the synthetic corpus scores its own folds on the annotators' majority
+    label: the matrix and summary.json say so for that cell, not for its unseen corpora's."""
+    import results_summary
+
+    os.makedirs(tmp_path / "results")
+    score = {"wa": {"mean": 0.435, "sd": 0.04, "n": 3}, "ua": {"mean": 0.489, "sd": 0.02, "n": 3}}
+    rows = {"synthetic": {**score, "folds": 5, "seeds": [0, 1, 2], "dominant_differs": {"count": 22, "of": 320},
+                          "unseen": {"emodb": score}},
+            "emodb": {**score, "folds": 5, "seeds": [0, 1, 2], "unseen": {"synthetic": score}}}
+    (tmp_path / "results" / "cross_mlee_channel.json").write_text(json.dumps({"rows": rows}))
+    (tmp_path / "results.md").write_text("<!-- summary:start -->\n<!-- summary:end -->\n")
+    results_summary.main(["--docs", str(tmp_path)])
+    text = (tmp_path / "results.md").read_text()
+    assert ("| synthetic | [43.5 / 48.9](results/cross_mlee_channel.json) | — | (diagonal) | "
+            "[43.5 / 48.9](results/cross_mlee_channel.json) (annotators' majority labels, not the corpus's emotion) |"
+            ) in text
+    assert "| emodb | (diagonal) | — | [43.5 / 48.9](results/cross_mlee_channel.json) | " \
+           "[43.5 / 48.9](results/cross_mlee_channel.json) |" in text
+    entries = {e["protocol"]: e for e in json.loads((tmp_path / "results" / "summary.json").read_text())["entries"]
+               if e["json"].endswith("cross_mlee_channel.json")}
+    assert "annotators' majority" in entries["cross:synthetic->synthetic"]["scored_on"]
+    assert not any("scored_on" in entries[p] for p in ("cross:synthetic->emodb", "cross:emodb->emodb",
+                                                        "cross:emodb->synthetic"))

@@ -21,7 +21,12 @@ import keras
 import numpy as np
 
 from keras_ser.errors import ConfigError
-from keras_ser.labels.emotion_targets import class_weights, make_targets, weighting_targets
+from keras_ser.labels.emotion_targets import (
+    class_weights,
+    dominant_labels,
+    make_targets,
+    weighting_targets,
+)
 from keras_ser.losses import WeightedBinaryCrossentropy
 from keras_ser.models.mlee import build_mlee_classifier, build_mlee_encoder, find_encoders
 from keras_ser.training import data, loop
@@ -185,8 +190,28 @@ def run(cfg, out, d, callbacks=()):
                                     lambda fold_dir: loop.load_model(os.path.join(fold_dir, "best.keras")))
     head = "existence" if recipe(cfg)[-1].kind == "existence" else "probabilities"
     export = None if first is None else loop.Export(first, rs.frontend, {"variant": cfg.task.variant, "emotion_head": head})
+    differs = dominant_differs(manifest, rs.label_names)
+    if differs["count"]:
+        print(f"  scored on the annotators' majority label (MLEE's dominant label), which differs from the corpus's "
+              f"emotion on {differs['count']} of its {differs['of']} utterances of {', '.join(rs.label_names)}: "
+              "not comparable with a system scored on the corpus's emotion on the same folds")
     return loop.finish(cfg, out, results, rs.label_names, extra={"variant": cfg.task.variant,
-                                                                 "train_set": cfg.task.train_set}, export=export, data=d)
+                                                                 "train_set": cfg.task.train_set,
+                                                                 "dominant_differs": differs}, export=export, data=d)
+
+
+def dominant_differs(manifest, label_names):
+    """`{"count", "of"}`: of the utterances whose corpus emotion is one of `label_names`, how many
+    have another dominant label, or none (a tie, or a majority for another emotion). MLEE trains
+    and scores on the dominant label: the annotators' majority where a corpus keeps several
+    annotators' labels (IEMOCAP, the synthetic corpus), the corpus's one label elsewhere (count
+    0). A count above 0 means its in-corpus WA / UA are not those of the corpus's emotion labels,
+    which every other system (and the reference) is scored on."""
+    m = manifest[manifest["emotion"].isin(label_names)]
+    anns = m["annotations"].tolist() if "annotations" in m else [None] * len(m)
+    dominant = dominant_labels(anns, label_names, m["emotion"].tolist())
+    emotion = np.array([list(label_names).index(e) for e in m["emotion"]], np.int64)
+    return {"count": int((dominant != emotion).sum()), "of": int(len(m))}
 
 
 def builders(cfg):
