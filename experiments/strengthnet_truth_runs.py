@@ -11,8 +11,9 @@ preset's split). Its epoch count and seed come from its `config.yaml`. When the 
 already, the runs are added to it: the runs it holds stay (their folders may be gone, on another
 session's machine) and each touched epoch count's mean ± sd (sd with ddof 1) is recomputed over
 its runs. A seed that the table holds for that epoch count already is refused unless `--replace`
-is given; a run folder that is unfinished or has several folds is refused. Nothing is written
-when anything is refused.
+is given; so are a run folder that is unfinished or has several folds, and a run whose system,
+`data.normalization` or `strength.labels` differs from the table's runs (those that recorded
+them: each run keeps its own). Nothing is written when anything is refused.
 
 Per run:
     srcc_vs_truth[_pure, _blend, _change], strength_mae, emotion_wa
@@ -44,6 +45,8 @@ import yaml
 from keras_ser.training.metrics import spearman
 from keras_ser.utils import read_json, write_json
 
+SAME = {"system": ("system", None), "normalization": ("data", "normalization"),
+        "labels": ("strength", "labels")}  # what every run of a table shares (of the runs that recorded it)
 MEANS = ("srcc_vs_truth", "srcc_vs_truth_pure", "srcc_vs_truth_blend", "srcc_vs_truth_change", "strength_mae",
          "emotion_wa", "pure_per_emotion_linear_map_test_fitted", "train_strength_mae_last_epoch")
 
@@ -88,6 +91,7 @@ def read_run(run):
     record = {
         "run": os.path.normpath(run),
         "seed": int(cfg["seed"]),
+        **{key: cfg[section] if name is None else cfg[section][name] for key, (section, name) in SAME.items()},
         **{k: fold[k] for k in ("srcc_vs_truth", "srcc_vs_truth_pure", "srcc_vs_truth_blend", "srcc_vs_truth_change")
            if k in fold},
         "strength_mae": fold["overall"]["mae"],
@@ -138,6 +142,13 @@ def main(argv=None):
             print(f"refused: the table holds seed {record['seed']} at {e} epochs already ({same[0]['run']}); "
                   f"--replace replaces it", file=sys.stderr)
             return 2
+        others = [r for k, rs in epochs.items() for r in rs if (k, r["seed"]) != (str(e), record["seed"])]
+        for key in SAME:
+            differ = sorted({str(r[key]) for r in others if key in r} - {str(record[key])})
+            if differ:
+                print(f"refused: {record['run']} has {key} {record[key]!r}, the table's runs {', '.join(differ)}",
+                      file=sys.stderr)
+                return 2
         runs[:] = [r for r in runs if r["seed"] != record["seed"]] + [record]
     touched = {str(e) for e, _ in new}
     out = {"about": args.about or table.get("about", ""), "command": args.command or table.get("command", ""),

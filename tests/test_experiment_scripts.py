@@ -377,7 +377,7 @@ def test_merge_seeds_merges_unseen_corpora_kept_per_seed(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-def _strength_run(root, seed, epochs, shift=0.0, pure_srcc=None):
+def _strength_run(root, seed, epochs, shift=0.0, pure_srcc=None, normalization="speaker"):
     """A finished one-fold StrengthNet run on a synthetic corpus: two emotions of 4 pure utterances
     each, ordered right within each emotion, the sad ones predicted `shift` higher than the truth."""
     fold = root / "folds" / "split-seed0"
@@ -393,7 +393,8 @@ def _strength_run(root, seed, epochs, shift=0.0, pure_srcc=None):
         fold / "strengthnet" / "history.csv", index=False)
     from keras_ser.training.metrics import spearman
     pure = spearman(truth, pred) if pure_srcc is None else pure_srcc
-    (root / "config.yaml").write_text(f"seed: {seed}\ntrain:\n  epochs: {epochs}\n")
+    (root / "config.yaml").write_text(f"system: strengthnet\nseed: {seed}\ntrain:\n  epochs: {epochs}\n"
+                                      f"data:\n  normalization: {normalization}\nstrength:\n  labels: manifest\n")
     (root / "metrics.json").write_text(json.dumps({"folds_run": 1, "fold_seconds": 12.0, "folds": [{
         "fold": "split-seed0", "overall": {"mae": 0.05}, "emotion": {"wa": 0.875}, "srcc_vs_truth": 0.9,
         "srcc_vs_truth_pure": pure, "srcc_vs_truth_blend": 0.8, "srcc_vs_truth_change": 0.7}]}))
@@ -428,7 +429,9 @@ def test_strengthnet_truth_runs_adds_seeds_to_a_table_and_bounds_per_emotion_map
     before = open(table).read()
     c = _strength_run(tmp_path / "c", seed=1, epochs=40)
     d = _strength_run(tmp_path / "d", seed=2, epochs=30, pure_srcc=0.5)
+    e = _strength_run(tmp_path / "e", seed=3, epochs=40, normalization="train")
     for args, message in (([c], "holds seed 1 at 40 epochs already"), ([d], "is not the fold's"),
+                          ([e], "has normalization 'train', the table's runs speaker"),
                           ([str(tmp_path / "none")], "no metrics.json")):
         assert T.main([table, *args]) == 2
         assert message in capsys.readouterr().err and open(table).read() == before
