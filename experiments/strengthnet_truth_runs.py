@@ -12,7 +12,7 @@ already, the runs are added to it: the runs it holds stay (their folders may be 
 session's machine) and each touched epoch count's mean ± sd (sd with ddof 1) is recomputed over
 its runs. A seed that the table holds for that epoch count already is refused unless `--replace`
 is given; so are a run folder that is unfinished or has several folds, and a run whose system,
-`data.normalization` or `strength.labels` differs from the table's runs (those that recorded
+`data.normalization`, `strength.labels` or `train.select` differs from the table's runs (those that recorded
 them: each run keeps its own). Nothing is written when anything is refused.
 
 Per run:
@@ -45,8 +45,8 @@ import yaml
 from keras_ser.training.metrics import spearman
 from keras_ser.utils import read_json, write_json
 
-SAME = {"system": ("system", None), "normalization": ("data", "normalization"),
-        "labels": ("strength", "labels")}  # what every run of a table shares (of the runs that recorded it)
+SAME = {"system": ("system", None), "normalization": ("data", "normalization"), "labels": ("strength", "labels"),
+        "select": ("train", "select")}  # what every run of a table shares (of the runs that recorded it)
 MEANS = ("srcc_vs_truth", "srcc_vs_truth_pure", "srcc_vs_truth_blend", "srcc_vs_truth_change", "strength_mae",
          "emotion_wa", "pure_per_emotion_linear_map_test_fitted", "train_strength_mae_last_epoch")
 
@@ -91,7 +91,7 @@ def read_run(run):
     record = {
         "run": os.path.normpath(run),
         "seed": int(cfg["seed"]),
-        **{key: cfg[section] if name is None else cfg[section][name] for key, (section, name) in SAME.items()},
+        **{key: cfg.get(section) if name is None else cfg.get(section, {}).get(name) for key, (section, name) in SAME.items()},
         **{k: fold[k] for k in ("srcc_vs_truth", "srcc_vs_truth_pure", "srcc_vs_truth_blend", "srcc_vs_truth_change")
            if k in fold},
         "strength_mae": fold["overall"]["mae"],
