@@ -33,6 +33,8 @@ CORPORA = {  # name: (data overrides, eval_corpora entry)
 }
 FUSED = ("emodb+ravdess", ["data.corpus=emodb", "data.root=../shared/data/emodb",
                            "data.fuse=[{corpus: ravdess, root: ../shared/data/ravdess}]"])
+# a row whose own folds are scored on MLEE's dominant label, not the corpus's emotion (`dominant_differs`)
+OTHER_LABELS = "annotators' majority labels, not the corpus's emotion"
 COMMON = ["data.emotions=[angry, happy, neutral, sad]", "protocol.name=kfold", "protocol.k=5", "protocol.group=speaker",
           "data.speed_perturb=[]"]
 
@@ -59,7 +61,7 @@ def matrix_lines(table, link=None, reference=None, reference_link=None, name="sy
     def line(train, label, r, to):
         cells = [fmt(r["unseen"][t], to) if t in r.get("unseen", {}) else "(diagonal)" if t == train
                  else "(trained on)" if t in train.split("+") else "—" for t in tests]
-        own = fmt(r, to) + (" (annotators' majority labels, not the corpus's emotion)" if r.get("dominant_differs") else "")
+        own = fmt(r, to) + (f" ({OTHER_LABELS})" if r.get("dominant_differs") else "")
         return f"| {label} | " + " | ".join(cells) + f" | {own} |"
 
     tests = list(CORPORA)

@@ -230,9 +230,8 @@ def main(argv=None):
                                 "deterministic": bool(r.get("deterministic")), "wa": c["wa"], "ua": c["ua"],
                                 "pooled_wa": c.get("pooled_wa"), "pooled_ua": c.get("pooled_ua"),
                                 "json": f"docs/{table}", "row": train,
-                                **({"scored_on": "the annotators' majority label (MLEE's dominant label), not the "
-                                                 "corpus's emotion"} if test == train and r.get("dominant_differs")
-                                   else {})})
+                                **({"scored_on": cross_corpus.OTHER_LABELS}
+                                   if test == train and r.get("dominant_differs") else {})})
         seeds = sorted({len(r.get("seeds", [])) for r in rows.values()})
         cross_sections += ["", f"Cross-corpus, {system}, {recipe}, normalisation {norm} "
                            f"(seeds: {'/'.join(map(str, seeds))}; WA / UA %, mean over seeds):", ""]

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from keras_ser.training.metrics import spearman
+from keras_ser.training.metrics import mean_sd, spearman
 from keras_ser.utils import read_json, write_json
 
 SAME = {"system": ("system", None), "normalization": ("data", "normalization"), "labels": ("strength", "labels"),
@@ -115,8 +115,7 @@ def group(runs):
     for key in MEANS:
         values = [r[key] for r in runs if r.get(key) is not None]
         if len(values) == len(runs):
-            mean[key] = {"mean": round(float(np.mean(values)), 4),
-                         "sd": round(float(np.std(values, ddof=1)), 4) if len(values) > 1 else 0.0}
+            mean[key] = {k: round(v, 4) for k, v in mean_sd(values).items() if k != "n"}
     return {"seeds": len(runs), "mean": mean, "runs": runs}
 
 
