@@ -1,7 +1,8 @@
 """experiments/late_fusion.py (two runs' probabilities averaged fold by fold, unseen corpora too),
 experiments/fusion_diagnostics.py, and the argument checks of experiments/epr_network_probe.py and
 experiments/seeds_table.py, experiments/merge_seeds.py, experiments/temperature_transfer.py, and the table of
-experiments/strengthnet_truth_runs.py."""
+experiments/strengthnet_truth_runs.py, and experiments/strength_reference.py (the ridge reference for
+StrengthNet's strength and its fusion)."""
 
 import json
 import os
@@ -436,3 +437,75 @@ def test_strengthnet_truth_runs_adds_seeds_to_a_table_and_bounds_per_emotion_map
         assert T.main([table, *args]) == 2
         assert message in capsys.readouterr().err and open(table).read() == before
     assert T.main([table, c, "--replace"]) == 0
+
+
+def test_strength_reference_chooses_its_penalty_on_inner_folds_and_fuses_with_strengthnet(tmp_path, tiny_corpus):
+    """The ridge reference for StrengthNet's strength: per outer fold, the penalty with the best
+    mean inner-fold score (held-out training speakers only), one prediction per test utterance;
+    the fusion averages the two strengths standardised over a fold's test utterances, and refuses
+    runs scored on other utterances or other labels."""
+    import strength_reference as R
+    from sklearn.metrics import roc_auc_score
+
+    from keras_ser.corpora.manifest import save_manifest
+
+    man = tiny_corpus.manifest.copy()
+    emotional = man["emotion"] != "neutral"
+    median = man[emotional].groupby("emotion")["strength"].transform("median")
+    man["intensity"] = None
+    man.loc[emotional, "intensity"] = np.where(man.loc[emotional, "strength"] >= median, "strong", "normal")
+    save_manifest(man, str(tmp_path / "m.jsonl"))
+    speakers = sorted(man["speaker"].unique())
+    emo_ids = man[emotional]
+    folds = [{"name": f"fold{i + 1}", "dev": [], "dev_from_train": False,
+              "test": emo_ids.loc[emo_ids["speaker"] == s, "utterance_id"].tolist(),
+              "train": emo_ids.loc[emo_ids["speaker"] != s, "utterance_id"].tolist()} for i, s in enumerate(speakers)]
+    folds_file = tmp_path / "folds.json"
+    folds_file.write_text(json.dumps({"protocol": "kfold", "group": "speaker", "folds": folds}))
+    common = ["strengthnet/synthetic", "data.corpus=manifest", f"data.root={tmp_path / 'm.jsonl'}",
+              "data.num_workers=1", "data.normalization=speaker", "--folds-file", str(folds_file)]
+    out = tmp_path / "ref.json"
+    R.main([*common, "--runs", str(tmp_path / "ref"), "--out", str(out)])
+    doc = json.load(open(out))
+    assert doc["normalization"] == "speaker" and len(doc["folds"]) == len(speakers)
+    for fold, res in zip(folds, doc["folds"]):
+        inner = {float(a): s["srcc"] for a, s in res["inner"].items()}
+        assert sorted(inner) == sorted(R.ALPHAS) and res["alpha"] == max(inner, key=inner.get)
+        pred = pd.read_csv(tmp_path / "ref" / "folds" / fold["name"] / "test_predictions.csv")
+        assert sorted(pred["utterance_id"]) == sorted(fold["test"]) and pred["predicted_strength"].std() > 0
+        assert res["labels"]["intensity_auc"] == pytest.approx(
+            roc_auc_score(pred["intensity"] == "strong", pred["strength_label"]))
+
+    # a StrengthNet row: seed 0 predicts the labels themselves, seed 1 their reverse
+    for seed, sign in ((0, 1.0), (1, -1.0)):
+        for fold in folds:
+            ref = pd.read_csv(tmp_path / "ref" / "folds" / fold["name"] / "test_predictions.csv")
+            path = tmp_path / "sn" / f"seed{seed}" / "folds" / fold["name"] / "test_predictions.csv"
+            os.makedirs(path.parent, exist_ok=True)
+            ref.assign(predicted_strength=sign * ref["strength_label"], predicted_emotion=ref["emotion"]).to_csv(
+                path, index=False)
+    R.main([*common, "--runs", str(tmp_path / "ref"), "--out", str(out), "--fuse", str(tmp_path / "sn")])
+    fusion = json.load(open(out))["fusion"]
+    labels_auc = np.mean([r["labels"]["intensity_auc"] for r in doc["folds"]])
+    seed0, seed1 = fusion["per_seed"]
+    assert seed0["strengthnet"]["intensity_auc"] == pytest.approx(labels_auc)
+    assert seed1["strengthnet"]["intensity_auc"] == pytest.approx(1 - labels_auc)
+    assert "mae" not in seed0["fused"] and seed0["emotion_wa"] == 1.0
+    z = lambda v: (v - v.mean()) / v.std()  # noqa: E731
+    by_hand = []
+    for fold in folds:
+        ref = pd.read_csv(tmp_path / "ref" / "folds" / fold["name"] / "test_predictions.csv")
+        fused = 0.5 * z(ref["strength_label"]) + 0.5 * z(ref["predicted_strength"])
+        by_hand.append(roc_auc_score(ref["intensity"] == "strong", fused))
+    assert seed0["fused"]["intensity_auc"] == pytest.approx(np.mean(by_hand))
+    assert fusion["summary"]["strengthnet"]["intensity_auc"]["n"] == 2
+
+    # other utterances, other labels: refused
+    first = tmp_path / "sn" / "seed0" / "folds" / folds[0]["name"] / "test_predictions.csv"
+    good = pd.read_csv(first)
+    good.iloc[1:].to_csv(first, index=False)
+    with pytest.raises(SystemExit, match="different test utterances"):
+        R.main([*common, "--runs", str(tmp_path / "ref"), "--out", str(out), "--fuse", str(tmp_path / "sn")])
+    good.assign(strength_label=good["strength_label"] + 0.1).to_csv(first, index=False)
+    with pytest.raises(SystemExit, match="strength labels differ"):
+        R.main([*common, "--runs", str(tmp_path / "ref"), "--out", str(out), "--fuse", str(tmp_path / "sn")])
