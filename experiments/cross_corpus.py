@@ -61,7 +61,8 @@ def matrix_lines(table, link=None, reference=None, reference_link=None, name="sy
     def line(train, label, r, to):
         cells = [fmt(r["unseen"][t], to) if t in r.get("unseen", {}) else "(diagonal)" if t == train
                  else "(trained on)" if t in train.split("+") else "—" for t in tests]
-        own = fmt(r, to) + (f" ({OTHER_LABELS})" if r.get("dominant_differs") else "")
+        own = ("—" if "wa" not in r else  # a fusion of the unseen corpora only (late_fusion --unseen-only)
+               fmt(r, to) + (f" ({OTHER_LABELS})" if r.get("dominant_differs") else ""))
         return f"| {label} | " + " | ".join(cells) + f" | {own} |"
 
     tests = list(CORPORA)

@@ -28,6 +28,12 @@ fold's unseen corpora. A network trained to fit its labels is surer than it is r
 speakers, and averaging then lets it over-rule the reference too often (docs/results.md, "Why
 the hybrids gain").
 
+`--unseen-only`: fuse the unseen corpora only, not the in-corpus folds: for two runs whose own
+folds score different utterances (MLEE scores the annotators' majority label, so its folds on the
+synthetic corpus hold the utterances with a majority, the reference's all of them) while each fold's
+model meets the same unseen utterances, each scored on that corpus's emotion. The row then has no
+in-corpus WA / UA (its own-folds cell is blank in a matrix), only `unseen`.
+
 `--temperature-a T`: one temperature for `a` on every fold and unseen corpus, chosen elsewhere
 (for an unseen corpus, say, on another pair of corpora; never on these test folds). The row
 records it (`fusion.temperature_a`), as `keras_ser-fuse --temperature-a` builds the same model.
@@ -148,17 +154,22 @@ def fold_predictions(fold_dir):
     return other if not os.path.exists(path) and os.path.exists(other) else path
 
 
-def fuse_run(run_a, run_b, weight, label_names, temperatures=None):
+def fuse_run(run_a, run_b, weight, label_names, temperatures=None, unseen_only=False):
     """Per-fold metrics of the fused decisions of two runs on identical folds; each fold's
     `unseen` holds the fused metrics on each unseen corpus both runs were scored on.
-    `temperatures`: `{fold: T}` for `a`'s probabilities (`soften`), 1 where absent."""
+    `temperatures`: `{fold: T}` for `a`'s probabilities (`soften`), 1 where absent.
+    `unseen_only`: the unseen corpora only (the folds' own test parts are not read)."""
     out = []
     for fold_dir in sorted(glob.glob(os.path.join(run_a, "folds", "*"))):
         name = os.path.basename(fold_dir)
         other = os.path.join(run_b, "folds", name)
+        if not os.path.isdir(other):
+            raise SystemExit(f"late_fusion: {other} is missing: the two runs' folds differ")
         t = (temperatures or {}).get(name, 1.0)
-        res = {"fold": name, **fuse_predictions(fold_predictions(fold_dir), fold_predictions(other), weight,
-                                                label_names, f"fold {name}", t)}
+        res = {"fold": name}
+        if not unseen_only:
+            res.update(fuse_predictions(fold_predictions(fold_dir), fold_predictions(other), weight,
+                                        label_names, f"fold {name}", t))
         names = unseen_names(fold_dir)
         if names != unseen_names(other):
             raise SystemExit(f"late_fusion: fold {name}: unseen corpora {names} against {unseen_names(other)}: "
@@ -168,6 +179,9 @@ def fuse_run(run_a, run_b, weight, label_names, temperatures=None):
         if unlabelled:
             print(f"late_fusion: fold {name}: unseen {', '.join(unlabelled)}: none of the model's labels, not scored")
         names = [u for u in names if u not in unlabelled]
+        if unseen_only and not names:
+            raise SystemExit(f"late_fusion: --unseen-only: fold {name} of {run_a} was scored on no labelled "
+                             "unseen corpus: nothing to fuse")
         if names:
             res["unseen"] = {u: fuse_predictions(os.path.join(fold_dir, "unseen", u, "predictions.csv"),
                                                  os.path.join(other, "unseen", u, "predictions.csv"), weight,
@@ -185,6 +199,8 @@ def main(argv=None):
     ap.add_argument("--table", required=True, help="a seeds_table.py JSON to add the row to")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="only these seeds of a (default: every seed<k> folder of a row folder)")
+    ap.add_argument("--unseen-only", action="store_true",
+                    help="fuse the unseen corpora only (the runs' own folds may score different utterances)")
     soften_a = ap.add_mutually_exclusive_group()
     soften_a.add_argument("--calibrate-a", default=None, metavar="INNER",
                           help="fit a temperature for a's probabilities per outer fold on these inner-fold runs")
@@ -226,11 +242,12 @@ def main(argv=None):
         labels = read_json(os.path.join(run_a, "metrics.json"))["labels"]
         if sorted(read_json(os.path.join(run_b, "metrics.json"))["labels"]) != sorted(labels):
             raise SystemExit("late_fusion: the runs have different label sets")  # the order may differ: columns are named
-        folds = fuse_run(run_a, run_b, args.weight, labels, temperatures)
-        pooled = M.pooled_metrics(np.sum([np.asarray(f["confusion"]) for f in folds], axis=0))
-        entry = {"seed": seed, "wa": float(np.mean([f["wa"] for f in folds])),
-                 "ua": float(np.mean([f["ua"] for f in folds])), "pooled": pooled,
-                 "per_fold": [{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in folds]}
+        folds = fuse_run(run_a, run_b, args.weight, labels, temperatures, args.unseen_only)
+        entry = {"seed": seed}
+        if not args.unseen_only:
+            entry.update(wa=float(np.mean([f["wa"] for f in folds])), ua=float(np.mean([f["ua"] for f in folds])),
+                         pooled=M.pooled_metrics(np.sum([np.asarray(f["confusion"]) for f in folds], axis=0)),
+                         per_fold=[{"fold": f["fold"], "wa": f["wa"], "ua": f["ua"]} for f in folds])
         if "unseen" in folds[0]:  # the mean over the folds' fused models, as a run's metrics.json
             about, missing = {}, {}
             for run in (run_a, run_b):
@@ -249,11 +266,13 @@ def main(argv=None):
     table["rows"][args.name] = {
         "fusion": {"a": args.a, "b": args.b, "weight": args.weight,
                    **({"calibrate_a": args.calibrate_a, "temperature_a": temperatures} if args.calibrate_a
-                      else {"temperature_a": args.temperature_a} if args.temperature_a is not None else {})},
-        "system": "late fusion",
-        "seeds": [s["seed"] for s in per_seed], "wa": ms([s["wa"] for s in per_seed]),
-        "ua": ms([s["ua"] for s in per_seed]), "pooled_wa": ms([s["pooled"]["wa"] for s in per_seed]),
-        "pooled_ua": ms([s["pooled"]["ua"] for s in per_seed]), "per_seed": per_seed}
+                      else {"temperature_a": args.temperature_a} if args.temperature_a is not None else {}),
+                   **({"unseen_only": True} if args.unseen_only else {})},
+        "system": "late fusion", "seeds": [s["seed"] for s in per_seed], "per_seed": per_seed}
+    if not args.unseen_only:
+        table["rows"][args.name].update(
+            wa=ms([s["wa"] for s in per_seed]), ua=ms([s["ua"] for s in per_seed]),
+            pooled_wa=ms([s["pooled"]["wa"] for s in per_seed]), pooled_ua=ms([s["pooled"]["ua"] for s in per_seed]))
     if all("unseen" in s for s in per_seed):
         first = per_seed[0]["unseen"]
         table["rows"][args.name]["unseen"] = {
@@ -262,8 +281,9 @@ def main(argv=None):
                 "normalization": first[u]["normalization"]} for u in first}
     write_json(table, args.table)
     r = table["rows"][args.name]
-    print(f"{args.name}: WA {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['sd']:.1f}, "
-          f"UA {100 * r['ua']['mean']:.1f} ± {100 * r['ua']['sd']:.1f} ({len(per_seed)} seed(s))"
+    own = (f"WA {100 * r['wa']['mean']:.1f} ± {100 * r['wa']['sd']:.1f}, UA {100 * r['ua']['mean']:.1f} ± "
+           f"{100 * r['ua']['sd']:.1f}" if "wa" in r else "own folds not fused")
+    print(f"{args.name}: {own} ({len(per_seed)} seed(s))"
           + "".join(f"; unseen {u} {100 * v['wa']['mean']:.1f} / {100 * v['ua']['mean']:.1f}"
                     for u, v in r.get("unseen", {}).items()))
     return 0

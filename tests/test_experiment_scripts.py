@@ -98,6 +98,29 @@ def test_fusion_refuses_different_folds_or_unseen_corpora(tmp_path):
     c = _run(tmp_path / "c", {"f1": (["u1", "u2"], [0, 1], p)}, {})
     with pytest.raises(SystemExit, match="same ones"):
         late_fusion.main(["--a", a, "--b", c, "--name", "x", "--table", str(tmp_path / "t.json")])
+    with pytest.raises(SystemExit, match="no labelled unseen corpus"):
+        late_fusion.main(["--a", c, "--b", c, "--name", "x", "--table", str(tmp_path / "t.json"), "--unseen-only"])
+
+
+def test_fusion_of_the_unseen_corpora_only_leaves_the_own_folds_out(tmp_path):
+    """Runs whose own folds score different utterances (MLEE's majority labels on the synthetic
+    corpus) are fused on the unseen corpora alone: the row has no in-corpus WA and its matrix
+    cell is blank."""
+    import cross_corpus
+    import late_fusion
+
+    p = [[0.9, 0.1], [0.2, 0.8]]
+    a = _run(tmp_path / "a", {"f1": (["u1", "u2"], [0, 1], p)},
+             {"emodb": {"f1": (["x1", "x2"], [0, 1], [[0.3, 0.7], [0.3, 0.7]])}})
+    b = _run(tmp_path / "b", {"f1": (["u1", "u3"], [0, 1], p)},
+             {"emodb": {"f1": (["x1", "x2"], [0, 1], [[0.9, 0.1], [0.6, 0.4]])}})
+    table = str(tmp_path / "t.json")
+    assert late_fusion.main(["--a", a, "--b", b, "--name", "synthetic", "--table", table, "--unseen-only"]) == 0
+    row = json.load(open(table))["rows"]["synthetic"]
+    assert "wa" not in row and row["fusion"]["unseen_only"] is True
+    assert row["unseen"]["emodb"]["wa"]["mean"] == pytest.approx(1.0)  # (0.6, 0.4) on x1, (0.45, 0.55) on x2
+    line = [x for x in cross_corpus.matrix_lines(json.load(open(table))["rows"]) if x.startswith("| synthetic")]
+    assert len(line) == 1 and "100.0 / 100.0" in line[0] and line[0].endswith("| — |")
 
 
 def test_fusion_calibrates_a_on_its_inner_folds(tmp_path, capsys):
