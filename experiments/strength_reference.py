@@ -97,7 +97,7 @@ def reference(cfg, folds_file, runs, inner_k, select_metric, alphas=ALPHAS):
     at = {u: i for i, u in enumerate(table.index)}
     results = []
     for fold in folds:
-        pool = [u for u in fold.train + fold.dev]
+        pool = fold.train + fold.dev
         _, z = feats.fold(pool)
         Z = np.stack([z[u] for u in table.index])
         own = []  # this fold's inner folds, each standardised with its own training statistics
