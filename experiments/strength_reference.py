@@ -18,6 +18,9 @@ training and development speakers (`recipe_search.inner_folds`; never its test s
 intensity annotation is then used for nothing but the score), or the intensity AUC on the inner
 folds (RAVDESS's normal / strong annotation of the training speakers). The model is then fitted on
 all of the fold's training and development utterances and scored on its test speakers.
+`--features frames`: instead of the functionals, the run's own input (its records: StrengthNet's
+log-mel frames, silence trimmed) pooled per utterance (`pooled_frames`), standardised the same way:
+does StrengthNet's input hold what the functionals give a linear model?
 
 Each fold writes `<runs>/folds/<fold>/test_predictions.csv` (utterance_id, corpus, speaker,
 emotion, intensity, strength_label, predicted_strength) and `<runs>/metrics.json`.
@@ -74,7 +77,36 @@ def ridge_predictions(Z, y, train, test, alpha):
     return Ridge(alpha=alpha).fit(Z[train], y[train]).predict(Z[test])
 
 
-def reference(cfg, folds_file, runs, inner_k, select_metric, alphas=ALPHAS):
+def pooled_frames(cfg, manifest):
+    """The run's own input pooled per utterance, as `utterance_features.Functionals` gives the
+    functionals (`.fold(ids)`, the same standardisation): per band of the run's records
+    (`data.frontend`, silence trimmed as `data.trim_silence` says) the mean, standard deviation,
+    10th and 90th percentile over the frames and the standard deviation of the frame-to-frame
+    difference (`cross_corpus_input_probe.pooled`: 400 numbers for StrengthNet's 80 bands)."""
+    import numpy as np
+    from cross_corpus_input_probe import pooled
+
+    from keras_ser.training import data
+    from keras_ser.training import utterance_features as F
+
+    rs = data.prepare_records(cfg, manifest)
+    vectors = {}
+    for ex in rs.dataset(rs.files(), batch_size=None):
+        n = int(ex["num_frames"])
+        vectors[ex["utterance_id"].numpy().decode()] = pooled(ex["features"].numpy()[:n].astype(np.float64))
+    missing = [u for u in manifest["utterance_id"] if u not in vectors]
+    if missing:
+        raise SystemExit(f"strength_reference: {len(missing)} utterances have no record (e.g. {missing[0]})")
+    feats = F.Functionals.__new__(F.Functionals)
+    X = np.stack([vectors[u] for u in manifest["utterance_id"]])
+    if cfg.data.normalization == "speaker":
+        X = F.speaker_standardised(X, manifest["speaker"].to_numpy(str))
+    feats.cfg, feats.X, feats.dim = cfg, X, X.shape[1]
+    feats.row = dict(zip(manifest["utterance_id"], range(len(manifest))))
+    return feats
+
+
+def reference(cfg, folds_file, runs, inner_k, select_metric, alphas=ALPHAS, features="functionals"):
     """Fit and score the reference on every fold; write its run folder; return its metrics."""
     import numpy as np
     from recipe_search import inner_folds
@@ -90,7 +122,8 @@ def reference(cfg, folds_file, runs, inner_k, select_metric, alphas=ALPHAS):
     strengths, _, info = S.strength_labels(cfg, manifest, runs)
     table = S.label_table(cfg, manifest, strengths, label_names)
     folds = data.folds_from_file(folds_file, table)
-    feats = F.Functionals(_with_functionals(cfg), manifest)
+    feats = (F.Functionals(_with_functionals(cfg), manifest) if features == "functionals"
+             else pooled_frames(cfg, manifest))
     inner = read_json(inner_folds(folds_file, table, inner_k, os.path.join(runs, "inner_folds.json")))["folds"]
     y = table["strength_label"].to_numpy(float)
     strong = strong_column(table["intensity"])
@@ -131,8 +164,10 @@ def reference(cfg, folds_file, runs, inner_k, select_metric, alphas=ALPHAS):
     mean = {k: float(np.mean([r["overall"][k] for r in results])) for k in ("srcc", "mae", "intensity_auc")
             if all(k in r["overall"] for r in results)}
     mean["labels_intensity_auc"] = float(np.mean([r["labels"].get("intensity_auc", np.nan) for r in results]))
-    doc = {"system": "strength_reference", "feature_set": cfg.strength.feature_set, "regressor": "ridge",
-           "normalization": cfg.data.normalization, "select_metric": select_metric, "inner_folds": inner_k,
+    doc = {"system": "strength_reference", "regressor": "ridge", "features": features,
+           "feature_set": cfg.strength.feature_set if features == "functionals" else f"pooled {cfg.data.frontend}",
+           "dim": int(feats.dim), "normalization": cfg.data.normalization, "select_metric": select_metric,
+           "inner_folds": inner_k,
            "alphas": list(alphas), "folds_file": os.path.abspath(folds_file), "strength_labels": info,
            "folds": results, "mean": mean}
     write_json(doc, os.path.join(runs, "metrics.json"))
@@ -219,6 +254,9 @@ def main(argv=None):
     ap.add_argument("overrides", nargs="*", help="key=value overrides of the preset")
     ap.add_argument("--folds-file", required=True, help="the folds.json every row uses")
     ap.add_argument("--runs", required=True, help="the reference's run folder")
+    ap.add_argument("--features", choices=("functionals", "frames"), default="functionals",
+                    help="the ranking labels' own functionals (strength.feature_set), or the run's own input "
+                         "frames pooled per utterance (what StrengthNet sees)")
     ap.add_argument("--inner-folds", type=int, default=3)
     ap.add_argument("--select-metric", choices=("srcc", "intensity_auc"), default="srcc")
     ap.add_argument("--fuse", default=None, help="a row folder (seed<k>/ runs) or run folder of StrengthNet")
@@ -238,7 +276,7 @@ def main(argv=None):
     cfg = load_config(args.config, args.overrides)
     if cfg.system != "strengthnet":
         ap.error(f"{args.config}: a StrengthNet preset is needed (its strength labels), got system {cfg.system}")
-    doc = reference(cfg, args.folds_file, args.runs, args.inner_folds, args.select_metric)
+    doc = reference(cfg, args.folds_file, args.runs, args.inner_folds, args.select_metric, features=args.features)
     doc["command"] = " ".join(sys.argv)
     if args.fuse:
         doc["fusion"] = fuse(args.fuse, args.runs, args.weight, args.scale)

@@ -499,6 +499,14 @@ def test_strength_reference_chooses_its_penalty_on_inner_folds_and_fuses_with_st
         assert res["labels"]["intensity_auc"] == pytest.approx(
             roc_auc_score(pred["intensity"] == "strong", pred["strength_label"]))
 
+    # the run's own input pooled instead (StrengthNet's 80 log-mel bands: 5 statistics each)
+    R.main([*common, "--runs", str(tmp_path / "frames"), "--out", str(tmp_path / "frames.json"), "--features", "frames"])
+    frames = json.load(open(tmp_path / "frames.json"))
+    assert frames["features"] == "frames" and frames["feature_set"] == "pooled strengthnet" and frames["dim"] == 400
+    assert doc["dim"] == 384  # IS09
+    assert [r["fold"] for r in frames["folds"]] == [f["name"] for f in folds]
+    assert frames["folds"][0]["overall"] != doc["folds"][0]["overall"]
+
     # a StrengthNet row: seed 0 predicts the labels themselves, seed 1 their reverse
     for seed, sign in ((0, 1.0), (1, -1.0)):
         for fold in folds:
