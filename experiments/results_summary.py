@@ -23,6 +23,7 @@ EMODB7 = ("Emo-DB, 7 classes, 10-fold stratified", "results/emodb7.json")
 EMODB4 = ("Emo-DB, 4 classes, leave one speaker out", "results/emodb4_loso.json")
 RAVDESS_S4 = ("RAVDESS, StrengthNet's 4 classes (happy, sad, angry, surprise), 5 actor-group folds",
               "results/ravdess_strength4.json")
+RAVDESS_S4_SPEAKER = (RAVDESS_S4[0], "results/ravdess_strength4_speaker.json")
 
 # (corpus and protocol, table, row, system, normalisation, recipe)
 ENTRIES = [
@@ -98,6 +99,12 @@ ENTRIES = [
     (*RAVDESS_S4, "strengthnet_recipe", "StrengthNet's emotion head", "train", "recipe (strengthnet/ravdess_recipe)"),
     (*RAVDESS_S4, "strengthnet_recipe + reference", "hybrid: StrengthNet's emotion head and the reference, late fusion",
      "train", "recipe + reference (mean of probabilities)"),
+    (*RAVDESS_S4_SPEAKER, "reference_speaker", "functionals (ComParE, logistic regression)", "speaker", "reference"),
+    (*RAVDESS_S4_SPEAKER, "strengthnet_recipe_speaker", "StrengthNet's emotion head", "speaker",
+     "recipe (strengthnet/ravdess_recipe)"),
+    (*RAVDESS_S4_SPEAKER, "strengthnet_recipe_speaker + reference_speaker",
+     "hybrid: StrengthNet's emotion head and the reference, late fusion", "speaker",
+     "recipe + reference (mean of probabilities)"),
 ]
 
 # The opening table: one row per system, corpus and normalisation; each column a row of a table
@@ -123,6 +130,8 @@ COMPACT = [
      "cnn_pool_speaker + reference_speaker"),
     ("StrengthNet's emotion head", RAVDESS_S4, "train", "", "reference", None, "strengthnet_recipe",
      "strengthnet_recipe + reference"),
+    ("StrengthNet's emotion head", RAVDESS_S4_SPEAKER, "speaker", "", "reference_speaker", None,
+     "strengthnet_recipe_speaker", "strengthnet_recipe_speaker + reference_speaker"),
 ]
 NOTES = ("¹ the epoch chosen on the test fold (PAPERS.md §4); ² pEPR, VGG*5, 10-fold (PAPERS.md §3). "
          "Hybrid: the recipe's and the reference's class probabilities averaged (late fusion, weight 0.5); `keras_ser-fuse` makes one deployable model of the two exports (docs/serving.md).")
