@@ -150,6 +150,9 @@ def reference(cfg, folds_file, runs, inner_k, select_metric, alphas=ALPHAS, feat
         res = {"fold": fold.name, "alpha": chosen, "inner": {f"{a:g}": s for a, s in per_alpha.items()},
                "overall": scores(strong[test], y[test], pred),
                "labels": scores(strong[test], y[test], y[test]),
+               # the labels' own intensity AUC on the fold's training speakers: a choice between label
+               # settings (strength.per, ...) can be made there, never on the test speakers
+               "labels_training": scores(strong[train], y[train], y[train]),
                "overall_regression": M.regression_metrics(y[test], pred)}
         rows = table.iloc[test][["utterance_id", "corpus", "speaker", "emotion", "intensity"]].assign(
             strength_label=y[test], predicted_strength=pred)
@@ -163,7 +166,8 @@ def reference(cfg, folds_file, runs, inner_k, select_metric, alphas=ALPHAS, feat
               f"(the labels' {res['labels'].get('intensity_auc', float('nan')):.3f})")
     mean = {k: float(np.mean([r["overall"][k] for r in results])) for k in ("srcc", "mae", "intensity_auc")
             if all(k in r["overall"] for r in results)}
-    mean["labels_intensity_auc"] = float(np.mean([r["labels"].get("intensity_auc", np.nan) for r in results]))
+    for key in ("labels", "labels_training"):
+        mean[f"{key}_intensity_auc"] = float(np.mean([r[key].get("intensity_auc", np.nan) for r in results]))
     doc = {"system": "strength_reference", "regressor": "ridge", "features": features,
            "feature_set": cfg.strength.feature_set if features == "functionals" else f"pooled {cfg.data.frontend}",
            "dim": int(feats.dim), "normalization": cfg.data.normalization, "select_metric": select_metric,

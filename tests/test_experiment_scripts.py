@@ -498,6 +498,7 @@ def test_strength_reference_chooses_its_penalty_on_inner_folds_and_fuses_with_st
         assert sorted(pred["utterance_id"]) == sorted(fold["test"]) and pred["predicted_strength"].std() > 0
         assert res["labels"]["intensity_auc"] == pytest.approx(
             roc_auc_score(pred["intensity"] == "strong", pred["strength_label"]))
+        assert res["labels_training"]["n"] == len(fold["train"]) and "intensity_auc" in res["labels_training"]
 
     # the run's own input pooled instead (StrengthNet's 80 log-mel bands: 5 statistics each)
     R.main([*common, "--runs", str(tmp_path / "frames"), "--out", str(tmp_path / "frames.json"), "--features", "frames"])
