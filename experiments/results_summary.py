@@ -24,6 +24,7 @@ EMODB4 = ("Emo-DB, 4 classes, leave one speaker out", "results/emodb4_loso.json"
 RAVDESS_S4 = ("RAVDESS, StrengthNet's 4 classes (happy, sad, angry, surprise), 5 actor-group folds",
               "results/ravdess_strength4.json")
 RAVDESS_S4_SPEAKER = (RAVDESS_S4[0], "results/ravdess_strength4_speaker.json")
+RAVDESS_S4_PER_EMOTION = (RAVDESS_S4[0], "results/ravdess_strength4_speaker_per_emotion.json")
 
 # (corpus and protocol, table, row, system, normalisation, recipe)
 ENTRIES = [
@@ -104,6 +105,11 @@ ENTRIES = [
      "recipe (strengthnet/ravdess_recipe)"),
     (*RAVDESS_S4_SPEAKER, "strengthnet_recipe_speaker + reference_speaker",
      "hybrid: StrengthNet's emotion head and the reference, late fusion", "speaker",
+     "recipe + reference (mean of probabilities)"),
+    (*RAVDESS_S4_PER_EMOTION, "strengthnet_recipe_speaker_per_emotion", "StrengthNet's emotion head", "speaker",
+     "recipe with ranking labels per emotion (strength.per=emotion, chosen on the training actors' intensity)"),
+    (*RAVDESS_S4_PER_EMOTION, "strengthnet_recipe_speaker_per_emotion + reference_speaker",
+     "hybrid: StrengthNet's emotion head (labels per emotion) and the reference, late fusion", "speaker",
      "recipe + reference (mean of probabilities)"),
 ]
 
