@@ -63,14 +63,6 @@ def scores(strong, labels, predicted):
     return out
 
 
-def strong_column(intensity):
-    """RAVDESS-style intensity names → 1.0 strong, 0.0 normal, NaN otherwise."""
-    import numpy as np
-
-    inten = np.asarray(intensity, object)
-    return np.where(inten == "strong", 1.0, np.where(inten == "normal", 0.0, np.nan))
-
-
 def ridge_predictions(Z, y, train, test, alpha):
     from sklearn.linear_model import Ridge
 
@@ -97,13 +89,7 @@ def pooled_frames(cfg, manifest):
     missing = [u for u in manifest["utterance_id"] if u not in vectors]
     if missing:
         raise SystemExit(f"strength_reference: {len(missing)} utterances have no record (e.g. {missing[0]})")
-    feats = F.Functionals.__new__(F.Functionals)
-    X = np.stack([vectors[u] for u in manifest["utterance_id"]])
-    if cfg.data.normalization == "speaker":
-        X = F.speaker_standardised(X, manifest["speaker"].to_numpy(str))
-    feats.cfg, feats.X, feats.dim = cfg, X, X.shape[1]
-    feats.row = dict(zip(manifest["utterance_id"], range(len(manifest))))
-    return feats
+    return F.Functionals(cfg, manifest, X=np.stack([vectors[u] for u in manifest["utterance_id"]]))
 
 
 def reference(cfg, folds_file, runs, inner_k, select_metric, alphas=ALPHAS, features="functionals"):
@@ -126,7 +112,7 @@ def reference(cfg, folds_file, runs, inner_k, select_metric, alphas=ALPHAS, feat
              else pooled_frames(cfg, manifest))
     inner = read_json(inner_folds(folds_file, table, inner_k, os.path.join(runs, "inner_folds.json")))["folds"]
     y = table["strength_label"].to_numpy(float)
-    strong = strong_column(table["intensity"])
+    strong = S.strong_column(table["intensity"])
     at = {u: i for i, u in enumerate(table.index)}
     results = []
     for fold in folds:
@@ -210,6 +196,7 @@ def fuse(row, runs, weight, scale="zscore"):
     import numpy as np
     from late_fusion import seed_runs
 
+    from keras_ser.training import strengthnet as S
     from keras_ser.training.metrics import mean_sd
 
     seeds = {}
@@ -229,7 +216,7 @@ def fuse(row, runs, weight, scale="zscore"):
             if not np.allclose(a["strength_label"], b["strength_label"], atol=1e-5):
                 raise SystemExit(f"strength_reference: fold {name}: {run}'s strength labels differ from the "
                                  "reference's: not the same ranking labels")
-            strong = strong_column(b["intensity"])
+            strong = S.strong_column(b["intensity"])
             y = b["strength_label"].to_numpy(float)
             net = a["predicted_strength"].to_numpy(float)
             fused = fuse_strengths(net, b["predicted_strength"].to_numpy(float), weight, scale)

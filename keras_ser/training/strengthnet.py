@@ -152,6 +152,12 @@ def _strength_xy(b, rows, extra=False):
     return x, y, sw
 
 
+def strong_column(intensity):
+    """RAVDESS-style intensity names → 1.0 strong, 0.0 normal, NaN otherwise (no such annotation)."""
+    inten = np.asarray(intensity, object)
+    return np.where(inten == "strong", 1.0, np.where(inten == "normal", 0.0, np.nan))
+
+
 def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weights=None, extra=False,
                      normalize="default", functionals=None):
     """Pipeline for StrengthNet over `ids`; `table` is indexed by utterance id with columns
@@ -163,9 +169,8 @@ def strength_dataset(rs, cfg, ids, table, shuffle=False, perturbed=False, weight
     cols = {"strength": sub["strength_label"].to_numpy(np.float32), "emotion": np.eye(k, dtype=np.float32)[labels],
             "weight": np.ones(len(sub), np.float32) if weights is None else np.asarray(weights, np.float32)[labels]}
     if extra:
-        inten = sub["intensity"].to_numpy(object)
         cols["true_strength"] = sub["true_strength"].to_numpy(np.float32)
-        cols["strong"] = np.where(inten == "strong", 1.0, np.where(inten == "normal", 0.0, np.nan)).astype(np.float32)
+        cols["strong"] = strong_column(sub["intensity"]).astype(np.float32)
         cols["position"] = np.arange(len(sub), dtype=np.float32)
     if functionals is not None:
         cols["functionals"] = np.stack([functionals[u] for u in sub.index]).astype(np.float32)

@@ -100,12 +100,15 @@ class Functionals:
     training utterances `ids` and returns it with `{utterance_id: standardised vector}` of every
     utterance."""
 
-    def __init__(self, cfg, corpus):
-        X, _, errors = functionals(cfg, corpus, cfg.data.functionals)
-        if errors:
-            path, why = next(iter(errors.items()))
-            raise CorpusError(f"data.functionals: openSMILE failed on {len(errors)} files, e.g. {path}: {why} "
-                              "(leave them out of the manifest, or train without data.functionals)")
+    def __init__(self, cfg, corpus, X=None):
+        """`X`: other per-utterance vectors, one row per row of `corpus`, in place of the
+        functionals (standardised the same way)."""
+        if X is None:
+            X, _, errors = functionals(cfg, corpus, cfg.data.functionals)
+            if errors:
+                path, why = next(iter(errors.items()))
+                raise CorpusError(f"data.functionals: openSMILE failed on {len(errors)} files, e.g. {path}: {why} "
+                                  "(leave them out of the manifest, or train without data.functionals)")
         if cfg.data.normalization == "speaker":
             X = speaker_standardised(X, corpus["speaker"].to_numpy(str))
         self.cfg, self.X = cfg, X
