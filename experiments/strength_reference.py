@@ -32,10 +32,18 @@ chosen on the test folds), each first standardised over the fold's test utteranc
 zscore`: unlabelled, so that neither's spread decides the order; `raw`: as they are), and the
 intensity AUC and the SRCC with the labels (and the MAE, where the fusion is on the labels' scale)
 are reported for StrengthNet alone and for the fusion: per seed, per fold, and mean ± sd over seeds.
+
+`--ensemble` (with `--fuse`): the row's seeds as one model, per fold the mean of their predicted
+strengths, each standardised over the fold's test utterances as above (unlabelled) — for all the
+seeds together and, with three or more, for each set of all but one — alone and fused with the
+reference. A diagnostic of how much of StrengthNet's score is the seed's noise (an ensemble of N
+seeds costs N trainings): the sets of all but one share seeds, so their spread is not an sd over
+independent ensembles.
 """
 
 import argparse
 import glob
+import itertools
 import os
 import sys
 
@@ -178,6 +186,12 @@ def read_predictions(path):
     return pd.read_csv(path).set_index("utterance_id")
 
 
+def zscore(v):
+    """`v` standardised over its own values (a constant stays 0)."""
+    sd = v.std()
+    return (v - v.mean()) / (sd if sd > 0 else 1.0)
+
+
 def fuse_strengths(a, b, weight, scale="zscore"):
     """`weight * a + (1 - weight) * b`; with `scale="zscore"` each first standardised over the
     utterances given (a fold's test utterances: unlabelled, as per-speaker statistics are), so that
@@ -185,21 +199,22 @@ def fuse_strengths(a, b, weight, scale="zscore"):
     around the mean, StrengthNet within another)."""
 
     if scale == "zscore":
-        a, b = ((v - v.mean()) / (v.std() if v.std() > 0 else 1.0) for v in (a, b))
+        a, b = zscore(a), zscore(b)
     elif scale != "raw":
         raise ValueError(f"fuse_strengths: scale must be zscore or raw, got {scale!r}")
     return weight * a + (1 - weight) * b
 
 
-def fuse(row, runs, weight, scale="zscore"):
-    """StrengthNet's runs in `row` fused with the reference's predictions in `runs`: per seed and fold."""
+def fuse(row, runs, weight, scale="zscore", ensemble=False):
+    """StrengthNet's runs in `row` fused with the reference's predictions in `runs`: per seed and fold
+    (and with `ensemble`, the seeds' standardised strengths averaged: `seed_ensembles`)."""
     import numpy as np
     from late_fusion import seed_runs
 
     from keras_ser.training import strengthnet as S
     from keras_ser.training.metrics import mean_sd
 
-    seeds = {}
+    seeds, nets, refs = {}, {}, {}
     for seed, run in sorted(seed_runs(row).items(), key=lambda kv: (kv[0] is None, kv[0])):
         fold_dirs = sorted(glob.glob(os.path.join(run, "folds", "*")))
         if not fold_dirs:
@@ -219,6 +234,8 @@ def fuse(row, runs, weight, scale="zscore"):
             strong = S.strong_column(b["intensity"])
             y = b["strength_label"].to_numpy(float)
             net = a["predicted_strength"].to_numpy(float)
+            nets.setdefault(seed, {})[name] = dict(zip(a.index, net))
+            refs[name] = (strong, y, b["predicted_strength"].to_numpy(float), list(b.index))
             fused = fuse_strengths(net, b["predicted_strength"].to_numpy(float), weight, scale)
             f = scores(strong, y, fused)
             if scale != "raw":  # standardised strengths are off the labels' scale
@@ -235,8 +252,42 @@ def fuse(row, runs, weight, scale="zscore"):
               f"{s['fused']['srcc']:.3f})")
     first = next(iter(seeds.values()))
     summary = {k: {m: mean_sd([s[k][m] for s in seeds.values()]) for m in first[k]} for k in ("strengthnet", "fused")}
-    return {"row": os.path.abspath(row), "weight": weight, "scale": scale, "seeds": len(seeds),
-            "per_seed": [{"seed": k, **v} for k, v in seeds.items()], "summary": summary}
+    out = {"row": os.path.abspath(row), "weight": weight, "scale": scale, "seeds": len(seeds),
+           "per_seed": [{"seed": k, **v} for k, v in seeds.items()], "summary": summary}
+    if ensemble:
+        out["ensemble"] = seed_ensembles(nets, refs, weight)
+    return out
+
+
+def seed_ensembles(nets, refs, weight):
+    """Per set of seeds (all of them; with three or more, also each set of all but one): per fold the
+    mean of the seeds' predicted strengths, each z-scored over the fold's test utterances, scored alone
+    and fused (z-scored, `weight` on the ensemble) with the reference. `nets[seed][fold]`: a seed's
+    `{utterance id: strength}`; `refs[fold] = (strong, labels, reference's strengths, utterance ids)`."""
+    import numpy as np
+
+    folds = sorted(refs)
+    incomplete = [s for s, by_fold in nets.items() if sorted(by_fold) != folds]
+    if len(nets) < 2 or incomplete:
+        raise SystemExit(f"strength_reference: --ensemble needs two or more seeds scored on every fold "
+                         f"({len(nets)} seed(s); without every fold: {incomplete or 'none'})")
+    seeds = sorted(nets, key=lambda k: (k is None, k))
+    sets = [tuple(seeds)] + (list(itertools.combinations(seeds, len(seeds) - 1)) if len(seeds) >= 3 else [])
+    out = []
+    for chosen in sets:
+        per_fold = []
+        for name in folds:
+            strong, y, ref, ids = refs[name]
+            mean = np.mean([zscore(np.array([nets[s][name][u] for u in ids])) for s in chosen], axis=0)
+            alone, fused = scores(strong, y, mean), scores(strong, y, fuse_strengths(mean, ref, weight))
+            del alone["mae"], fused["mae"]  # standardised: off the labels' scale
+            per_fold.append({"fold": name, "strengthnet": alone, "fused": fused})
+        res = {k: {m: float(np.mean([f[k][m] for f in per_fold])) for m in per_fold[0][k]
+                   if m != "n" and all(m in f[k] for f in per_fold)} for k in ("strengthnet", "fused")}
+        out.append({"seeds": list(chosen), **res, "folds": per_fold})
+        print(f"seeds {'+'.join(map(str, chosen))} as one model: intensity AUC {res['strengthnet']['intensity_auc']:.3f}"
+              f", fused {res['fused']['intensity_auc']:.3f} (SRCC with the labels {res['strengthnet']['srcc']:.3f})")
+    return out
 
 
 def main(argv=None):
@@ -254,8 +305,12 @@ def main(argv=None):
     ap.add_argument("--weight", type=float, default=0.5, help="StrengthNet's weight in the fusion")
     ap.add_argument("--scale", choices=("zscore", "raw"), default="zscore",
                     help="fuse the two strengths standardised over each fold's test utterances, or as they are")
+    ap.add_argument("--ensemble", action="store_true",
+                    help="with --fuse: the row's seeds averaged as one model (all, and each set of all but one)")
     ap.add_argument("--out", required=True, help="the JSON to write")
     args = ap.parse_args(argv)
+    if args.ensemble and not args.fuse:
+        ap.error("--ensemble needs --fuse ROW (the seeds to average)")
     if args.inner_folds < 2:
         ap.error("--inner-folds must be at least 2")
     if not 0.0 <= args.weight <= 1.0:
@@ -270,7 +325,7 @@ def main(argv=None):
     doc = reference(cfg, args.folds_file, args.runs, args.inner_folds, args.select_metric, features=args.features)
     doc["command"] = " ".join(sys.argv)
     if args.fuse:
-        doc["fusion"] = fuse(args.fuse, args.runs, args.weight, args.scale)
+        doc["fusion"] = fuse(args.fuse, args.runs, args.weight, args.scale, ensemble=args.ensemble)
     write_json(doc, args.out)
     print(f"wrote {args.out}")
 

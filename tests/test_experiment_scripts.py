@@ -532,6 +532,33 @@ def test_strength_reference_chooses_its_penalty_on_inner_folds_and_fuses_with_st
     assert seed0["fused"]["intensity_auc"] == pytest.approx(np.mean(by_hand))
     assert fusion["summary"]["strengthnet"]["intensity_auc"]["n"] == 2
 
+    # the seeds as one model: their standardised strengths averaged, per fold (seed 2: the labels
+    # plus a fixed wobble, its rows shuffled: averaged by utterance, not by row)
+    for fold in folds:
+        ref = pd.read_csv(tmp_path / "ref" / "folds" / fold["name"] / "test_predictions.csv")
+        wobble = np.cos(np.arange(len(ref)) * 1.7)
+        path = tmp_path / "sn" / "seed2" / "folds" / fold["name"] / "test_predictions.csv"
+        os.makedirs(path.parent, exist_ok=True)
+        ref.assign(predicted_strength=3 * ref["strength_label"] + wobble, predicted_emotion=ref["emotion"]).iloc[::-1].to_csv(
+            path, index=False)
+    R.main([*common, "--runs", str(tmp_path / "ref"), "--out", str(out), "--fuse", str(tmp_path / "sn"), "--ensemble"])
+    ensemble = {tuple(e["seeds"]): e for e in json.load(open(out))["fusion"]["ensemble"]}
+    assert sorted(ensemble) == [(0, 1), (0, 1, 2), (0, 2), (1, 2)]
+    assert ensemble[(0, 1)]["strengthnet"]["intensity_auc"] == pytest.approx(0.5)  # a seed and its reverse cancel
+    by_hand, fused_by_hand = [], []
+    for fold in folds:
+        ref = pd.read_csv(tmp_path / "ref" / "folds" / fold["name"] / "test_predictions.csv")
+        wobble = np.cos(np.arange(len(ref)) * 1.7)
+        mean = 0.5 * z(ref["strength_label"]) + 0.5 * z(3 * ref["strength_label"] + wobble)
+        by_hand.append(roc_auc_score(ref["intensity"] == "strong", mean))
+        fused_by_hand.append(roc_auc_score(ref["intensity"] == "strong", 0.5 * z(mean) + 0.5 * z(ref["predicted_strength"])))
+    assert ensemble[(0, 2)]["strengthnet"]["intensity_auc"] == pytest.approx(np.mean(by_hand))
+    assert ensemble[(0, 2)]["fused"]["intensity_auc"] == pytest.approx(np.mean(fused_by_hand))
+    with pytest.raises(SystemExit, match="two or more seeds"):
+        R.main([*common, "--runs", str(tmp_path / "ref"), "--out", str(out), "--fuse", str(tmp_path / "sn" / "seed0"),
+                "--ensemble"])
+    shutil.rmtree(tmp_path / "sn" / "seed2")
+
     # other utterances, other labels: refused
     first = tmp_path / "sn" / "seed0" / "folds" / folds[0]["name"] / "test_predictions.csv"
     good = pd.read_csv(first)
