@@ -234,7 +234,7 @@ def fuse(row, runs, weight, scale="zscore", ensemble=False):
             strong = S.strong_column(b["intensity"])
             y = b["strength_label"].to_numpy(float)
             net = a["predicted_strength"].to_numpy(float)
-            nets.setdefault(seed, {})[name] = dict(zip(a.index, net))
+            nets.setdefault(seed, {})[name] = a["predicted_strength"]
             refs[name] = (strong, y, b["predicted_strength"].to_numpy(float), list(b.index))
             fused = fuse_strengths(net, b["predicted_strength"].to_numpy(float), weight, scale)
             f = scores(strong, y, fused)
@@ -242,8 +242,7 @@ def fuse(row, runs, weight, scale="zscore", ensemble=False):
                 del f["mae"]
             per_fold.append({"fold": name, "strengthnet": scores(strong, y, net), "fused": f,
                              "emotion_wa": float(np.mean(a["predicted_emotion"] == a["emotion"]))})
-        seeds[seed] = {k: {m: float(np.mean([f[k][m] for f in per_fold])) for m in per_fold[0][k]
-                           if m != "n" and all(m in f[k] for f in per_fold)} for k in ("strengthnet", "fused")}
+        seeds[seed] = fold_means(per_fold)
         seeds[seed]["emotion_wa"] = float(np.mean([f["emotion_wa"] for f in per_fold]))
         seeds[seed]["folds"] = per_fold
         s = seeds[seed]
@@ -259,11 +258,19 @@ def fuse(row, runs, weight, scale="zscore", ensemble=False):
     return out
 
 
+def fold_means(per_fold):
+    """The mean over folds of each score (but `n`) that every fold has, for StrengthNet and the fusion."""
+    import numpy as np
+
+    return {k: {m: float(np.mean([f[k][m] for f in per_fold])) for m in per_fold[0][k]
+                if m != "n" and all(m in f[k] for f in per_fold)} for k in ("strengthnet", "fused")}
+
+
 def seed_ensembles(nets, refs, weight):
     """Per set of seeds (all of them; with three or more, also each set of all but one): per fold the
     mean of the seeds' predicted strengths, each z-scored over the fold's test utterances, scored alone
     and fused (z-scored, `weight` on the ensemble) with the reference. `nets[seed][fold]`: a seed's
-    `{utterance id: strength}`; `refs[fold] = (strong, labels, reference's strengths, utterance ids)`."""
+    strengths (a Series by utterance id); `refs[fold] = (strong, labels, reference's strengths, utterance ids)`."""
     import numpy as np
 
     folds = sorted(refs)
@@ -278,12 +285,11 @@ def seed_ensembles(nets, refs, weight):
         per_fold = []
         for name in folds:
             strong, y, ref, ids = refs[name]
-            mean = np.mean([zscore(np.array([nets[s][name][u] for u in ids])) for s in chosen], axis=0)
+            mean = np.mean([zscore(nets[s][name].loc[ids].to_numpy(float)) for s in chosen], axis=0)
             alone, fused = scores(strong, y, mean), scores(strong, y, fuse_strengths(mean, ref, weight))
             del alone["mae"], fused["mae"]  # standardised: off the labels' scale
             per_fold.append({"fold": name, "strengthnet": alone, "fused": fused})
-        res = {k: {m: float(np.mean([f[k][m] for f in per_fold])) for m in per_fold[0][k]
-                   if m != "n" and all(m in f[k] for f in per_fold)} for k in ("strengthnet", "fused")}
+        res = fold_means(per_fold)
         out.append({"seeds": list(chosen), **res, "folds": per_fold})
         print(f"seeds {'+'.join(map(str, chosen))} as one model: intensity AUC {res['strengthnet']['intensity_auc']:.3f}"
               f", fused {res['fused']['intensity_auc']:.3f} (SRCC with the labels {res['strengthnet']['srcc']:.3f})")
